@@ -1,0 +1,47 @@
+# todo-operator — the two commands a newcomer needs are `make demo` and `make test`.
+# Both create .venv with a Python >= 3.12 found on this machine and install
+# the project with the pinned dependency set (constraints.txt).
+
+PYTHON_FOUND := $(shell scripts/find-python.sh)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: all venv test lint typecheck unit demo crds clean
+
+all: test
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -n "$(PYTHON_FOUND)" || { echo "make: no Python >= 3.12 found (see scripts/find-python.sh)"; exit 1; }
+	$(PYTHON_FOUND) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check todo_operator tests benchmarks
+	$(VENV)/bin/ruff format --check todo_operator tests benchmarks
+	$(VENV)/bin/lint-imports
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+# pytest exits 5 when it collected no test: that is a broken set-up, not a pass.
+test: lint typecheck
+	$(PY) -m pytest -p no:cacheprovider --basetemp=.pytest-tmp; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests — the set-up is broken"; exit 1; fi; \
+	  exit $$rc
+
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit -q
+
+crds: $(STAMP)
+	$(VENV)/bin/todo-operator crds --output-dir crds
+
+demo: $(STAMP)
+	$(VENV)/bin/todo-operator demo
+
+clean:
+	rm -rf $(VENV) .pytest-tmp .demo .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""todo-operator: todo tasks, recurring tasks and reminders as Kubernetes custom resources."""

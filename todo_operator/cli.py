@@ -1,0 +1,69 @@
+"""The one command-line entry point: ``todo-operator <command>``.
+
+Each command lives in its own module under :mod:`todo_operator.commands` and is
+imported only when it is chosen, so ``todo-operator preview`` starts without
+loading Kopf, a web framework or a database driver.
+
+A command module provides ``configure(parser)`` (adds its arguments) and
+``run(args) -> int`` (the exit code). Invalid input exits with code 2 and one
+readable line on stderr, as argparse does for bad flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Protocol
+
+# command name -> (module under todo_operator.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run", "run the operator (watches the cluster, relays the outbox)"),
+    "crds": ("crds", "print the CustomResourceDefinitions generated from the models"),
+    "migrate": ("migrate", "apply or roll back the PostgreSQL schema migrations"),
+    "preview": ("preview", "print the upcoming occurrences of a schedule"),
+}
+
+
+class CommandModule(Protocol):
+    def configure(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+class UsageError(Exception):
+    """Bad input a command detected itself; reported as one line, exit code 2."""
+
+
+def _load(command: str) -> CommandModule:
+    module_name, _ = COMMANDS[command]
+    module: CommandModule = importlib.import_module(f"todo_operator.commands.{module_name}")  # type: ignore[assignment]
+    return module
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="todo-operator", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    for name, (_, help_text) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_text)
+        # Only the chosen command's module is imported (and configures its flags).
+        if name == chosen:
+            _load(name).configure(command_parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(arguments)
+    args = parser.parse_args(arguments)
+    try:
+        return _load(args.command).run(args)
+    except UsageError as error:
+        print(f"todo-operator {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``todo-operator`` command; see :mod:`todo_operator.cli`."""
