@@ -1,0 +1,50 @@
+"""The facts the operator records, as events bound for the outbox.
+
+An event's id is derived from what happened (a UUIDv5 of its idempotency
+key), never drawn at random: a handler that runs again after a crash
+produces the same ids, the outbox keeps one row each, and consumers that
+drop duplicates by id see each fact once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+EventType = Literal[
+    "task.created",
+    "task.updated",
+    "task.completed",
+    "task.overdue",
+    "task.deleted",
+    "recurringtask.created",
+    "recurringtask.updated",
+    "recurringtask.ended",
+    "recurringtask.deleted",
+    "reminder.scheduled",
+    "reminder.sent",
+    "reminder.failed",
+    "reminder.cancelled",
+]
+
+TOPIC_TASK_EVENTS = "task-events"
+TOPIC_REMINDERS = "reminders"
+_EVENT_ID_NAMESPACE = uuid.UUID("6f1d6b8e-3c1e-5c53-9a51-7f3f0e6f2a10")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    type: EventType
+    subject: str  # "<namespace>/<name>"
+    partition_key: str  # the owner: Kafka partitions by user, so one user's events stay in order
+    key: str  # what makes this fact unique, e.g. "task.completed:<uid>:<instant>"
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> uuid.UUID:
+        return uuid.uuid5(_EVENT_ID_NAMESPACE, self.key)
+
+    @property
+    def topic(self) -> str:
+        return TOPIC_REMINDERS if self.type.startswith("reminder.") else TOPIC_TASK_EVENTS

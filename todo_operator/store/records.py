@@ -1,0 +1,184 @@
+"""PostgreSQL writes of the operator: one transaction per change, with its events.
+
+Each method is a unit of work: the resource's row is upserted and the events
+describing the change are appended to the outbox in the same transaction, so
+an event is published if and only if the change it describes was recorded.
+Rows are keyed by the object's uid; outbox rows by their derived event id
+(``ON CONFLICT DO NOTHING``), which makes every method safe to call again
+after a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from todo_operator.domain.events import Event
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskRow:
+    uid: str
+    namespace: str
+    name: str
+    owner: str
+    title: str
+    description: str
+    priority: str
+    tags: Sequence[str]
+    due_at: datetime | None
+    completed: bool
+    completed_at: datetime | None
+    phase: str
+    recurring_task_uid: str | None
+    occurrence: int | None
+    recurring_pattern: str | None
+    recurring_end_date: datetime | None
+    next_occurrence: datetime | None
+    reminder_at: datetime | None
+    generation: int
+    spec: dict[str, Any]
+    status: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecurringTaskRow:
+    uid: str
+    namespace: str
+    name: str
+    owner: str
+    title: str
+    rule: str | None
+    time_zone: str
+    anchor: str
+    phase: str
+    current_task: str | None
+    next_due_at: datetime | None
+    occurrences: int
+    last_completed_at: datetime | None
+    generation: int
+    spec: dict[str, Any]
+    status: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class RecordNotFound(LookupError):
+    """The row is not (yet) there: the handler that records it has not run."""
+
+
+_TASK_UPSERT = """
+INSERT INTO tasks (uid, namespace, name, owner, title, description, priority, tags, due_at, completed,
+                   completed_at, phase, recurring_task_uid, occurrence, recurring_pattern, recurring_end_date,
+                   next_occurrence, reminder_at, generation, spec, status, created_at, updated_at)
+VALUES (%(uid)s, %(namespace)s, %(name)s, %(owner)s, %(title)s, %(description)s, %(priority)s, %(tags)s,
+        %(due_at)s, %(completed)s, %(completed_at)s, %(phase)s, %(recurring_task_uid)s, %(occurrence)s,
+        %(recurring_pattern)s, %(recurring_end_date)s, %(next_occurrence)s, %(reminder_at)s, %(generation)s,
+        %(spec)s, %(status)s, %(created_at)s, %(updated_at)s)
+ON CONFLICT (uid) DO UPDATE SET
+    owner = EXCLUDED.owner, title = EXCLUDED.title, description = EXCLUDED.description,
+    priority = EXCLUDED.priority, tags = EXCLUDED.tags, due_at = EXCLUDED.due_at,
+    completed = EXCLUDED.completed,
+    -- The first recorded completion instant wins: a re-run must not move it.
+    completed_at = CASE WHEN EXCLUDED.completed THEN COALESCE(tasks.completed_at, EXCLUDED.completed_at) END,
+    phase = EXCLUDED.phase, recurring_task_uid = EXCLUDED.recurring_task_uid,
+    occurrence = EXCLUDED.occurrence, recurring_pattern = EXCLUDED.recurring_pattern,
+    recurring_end_date = EXCLUDED.recurring_end_date, next_occurrence = EXCLUDED.next_occurrence,
+    reminder_at = EXCLUDED.reminder_at, generation = EXCLUDED.generation, spec = EXCLUDED.spec,
+    status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, deleted_at = NULL
+RETURNING completed_at
+"""
+
+_RECURRING_TASK_UPSERT = """
+INSERT INTO recurring_tasks (uid, namespace, name, owner, title, rule, time_zone, anchor, phase, current_task,
+                             next_due_at, occurrences, last_completed_at, generation, spec, status,
+                             created_at, updated_at)
+VALUES (%(uid)s, %(namespace)s, %(name)s, %(owner)s, %(title)s, %(rule)s, %(time_zone)s, %(anchor)s,
+        %(phase)s, %(current_task)s, %(next_due_at)s, %(occurrences)s, %(last_completed_at)s,
+        %(generation)s, %(spec)s, %(status)s, %(created_at)s, %(updated_at)s)
+ON CONFLICT (uid) DO UPDATE SET
+    owner = EXCLUDED.owner, title = EXCLUDED.title, rule = EXCLUDED.rule, time_zone = EXCLUDED.time_zone,
+    anchor = EXCLUDED.anchor, phase = EXCLUDED.phase, current_task = EXCLUDED.current_task,
+    next_due_at = EXCLUDED.next_due_at, occurrences = EXCLUDED.occurrences,
+    last_completed_at = EXCLUDED.last_completed_at, generation = EXCLUDED.generation,
+    spec = EXCLUDED.spec, status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, deleted_at = NULL
+"""
+
+_OUTBOX_APPEND = """
+INSERT INTO outbox (event_id, topic, event_type, subject, partition_key, payload)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+
+def _row_parameters(row: TaskRow | RecurringTaskRow) -> dict[str, Any]:
+    parameters = dict(vars(row))
+    parameters["spec"] = Jsonb(row.spec)
+    parameters["status"] = Jsonb(row.status)
+    if isinstance(row, TaskRow):
+        parameters["tags"] = list(row.tags)
+    return parameters
+
+
+async def _append_events(connection: AsyncConnection[Any], events: Sequence[Event]) -> None:
+    async with connection.cursor() as cursor:
+        await cursor.executemany(
+            _OUTBOX_APPEND,
+            [
+                (event.id, event.topic, event.type, event.subject, event.partition_key, Jsonb(event.data))
+                for event in events
+            ],
+        )
+
+
+class Records:
+    """The operator's unit-of-work writes, over a connection pool."""
+
+    def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
+        self._pool = pool
+
+    async def save_task(self, row: TaskRow, *, events: Sequence[Event] = ()) -> datetime | None:
+        """Upsert a Task with its events; return the durable completion instant (if completed)."""
+        async with self._pool.connection() as connection, connection.transaction():
+            cursor = await connection.execute(_TASK_UPSERT, _row_parameters(row))
+            stored = await cursor.fetchone()
+            await _append_events(connection, events)
+        completed_at: datetime | None = stored[0] if stored else None
+        return completed_at
+
+    async def save_recurring_task(self, row: RecurringTaskRow, *, events: Sequence[Event] = ()) -> None:
+        async with self._pool.connection() as connection, connection.transaction():
+            await connection.execute(_RECURRING_TASK_UPSERT, _row_parameters(row))
+            await _append_events(connection, events)
+
+    async def completion_instant(self, *, task_uid: str) -> datetime:
+        """When the task was completed, as first recorded (the schedule advances from it)."""
+        async with self._pool.connection() as connection:
+            cursor = await connection.execute(
+                "SELECT completed_at FROM tasks WHERE uid = %s AND completed", (task_uid,)
+            )
+            found = await cursor.fetchone()
+        if found is None or found[0] is None:
+            raise RecordNotFound(f"the completion of task {task_uid} is not recorded yet")
+        instant: datetime = found[0]
+        return instant
+
+    async def mark_deleted(
+        self, *, table: str, uid: str, at: datetime, events: Sequence[Event] = ()
+    ) -> None:
+        if table not in {"tasks", "recurring_tasks", "reminders"}:
+            raise ValueError(f"unknown table {table!r}")
+        async with self._pool.connection() as connection, connection.transaction():
+            await connection.execute(
+                f"UPDATE {table} SET deleted_at = COALESCE(deleted_at, %s) WHERE uid = %s",  # table is whitelisted
+                (at, uid),
+            )
+            await _append_events(connection, events)
