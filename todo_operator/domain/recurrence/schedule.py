@@ -1,0 +1,537 @@
+"""Schedules: a rule, a start, a zone and bounds, asked "when is this due next?".
+
+Occurrences are expanded in wall-clock time (see :mod:`.expansion`) and only
+then turned into instants, with one policy (docs/RECURRENCE.md, "Time zones"):
+
+* an occurrence keeps its wall-clock time in the schedule's zone;
+* a wall-clock time that does not exist (spring-forward gap) moves forward
+  by the length of the gap (RFC 5545 §3.3.5; Google Calendar, ical4j and
+  rust-rrule do the same);
+* an ambiguous one (fall-back) is its first, earlier instant;
+* no instant is produced twice, and COUNT counts distinct instants.
+
+The first two points are exactly what PEP 495 gives for ``fold=0``, so the
+resolution is ``wall - zone.utcoffset(wall)``. Moving gap times forward can
+put them after later wall-clock times (02:45 in the gap becomes 03:45, after
+a 03:00 occurrence), so instants are re-ordered in a small heap that holds
+only gap times. Internally instants are naive UTC datetimes: comparing aware
+datetimes that share a tzinfo ignores ``fold`` (PEP 495), which is exactly
+the trap this module exists to avoid.
+
+Nothing here reads the clock: every "now" is a parameter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.relativedelta import relativedelta
+
+from todo_operator.domain.recurrence import expansion, rules
+
+Every = Literal["daily", "weekly", "monthly", "yearly"]
+Anchor = Literal["schedule", "completion"]
+
+_FIRST_YEAR = 1900
+_LAST_START_YEAR = 2999
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ScheduleSpec:
+    """A schedule as users write it (``RecurringTask.spec.schedule``).
+
+    Naive datetimes are wall-clock times in ``time_zone``; aware ones are instants.
+    """
+
+    rrule: str | None = None
+    every: Every | None = None
+    interval: int = 1
+    start: datetime
+    time_zone: str = "UTC"
+    until: datetime | None = None
+    count: int | None = None
+    exdates: tuple[datetime, ...] = ()
+
+
+def load_zone(name: str) -> ZoneInfo:
+    """The IANA zone called ``name``, or a ScheduleError that says it is unknown."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # ValueError/OSError: names that are not zone keys at all ("../x", "", a folder).
+        raise rules.ScheduleError(f"unknown time zone {name!r}") from None
+
+
+class Recurrence:
+    """A compiled schedule. Build it with :meth:`compile`; every method is pure and cheap.
+
+    All returned datetimes are aware, in :attr:`zone`. Methods that take an
+    instant need an aware datetime (any zone).
+    """
+
+    rule_text: str
+    zone: ZoneInfo
+    start: datetime
+    until: datetime | None
+    count: int | None
+    every: Every | None  # set when the schedule was written with `every` (matters for anchor=completion)
+
+    def __init__(
+        self,
+        *,
+        rule: rules.Rule,
+        every: Every | None,
+        zone: ZoneInfo,
+        start_wall: datetime,
+        until_utc: datetime | None,
+        exdates_utc: frozenset[datetime],
+        limits: rules.Limits,
+    ) -> None:
+        # Not for callers: use compile(), which validates. next_due() builds restarted copies this way.
+        self._rule = rule
+        self._limits = limits
+        self.zone = zone
+        self._start_wall = start_wall
+        self._start_utc = _resolve(start_wall, zone)
+        self._until_utc = until_utc
+        self._exdates_utc = exdates_utc
+        self.count = rule.count
+        self.every = every
+        self.rule_text = dataclasses.replace(rule, until_utc=until_utc, until_wall=None).text()
+        self.start = self._aware(self._start_utc)
+        self.until = None if until_utc is None else self._aware(until_utc)
+        self._search_horizon = (
+            min(limits.search_horizon, limits.sub_daily_search_horizon)
+            if rule.frequency in ("HOURLY", "MINUTELY")
+            else limits.search_horizon
+        )
+        self._expansion = expansion.WallClockExpansion(
+            rule=expansion.make_explicit(rule, start_wall=start_wall),
+            start_wall=start_wall,
+            search_horizon=self._search_horizon,
+        )
+        # The COUNT-th instant, computed once on first use (cost bounded by Limits.max_count).
+        self._count_end_utc: datetime | None = None
+
+    @classmethod
+    def compile(cls, spec: ScheduleSpec, *, limits: rules.Limits | None = None) -> Recurrence:
+        """Validate ``spec`` and prepare it; raises :class:`ScheduleError` with a readable message."""
+        limits = rules.Limits() if limits is None else limits
+        zone = load_zone(spec.time_zone)
+        rule = _rule_of(spec, limits=limits)
+        start_wall = _wall_clock(spec.start, zone=zone, what="start").replace(microsecond=0)
+        if not _FIRST_YEAR <= start_wall.year <= _LAST_START_YEAR:
+            raise rules.ScheduleError(f"start must be between the years {_FIRST_YEAR} and {_LAST_START_YEAR}")
+        start_utc = _resolve(start_wall, zone)
+        until_utc = _until_of(spec, rule=rule, zone=zone, start_utc=start_utc, limits=limits)
+        count = _count_of(spec, rule=rule, limits=limits)
+        if count is not None and until_utc is not None:
+            raise rules.ScheduleError("count and until cannot both be given")
+        exdates = frozenset(
+            _resolve(_wall_clock(exdate, zone=zone, what="exdate").replace(microsecond=0), zone)
+            for exdate in spec.exdates
+        )
+        recurrence = cls(
+            rule=dataclasses.replace(rule, count=count, until_utc=None, until_wall=None),
+            every=spec.every,
+            zone=zone,
+            start_wall=start_wall,
+            until_utc=until_utc,
+            exdates_utc=exdates,
+            limits=limits,
+        )
+        recurrence._check_produces_occurrences()
+        recurrence._check_spacing()
+        return recurrence
+
+    # -- what the operator asks ------------------------------------------------------------------
+
+    def next_after(self, instant: datetime) -> datetime | None:
+        """The first occurrence strictly after ``instant``; None when the schedule has ended."""
+        after = _utc(instant)
+        for occurrence in self._occurrences_from(after):
+            if occurrence > after:
+                return self._aware(occurrence)
+        return None
+
+    def first_at_or_after(self, instant: datetime) -> datetime | None:
+        """The first occurrence at or after ``instant``; None when the schedule has ended."""
+        for occurrence in self._occurrences_from(_utc(instant)):
+            return self._aware(occurrence)
+        return None
+
+    def between(self, start: datetime, end: datetime) -> list[datetime]:
+        """The occurrences in ``[start, end)``. Its cost grows with the number of results."""
+        end_utc = _utc(end)
+        found: list[datetime] = []
+        for occurrence in self._occurrences_from(_utc(start)):
+            if occurrence >= end_utc:
+                break
+            found.append(self._aware(occurrence))
+        return found
+
+    def first(self, n: int) -> list[datetime]:
+        """The first ``n`` occurrences from the start."""
+        found: list[datetime] = []
+        if n <= 0:
+            return found
+        for occurrence in self._occurrences_from(self._start_utc):
+            found.append(self._aware(occurrence))
+            if len(found) >= n:
+                break
+        return found
+
+    def is_excluded(self, instant: datetime) -> bool:
+        """Whether ``instant`` is one of the schedule's exdates."""
+        return _utc(instant) in self._exdates_utc
+
+    def next_after_completion(self, completed_at: datetime) -> datetime | None:
+        """The next due under ``anchor: completion``, ignoring COUNT (see :func:`next_due`)."""
+        completed_wall = _wall_of(_utc(completed_at), self.zone)
+        restart_wall = completed_wall.replace(
+            hour=self._start_wall.hour,
+            minute=self._start_wall.minute,
+            second=self._start_wall.second,
+            microsecond=0,
+        )
+        if self.every is not None:
+            return self._one_interval_later(every=self.every, completion_day_wall=restart_wall)
+        restarted = Recurrence(
+            rule=dataclasses.replace(self._rule, count=None),  # COUNT: the caller counts spawned occurrences
+            every=None,
+            zone=self.zone,
+            start_wall=restart_wall,
+            until_utc=self._until_utc,
+            exdates_utc=self._exdates_utc,
+            limits=self._limits,
+        )
+        return restarted.next_after(max(restarted.start, completed_at, key=_utc))
+
+    def _one_interval_later(self, *, every: Every, completion_day_wall: datetime) -> datetime | None:
+        interval = self._rule.interval
+        step = {
+            "daily": relativedelta(days=interval),
+            "weekly": relativedelta(weeks=interval),
+            "monthly": relativedelta(months=interval),
+            "yearly": relativedelta(years=interval),
+        }[every]
+        # Exdates are finite, so len(exdates) + 1 steps always get past them.
+        for steps in range(1, len(self._exdates_utc) + 2):
+            due_wall = completion_day_wall + step * steps
+            if due_wall.year > expansion.LAST_YEAR:
+                return None
+            due = _resolve(due_wall, self.zone)
+            if self._until_utc is not None and due > self._until_utc:
+                return None
+            if due not in self._exdates_utc:
+                return self._aware(due)
+        return None  # pragma: no cover - unreachable by the pigeonhole argument above
+
+    # -- expansion -------------------------------------------------------------------------------
+
+    def _occurrences_from(self, earliest_utc: datetime) -> Iterator[datetime]:
+        """Occurrences at or after ``earliest_utc``: the rule's instants within COUNT, minus exdates."""
+        count_end = self._count_end()
+        end = self._until_utc if count_end is None else count_end
+        return self._rule_instants_from(earliest_utc, end=end, excluded=self._exdates_utc)
+
+    def _count_end(self) -> datetime | None:
+        """The COUNT-th distinct instant: with COUNT, the schedule is the rule up to it.
+
+        Listing from the start is unavoidable (the position of an occurrence
+        depends on all before it) but bounded by ``Limits.max_count`` and done
+        once per compiled schedule; afterwards COUNT costs what UNTIL costs.
+        """
+        if self.count is None:
+            return None
+        if self._count_end_utc is None:
+            last = self._start_utc
+            instants = self._rule_instants_from(self._start_utc, end=self._until_utc, excluded=frozenset())
+            for position, instant in enumerate(instants, start=1):
+                last = instant
+                if position >= self.count:
+                    break
+            self._count_end_utc = last
+        return self._count_end_utc
+
+    def _rule_instants_from(
+        self, earliest_utc: datetime, *, end: datetime | None, excluded: frozenset[datetime]
+    ) -> Iterator[datetime]:
+        """Instants (naive UTC) in ``[earliest_utc, end]``, sorted and distinct, minus ``excluded``.
+
+        ``excluded`` instants still take their place (they are skipped after
+        ordering and de-duplication), so exdates never change what COUNT counts.
+        """
+        lower = max(earliest_utc, self._start_utc)
+        zone = self.zone
+        lower_wall = _wall_of(lower, zone)
+        # A wall time up to one gap before `lower_wall` may resolve after `lower`; look that far back.
+        slack = abs(_offset(zone, lower_wall + _TWO_DAYS) - _offset(zone, lower_wall - _TWO_DAYS))
+        waiting: list[datetime] = []  # gap times moved forward, not yet safe to emit
+        # Emitted instants increase strictly: `> last` filters both duplicates and times before `lower`.
+        last = lower - _ONE_MICROSECOND
+        for wall in self._expansion.wall_times_from(lower_wall - slack):
+            offset = _offset(zone, wall)  # fold=0: the gap/ambiguity policy, see the module docstring
+            instant = wall - offset
+            if _offset(zone, wall.replace(fold=1)) > offset:
+                heapq.heappush(waiting, instant)  # in a gap: a later wall time may still resolve before it
+                continue
+            # `wall` exists, so every later wall time resolves after `instant`: all up to it are final.
+            while waiting and waiting[0] <= instant:
+                candidate = heapq.heappop(waiting)
+                if candidate > last:
+                    if end is not None and candidate > end:
+                        return
+                    last = candidate
+                    if candidate not in excluded:
+                        yield candidate
+            if instant > last:
+                if end is not None and instant > end:
+                    return
+                last = instant
+                if instant not in excluded:
+                    yield instant
+        while waiting:
+            candidate = heapq.heappop(waiting)
+            if candidate > last:
+                if end is not None and candidate > end:
+                    return
+                last = candidate
+                if candidate not in excluded:
+                    yield candidate
+
+    def _aware(self, instant_utc: datetime) -> datetime:
+        return instant_utc.replace(tzinfo=UTC).astimezone(self.zone)
+
+    # -- compile-time checks ---------------------------------------------------------------------
+
+    def _check_produces_occurrences(self) -> None:
+        if expansion.set_positions_never_match(self._expansion.rule):
+            raise rules.ScheduleError(
+                f"the rule {self.rule_text} can never produce an occurrence: BYSETPOS asks for more "
+                f"occurrences than one {self._rule.frequency.lower()} period has"
+            )
+        if expansion.days_never_match(
+            self._expansion.rule, start_wall=self._start_wall, search_horizon=self._search_horizon
+        ):
+            raise self._no_occurrence_error()
+        first = next(
+            self._rule_instants_from(self._start_utc, end=self._until_utc, excluded=frozenset()), None
+        )
+        if first is None:
+            if self._until_utc is not None:
+                first_unbounded = next(
+                    self._rule_instants_from(self._start_utc, end=None, excluded=frozenset()), None
+                )
+                if first_unbounded is not None:
+                    raise rules.ScheduleError(
+                        f"the schedule ends ({_show(self._aware(self._until_utc))}) before its first "
+                        f"occurrence ({_show(self._aware(first_unbounded))})"
+                    )
+            raise self._no_occurrence_error()
+        # A bounded schedule could be all exdates (an unbounded one cannot: exdates are finite).
+        # This looks at no more than len(exdates) + 1 instants.
+        bounded = self.count is not None or self._until_utc is not None
+        if self._exdates_utc and bounded and next(self._occurrences_from(self._start_utc), None) is None:
+            raise rules.ScheduleError("every occurrence of the schedule is excluded by exdates")
+
+    def _no_occurrence_error(self) -> rules.ScheduleError:
+        years = round(self._search_horizon / timedelta(days=365.25))
+        return rules.ScheduleError(
+            f"the rule {self.rule_text} produces no occurrence within {years} years after the start"
+        )
+
+    def _check_spacing(self) -> None:
+        """Occurrences must be at least ``Limits.min_spacing`` apart, judged on the rule's own output.
+
+        Two looks: the times of day a day-or-longer rule produces (all of
+        them, so a rare day cannot hide a close pair), and the first
+        ``Limits.spacing_sample`` wall-clock times (which catches pairs across
+        midnight and every sub-daily pattern, since those repeat within a few
+        periods).
+        """
+        minimum = self._limits.min_spacing
+        explicit = self._expansion.rule
+        if explicit.frequency in ("YEARLY", "MONTHLY", "WEEKLY", "DAILY"):
+            per_day = len(explicit.by_hour) * len(explicit.by_minute) * len(explicit.by_second)
+            if per_day > 1 and per_day * minimum > timedelta(days=1):
+                raise rules.ScheduleError(
+                    f"the rule has {per_day} times of day; occurrences must be at least "
+                    f"{_show_duration(minimum)} apart"
+                )
+            seconds = [h * 3600 + m * 60 + s for h, m, s in explicit.times_of_day()]
+            for earlier, later in itertools.pairwise(seconds):
+                if timedelta(seconds=later - earlier) < minimum:
+                    raise rules.ScheduleError(
+                        f"occurrences must be at least {_show_duration(minimum)} apart; this rule has "
+                        f"{_show_time(earlier)} and {_show_time(later)} on the same day"
+                    )
+            if timedelta(seconds=seconds[0] + 86_400 - seconds[-1]) >= minimum:
+                return  # no pair across midnight can be closer either: nothing left to sample
+        previous: datetime | None = None
+        for seen, wall in enumerate(self._expansion.wall_times_from(self._start_wall)):
+            if seen >= self._limits.spacing_sample:
+                break
+            if wall < self._start_wall:
+                continue
+            if previous is not None and wall - previous < minimum:
+                raise rules.ScheduleError(
+                    f"occurrences must be at least {_show_duration(minimum)} apart; this rule has "
+                    f"{previous:%Y-%m-%d %H:%M:%S} and {wall:%Y-%m-%d %H:%M:%S}"
+                )
+            previous = wall
+
+
+# -- the two completion policies ----------------------------------------------------------------
+
+
+def next_due(
+    recurrence: Recurrence,
+    *,
+    anchor: Anchor,
+    previous_due: datetime,
+    completed_at: datetime,
+    occurrences_so_far: int,
+) -> datetime | None:
+    """When the occurrence after the one just completed is due; None when the schedule has ended.
+
+    ``anchor="schedule"``: the first occurrence strictly after both
+    ``previous_due`` and ``completed_at``. COUNT is part of the rule: the
+    schedule ends at its COUNT-th occurrence, and slots skipped because the
+    task was completed late are not made up.
+
+    ``anchor="completion"``: measured from ``completed_at``. For a schedule
+    from ``every`` (pass it, as the spec says it), one interval after the
+    completion day at the start's time of day (month and year steps keep the
+    day of month, clamped to the month's end). For an ``rrule``, the rule
+    restarted on the completion day at the start's time of day; the next due
+    is its first occurrence strictly after that restart and after the
+    completion. COUNT counts spawned occurrences (``occurrences_so_far``),
+    since a restarted rule cannot count for itself.
+
+    Under both anchors UNTIL is an absolute end and exdates are skipped.
+    """
+    if recurrence.count is not None and occurrences_so_far >= recurrence.count:
+        return None
+    if anchor == "schedule":
+        return recurrence.next_after(max(previous_due, completed_at, key=_utc))
+    return recurrence.next_after_completion(completed_at)
+
+
+# -- parsing the spec ---------------------------------------------------------------------------
+
+_TWO_DAYS = timedelta(days=2)
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def _rule_of(spec: ScheduleSpec, *, limits: rules.Limits) -> rules.Rule:
+    if spec.rrule is not None and spec.every is not None:
+        raise rules.ScheduleError("give either rrule or every, not both")
+    if spec.rrule is not None:
+        if spec.interval != 1:
+            raise rules.ScheduleError("interval goes with every; in an rrule write INTERVAL=n")
+        return rules.parse_rule(spec.rrule, limits=limits)
+    if spec.every is not None:
+        return rules.every_rule(every=spec.every, interval=spec.interval)
+    raise rules.ScheduleError("a schedule needs rrule or every")
+
+
+def _until_of(
+    spec: ScheduleSpec, *, rule: rules.Rule, zone: ZoneInfo, start_utc: datetime, limits: rules.Limits
+) -> datetime | None:
+    candidates: list[datetime] = []
+    if rule.until_utc is not None:
+        candidates.append(rule.until_utc)
+    if rule.until_wall is not None:
+        candidates.append(_resolve(rule.until_wall, zone))
+    if spec.until is not None:
+        candidates.append(
+            _resolve(_wall_clock(spec.until, zone=zone, what="until").replace(microsecond=0), zone)
+        )
+    if not candidates:
+        return None
+    until = candidates[0]
+    if any(other != until for other in candidates):
+        raise rules.ScheduleError(
+            "until is given both in the rrule (UNTIL) and in the schedule, with different values"
+        )
+    if until < start_utc:
+        raise rules.ScheduleError(
+            f"until ({_show(until.replace(tzinfo=UTC).astimezone(zone))}) is before the start"
+        )
+    if until - start_utc > limits.max_until_after_start:
+        years = round(limits.max_until_after_start / timedelta(days=365.25))
+        raise rules.ScheduleError(f"until must be within {years} years of the start")
+    return until
+
+
+def _count_of(spec: ScheduleSpec, *, rule: rules.Rule, limits: rules.Limits) -> int | None:
+    if spec.count is not None and not 1 <= spec.count <= limits.max_count:
+        raise rules.ScheduleError(f"count must be between 1 and {limits.max_count}, got {spec.count}")
+    if spec.count is not None and rule.count is not None and spec.count != rule.count:
+        raise rules.ScheduleError(
+            f"count is given both in the rrule (COUNT={rule.count}) and in the schedule ({spec.count})"
+        )
+    return rule.count if rule.count is not None else spec.count
+
+
+# -- time helpers -------------------------------------------------------------------------------
+
+
+def _wall_clock(value: datetime, *, zone: ZoneInfo, what: str) -> datetime:
+    """A spec datetime as naive wall-clock time in ``zone`` (naive input already is)."""
+    if not isinstance(value, datetime):
+        raise rules.ScheduleError(f"{what} must be a date and time, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        return value.replace(tzinfo=None)
+    return value.astimezone(zone).replace(tzinfo=None, fold=0)
+
+
+def _resolve(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The instant (naive UTC) of a wall-clock time under the gap/ambiguity policy."""
+    wall = wall.replace(fold=0)
+    return wall - _offset(zone, wall)
+
+
+def _offset(zone: ZoneInfo, wall: datetime) -> timedelta:
+    """The zone's UTC offset at a naive wall-clock time (its ``fold`` picks the side of a transition)."""
+    offset = zone.utcoffset(wall)
+    if offset is None:  # pragma: no cover - ZoneInfo always has an offset
+        raise ValueError(f"time zone {zone.key} has no UTC offset at {wall}")
+    return offset
+
+
+def _wall_of(instant_utc: datetime, zone: ZoneInfo) -> datetime:
+    return instant_utc.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None, fold=0)
+
+
+def _utc(instant: datetime) -> datetime:
+    """An aware instant as naive UTC; naive input is a programming error here, not a user's."""
+    offset = instant.utcoffset()
+    if offset is None:
+        raise ValueError(f"expected an aware datetime (an instant), got {instant!r}")
+    return (instant.replace(tzinfo=None) - offset).replace(fold=0)
+
+
+def _show(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def _show_time(seconds_of_day: int) -> str:
+    hours, rest = divmod(seconds_of_day, 3600)
+    return f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _show_duration(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    for unit_seconds, unit in ((3600, "hour"), (60, "minute"), (1, "second")):
+        if seconds % unit_seconds == 0:
+            amount = seconds // unit_seconds
+            return f"{amount} {unit}" + ("" if amount == 1 else "s")
+    return f"{seconds} seconds"  # pragma: no cover - the loop always returns
