@@ -41,7 +41,7 @@ crds: $(STAMP)
 	$(VENV)/bin/todo-operator crds --output-dir crds
 
 demo: $(STAMP)
-	$(VENV)/bin/todo-operator demo
+	$(VENV)/bin/todo-operator demo $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest-tmp .demo .mypy_cache .ruff_cache

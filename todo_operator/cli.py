@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "crds": ("crds", "print the CustomResourceDefinitions generated from the models"),
     "migrate": ("migrate", "apply or roll back the PostgreSQL schema migrations"),
     "preview": ("preview", "print the upcoming occurrences of a schedule"),
+    "demo": ("demo", "run the whole system on this machine (no cluster needed)"),
 }
 
 
@@ -38,7 +39,7 @@ class UsageError(Exception):
 
 def _load(command: str) -> CommandModule:
     module_name, _ = COMMANDS[command]
-    module: CommandModule = importlib.import_module(f"todo_operator.commands.{module_name}")  # type: ignore[assignment]
+    module: CommandModule = importlib.import_module(f"todo_operator.commands.{module_name}")
     return module
 
 

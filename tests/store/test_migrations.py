@@ -47,7 +47,13 @@ def test_tasks_carry_the_seed_columns(database_url: str) -> None:
                 "SELECT column_name FROM information_schema.columns WHERE table_name = 'tasks'"
             ).fetchall()
         }
-    assert columns >= {"recurring_pattern", "recurring_end_date", "next_occurrence", "reminder_at", "reminder_sent"}
+    assert columns >= {
+        "recurring_pattern",
+        "recurring_end_date",
+        "next_occurrence",
+        "reminder_at",
+        "reminder_sent",
+    }
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,9 @@ NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def records(database_url: str) -> AsyncIterator[Records]:
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(database_url, open=False, kwargs={"autocommit": True})
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        database_url, open=False, kwargs={"autocommit": True}
+    )
     await pool.open(wait=True)
     try:
         yield Records(pool)
@@ -58,7 +60,9 @@ def _task(**changes: Any) -> TaskRow:
 
 
 def _event(row: TaskRow, kind: str = "task.created") -> Event:
-    return Event(type=kind, subject=f"{row.namespace}/{row.name}", partition_key=row.owner, key=f"{kind}:{row.uid}")  # type: ignore[arg-type]
+    return Event(
+        type=kind, subject=f"{row.namespace}/{row.name}", partition_key=row.owner, key=f"{kind}:{row.uid}"
+    )  # type: ignore[arg-type]
 
 
 def _count(dsn: str, sql: str) -> int:
@@ -85,7 +89,9 @@ async def test_saving_again_appends_no_second_event(records: Records, database_u
 
 async def test_a_failed_event_write_rolls_back_the_change(records: Records, database_url: str) -> None:
     row = _task()
-    poisoned = Event(type="task.created", subject="x" * 10, partition_key=row.owner, key="k", data={"bad": "\x00"})
+    poisoned = Event(
+        type="task.created", subject="x" * 10, partition_key=row.owner, key="k", data={"bad": "\x00"}
+    )
     with pytest.raises(psycopg.Error):
         await records.save_task(row, events=[poisoned])
     assert _count(database_url, "SELECT count(*) FROM tasks") == 0

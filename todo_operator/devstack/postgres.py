@@ -88,7 +88,9 @@ class ThrowawayPostgres:
             command = ["runuser", "-u", "postgres", "--", *command]
         result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
         if result.returncode != 0:
-            raise RuntimeError(f"{argv[0]} failed ({result.returncode}): {result.stderr.strip() or result.stdout}")
+            raise RuntimeError(
+                f"{argv[0]} failed ({result.returncode}): {result.stderr.strip() or result.stdout}"
+            )
 
     def start(self) -> ThrowawayPostgres:
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -99,7 +101,20 @@ class ThrowawayPostgres:
             shutil.chown(self.base_dir, user="postgres", group="postgres")
             shutil.chown(socket_dir, user="postgres", group="postgres")
         if not (self.data_dir / "PG_VERSION").exists():
-            self._run(["initdb", "-D", str(self.data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+            self._run(
+                [
+                    "initdb",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
+            )
         options = " ".join(
             [
                 f"-p {self.port}",
@@ -111,7 +126,9 @@ class ThrowawayPostgres:
                 "-c max_connections=200",
             ]
         )
-        self._run(["pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options, "-w", "start"])
+        self._run(
+            ["pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options, "-w", "start"]
+        )
         return self
 
     def stop(self, *, mode: str = "fast") -> None:

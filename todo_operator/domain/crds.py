@@ -131,7 +131,19 @@ def _structural(node: Any, defs: dict[str, JsonSchema], *, keep_defaults: bool) 
         if key == "const":
             result["enum"] = [value]
         elif key == "enum" and value == "__time_zones__":
-            result["enum"] = list(resources.known_time_zones())
+            # A CEL membership rule rather than an enum: the API server then answers
+            # "unknown time zone 'Mars/Olympus'" instead of listing 600 supported values.
+            zones = ", ".join(f"'{zone}'" for zone in resources.known_time_zones())
+            result["maxLength"] = 64
+            result["x-kubernetes-validations"] = [
+                {
+                    "rule": f"self in [{zones}]",
+                    "messageExpression": (
+                        '"unknown time zone \'" + self + "\' (use an IANA name such as Europe/Berlin)"'
+                    ),
+                    "reason": "FieldValueNotSupported",
+                }
+            ]
         elif key == "properties":
             result[key] = {
                 name: _structural(schema, defs, keep_defaults=keep_defaults) for name, schema in value.items()
@@ -158,7 +170,10 @@ def custom_resource_definition(kind: Kind) -> dict[str, Any]:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": kind.crd_name,
-            "labels": {"app.kubernetes.io/name": "todo-operator", "app.kubernetes.io/part-of": "todo-operator"},
+            "labels": {
+                "app.kubernetes.io/name": "todo-operator",
+                "app.kubernetes.io/part-of": "todo-operator",
+            },
         },
         "spec": {
             "group": resources.GROUP,

@@ -23,8 +23,17 @@ import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 GROUP = "todo.dev"
 VERSION = "v1alpha1"
@@ -39,7 +48,8 @@ Anchor = Literal["schedule", "completion"]
 
 # A pragmatic e-mail shape (RFC 5321 lengths): good enough to catch typos at the
 # API server; delivery problems are reported by the mail server later.
-EMAIL_PATTERN = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+_EMAIL_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN = rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_EMAIL_LABEL}(?:\.{_EMAIL_LABEL})*$"
 DURATION_PATTERN = r"^(?:[0-9]+d)?(?:[0-9]+h)?(?:[0-9]+m)?$"
 TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$"
 # A local or offset date-time as users write it in a schedule: 2026-12-04T16:00:00[+01:00|Z].
@@ -91,11 +101,13 @@ Title = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=4000)]
 LocalDateTime = Annotated[str, Field(pattern=LOCAL_DATETIME_PATTERN, max_length=40)]
 TimeZoneName = Annotated[str, AfterValidator(_check_time_zone)]
-ResourceName = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+ResourceName = Annotated[
+    str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+]
 
 
-def _cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
-    validation = {"rule": rule, "message": message}
+def _cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> JsonDict:
+    validation: JsonDict = {"rule": rule, "message": message}
     if field_path is not None:
         validation["fieldPath"] = field_path
     if reason is not None:
@@ -156,7 +168,9 @@ class ReminderOffset(Model):
         return self
 
 
-Reminders = Annotated[list[ReminderOffset], Field(max_length=10, json_schema_extra={"x-kubernetes-list-type": "atomic"})]
+Reminders = Annotated[
+    list[ReminderOffset], Field(max_length=10, json_schema_extra={"x-kubernetes-list-type": "atomic"})
+]
 Tags = Annotated[list[Tag], Field(max_length=20, json_schema_extra={"x-kubernetes-list-type": "set"})]
 
 # A 'before' reminder needs a due time to count back from.
@@ -219,7 +233,9 @@ class Schedule(Model):
         }
     )
 
-    rrule: Annotated[str, Field(min_length=1, max_length=MAX_RULE_LENGTH, pattern=RRULE_PATTERN)] | None = None
+    rrule: Annotated[str, Field(min_length=1, max_length=MAX_RULE_LENGTH, pattern=RRULE_PATTERN)] | None = (
+        None
+    )
     every: Frequency | None = None
     interval: Annotated[int, Field(ge=1, le=1000)] | None = None
     start: LocalDateTime
@@ -325,7 +341,7 @@ def parse_local_datetime(text: str) -> datetime:
 
 
 def describe_validation_error(error: ValidationError, *, prefix: str = "spec") -> str:
-    """One readable line per problem: ``spec.schedule.interval: Input should be greater than or equal to 1``."""
+    """Problems joined on one line, each ``spec.schedule.interval: Input should be greater than ...``."""
     lines = []
     for problem in error.errors(include_url=False):
         path = ".".join([prefix, *(str(part) for part in problem["loc"])]) if problem["loc"] else prefix

@@ -171,14 +171,11 @@ class Records:
         instant: datetime = found[0]
         return instant
 
-    async def mark_deleted(
-        self, *, table: str, uid: str, at: datetime, events: Sequence[Event] = ()
-    ) -> None:
+    async def mark_deleted(self, *, table: str, uid: str, at: datetime, events: Sequence[Event] = ()) -> None:
         if table not in {"tasks", "recurring_tasks", "reminders"}:
             raise ValueError(f"unknown table {table!r}")
         async with self._pool.connection() as connection, connection.transaction():
-            await connection.execute(
-                f"UPDATE {table} SET deleted_at = COALESCE(deleted_at, %s) WHERE uid = %s",  # table is whitelisted
-                (at, uid),
-            )
+            # The table name is one of three constants checked above, never user text.
+            statement = f"UPDATE {table} SET deleted_at = COALESCE(deleted_at, %s) WHERE uid = %s"
+            await connection.execute(statement, (at, uid))
             await _append_events(connection, events)

@@ -1,0 +1,73 @@
+"""The real parts for operator tests: the API emulator over HTTP, PostgreSQL, the operator.
+
+One operator runs for the whole session in its own thread (Kopf's shutdown
+takes seconds, and it must own its event loop); tests are isolated by
+namespace. Its clock is a :class:`ManualClock` that tests move.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.integration.kubeclient import KubeClient
+from todo_operator.clock import ManualClock
+from todo_operator.devstack import apiserver, postgres
+from todo_operator.devstack.operator_thread import OperatorThread
+from todo_operator.domain import crds
+from todo_operator.operator.settings import OperatorSettings
+
+_namespaces = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def api_server() -> Iterator[apiserver.ApiServerThread]:
+    with apiserver.ApiServerThread(crds=crds.all_crds()) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def operator_database_url(postgres_server: postgres.ThrowawayPostgres) -> str:
+    return postgres_server.create_database("operator", template="todo_template")
+
+
+@pytest.fixture(scope="session")
+def clock() -> ManualClock:
+    # Real "now" to start with: the emulator stamps creationTimestamp with real time.
+    return ManualClock(datetime.now(tz=UTC).replace(microsecond=0))
+
+
+def operator_settings(*, database_url: str, api_url: str) -> OperatorSettings:
+    return OperatorSettings(
+        database_url=database_url,
+        kube_api_url=api_url,
+        retry_delay_seconds=0.5,
+        watch_server_timeout_seconds=60,
+    )
+
+
+@pytest.fixture(scope="session")
+def operator(
+    api_server: apiserver.ApiServerThread, operator_database_url: str, clock: ManualClock
+) -> Iterator[OperatorThread]:
+    settings = operator_settings(database_url=operator_database_url, api_url=api_server.url)
+    with OperatorThread(settings, clock=clock) as running:
+        yield running
+
+
+@pytest.fixture
+def kube(api_server: apiserver.ApiServerThread) -> Iterator[KubeClient]:
+    client = KubeClient(api_server.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def namespace(kube: KubeClient, request: pytest.FixtureRequest) -> str:
+    name = f"t{next(_namespaces)}-{request.node.name.replace('_', '-')}"[:50].rstrip("-").lower()
+    name = "".join(character if character.isalnum() or character == "-" else "-" for character in name)
+    kube.create_namespace(name)
+    return name

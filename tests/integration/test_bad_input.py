@@ -1,0 +1,114 @@
+"""Bad input: refused by the API server with the field named, or reported in status — never looped on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.integration.kubeclient import ApiError, KubeClient, condition
+from tests.integration.test_operator_loop import recurring_task, wait_current
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    manifest = recurring_task("bad")
+    *parents, leaf = path.split(".")
+    node = manifest["spec"]
+    for parent in parents:
+        node = node[parent]
+    if value is None:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    return manifest
+
+
+@pytest.mark.parametrize(
+    ("manifest", "field"),
+    [
+        (_with("taskTemplate.title", None), "spec.taskTemplate.title"),
+        (_with("schedule.interval", -1), "spec.schedule.interval"),
+        (_with("schedule.every", "fortnightly"), "spec.schedule.every"),
+        (_with("schedule.timeZone", "Mars/Olympus"), "spec.schedule.timeZone"),
+        (_with("schedule.rrule", "FREQ=DAILY"), "spec.schedule"),
+        (_with("taskTemplate.owner", "not-an-address"), "spec.taskTemplate.owner"),
+        (_with("anchor", "whenever"), "spec.anchor"),
+    ],
+    ids=[
+        "missing-title",
+        "negative-interval",
+        "unknown-frequency",
+        "unknown-zone",
+        "rrule-and-every",
+        "bad-owner",
+        "bad-anchor",
+    ],
+)
+def test_the_api_refuses_bad_recurring_tasks_naming_the_field(
+    kube: KubeClient, namespace: str, manifest: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ApiError) as refused:
+        kube.create("recurringtasks", namespace, manifest)
+    assert refused.value.code == 422
+    assert refused.value.status["reason"] == "Invalid"
+    causes = refused.value.status["details"]["causes"]
+    assert field in {cause["field"] for cause in causes}, causes
+    assert field in refused.value.status["message"]
+    assert kube.list("recurringtasks", namespace) == []
+    assert kube.list("tasks", namespace) == []
+
+
+def test_a_rule_that_never_matches_is_reported_not_retried(kube: KubeClient, namespace: str) -> None:
+    # February 30th passes the schema (a valid RRULE shape) but never occurs (F16).
+    manifest = recurring_task("never", rrule="FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30")
+    del manifest["spec"]["schedule"]["every"]
+    kube.create("recurringtasks", namespace, manifest)
+
+    body = kube.wait_for_status(
+        "recurringtasks",
+        namespace,
+        "never",
+        lambda status: condition(status).get("status") == "False",
+        what="Ready=False",
+    )
+    ready = condition(body["status"])
+    assert ready["reason"] == "InvalidSchedule"
+    assert ready["message"].startswith("spec.schedule: ")
+    warnings = kube.wait_for(
+        "a Warning event",
+        lambda: [
+            e
+            for e in kube.events(namespace, "never")
+            if e["type"] == "Warning" and e["reason"] == "InvalidSchedule"
+        ],
+    )
+    assert warnings[0]["message"] == ready["message"]
+
+    # Other objects are unaffected; by the time a later one is done, the bad one was not retried.
+    kube.create("recurringtasks", namespace, recurring_task("fine"))
+    wait_current(kube, namespace, "fine", occurrences=1)
+    assert len([e for e in kube.events(namespace, "never") if e["reason"] == "InvalidSchedule"]) == 1
+    assert [t["metadata"]["ownerReferences"][0]["name"] for t in kube.list("tasks", namespace)] == ["fine"]
+
+
+def test_fixing_the_rule_recovers(kube: KubeClient, namespace: str) -> None:
+    manifest = recurring_task("never", rrule="FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30")
+    del manifest["spec"]["schedule"]["every"]
+    kube.create("recurringtasks", namespace, manifest)
+    kube.wait_for_status(
+        "recurringtasks",
+        namespace,
+        "never",
+        lambda s: condition(s).get("status") == "False",
+        what="Ready=False",
+    )
+    kube.patch(
+        "recurringtasks",
+        namespace,
+        "never",
+        {"spec": {"schedule": {"rrule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=28"}}},
+    )
+    body = wait_current(kube, namespace, "never", occurrences=1)
+    assert body["status"]["observedGeneration"] == 2

@@ -1,0 +1,163 @@
+"""F1/F2: the operator is killed (SIGKILL) between a side effect and the record of it.
+
+Here the operator runs as a real ``todo-operator run`` process against its
+own API emulator and database, so it can be killed for real. The emulator is
+told to hold one kind of request open; once the operator is stuck in it, the
+process is killed, the hold is lifted and a new process starts. Whatever the
+dead one did must not be done twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import kmock
+import psycopg
+import pytest
+
+from tests.integration.kubeclient import KubeClient
+from tests.integration.test_operator_loop import recurring_task, wait_current
+from todo_operator.devstack import apiserver, postgres
+from todo_operator.domain import crds, resources
+
+
+@pytest.fixture
+def stack(
+    postgres_server: postgres.ThrowawayPostgres, tmp_path: pathlib.Path
+) -> Iterator[tuple[apiserver.ApiServerThread, str, pathlib.Path]]:
+    database_url = postgres_server.create_database(f"crash_{tmp_path.name}", template="todo_template")
+    with apiserver.ApiServerThread(crds=crds.all_crds()) as server:
+        yield server, database_url, tmp_path
+
+
+class OperatorProcess:
+    def __init__(self, *, api_url: str, database_url: str, log: pathlib.Path) -> None:
+        env = {
+            **os.environ,
+            "TODO_DATABASE_URL": database_url,
+            "TODO_KUBE_API_URL": api_url,
+            "TODO_RETRY_DELAY_SECONDS": "0.5",
+        }
+        self._log = log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "todo_operator.cli", "run", "--log-level", "INFO"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self._log.close()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+def hold(
+    server: apiserver.ApiServerThread, *, subresource: str | None, when: Callable[[Any], bool]
+) -> tuple[threading.Event, Callable[[], None]]:
+    """Hold PATCHes of RecurringTasks matching ``when`` open forever; return (reached, release)."""
+    reached = threading.Event()
+
+    async def stall(request: Any) -> Any:
+        if not when(request.data):
+            # kmock's signal for "matched, nothing to say": the emulator serves it as usual
+            # and the reaction stays armed (returning None would disarm it for good).
+            raise NotImplementedError
+        reached.set()
+        await asyncio.sleep(3600)
+
+    def install(emulator: Any) -> Any:
+        resource = kmock.resource(resources.GROUP, resources.VERSION, "recurringtasks")
+        return emulator[kmock.method.PATCH, resource, kmock.subresource(subresource)] << stall
+
+    reaction = server.inject(install)
+
+    def release() -> None:
+        server.inject(lambda emulator: reaction._disabled.set())
+
+    return reached, release
+
+
+def _any_patch(data: Any) -> bool:
+    return True
+
+
+def _kopf_done(data: Any) -> bool:
+    # Kopf's last patch after a successful handler stores the handled spec as the diff
+    # base (a merge patch); its finalizer patches are JSON patches (lists).
+    if not isinstance(data, dict):
+        return False
+    annotations = (data.get("metadata") or {}).get("annotations") or {}
+    return "todo.dev/last-handled-configuration" in annotations
+
+
+def count(database_url: str, sql: str, *args: Any) -> int:
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute(sql, args).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.parametrize(
+    ("subresource", "when", "moment"),
+    [
+        # F1: the occurrence exists and PostgreSQL has the records, but the status
+        # saying so was never written.
+        ("status", _any_patch, "after the side effects, before the status"),
+        # F2: the handler finished (status written); Kopf's own progress patch never landed.
+        (None, _kopf_done, "after the handler, before Kopf's progress patch"),
+    ],
+    ids=["F1-mid-handler", "F2-before-progress"],
+)
+def test_a_killed_operator_creates_nothing_twice(
+    stack: tuple[apiserver.ApiServerThread, str, pathlib.Path],
+    subresource: str | None,
+    when: Callable[[Any], bool],
+    moment: str,
+) -> None:
+    server, database_url, tmp_path = stack
+    kube = KubeClient(server.url)
+    kube.create_namespace("crash")
+    reached, release = hold(server, subresource=subresource, when=when)
+
+    first = OperatorProcess(api_url=server.url, database_url=database_url, log=tmp_path / "operator.log")
+    try:
+        kube.create("recurringtasks", "crash", recurring_task("plants"))
+        assert reached.wait(30), f"the operator never got to the moment {moment}"
+        assert len(kube.list("tasks", "crash")) == 1  # the side effect happened
+    finally:
+        first.kill()
+    release()
+
+    second = OperatorProcess(api_url=server.url, database_url=database_url, log=tmp_path / "operator.log")
+    try:
+        body = wait_current(kube, "crash", "plants", occurrences=1)
+        current = body["status"]["currentTask"]
+        kube.wait_for_status(
+            "tasks", "crash", current, lambda s: s.get("phase") == "Open", what="the task recorded"
+        )
+    finally:
+        second.stop()
+
+    assert [task["metadata"]["name"] for task in kube.list("tasks", "crash")] == [current]
+    assert count(database_url, "SELECT count(*) FROM tasks") == 1
+    assert count(database_url, "SELECT count(*) FROM recurring_tasks") == 1
+    assert count(database_url, "SELECT count(*) FROM outbox WHERE event_type = 'task.created'") == 1
+    assert count(database_url, "SELECT count(*) FROM outbox WHERE event_type = 'recurringtask.created'") == 1
+    kube.close()

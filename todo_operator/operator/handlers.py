@@ -1,0 +1,131 @@
+"""Kopf handlers: parse the call, hand the object to a reconciler, translate errors.
+
+All handlers are registered on one explicit registry built around the typed
+:class:`Services` bundle (no module-level state, no loose ``memo`` bag).
+
+Error policy: an invalid spec is permanent (reported in status and as an
+Event, never retried — F16); anything transient (API server, database, a
+dependency not recorded yet) is retried after ``retry_delay_seconds``;
+anything else falls to Kopf's own retry with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import kopf
+import psycopg
+
+from todo_operator.domain import resources
+from todo_operator.operator import kube, reconciling
+from todo_operator.operator.settings import OperatorSettings
+
+TASKS = (resources.GROUP, resources.VERSION, "tasks")
+RECURRING_TASKS = (resources.GROUP, resources.VERSION, "recurringtasks")
+FINALIZER = "todo.dev/finalizer"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Services:
+    """What the handlers need, built once by the composition root (``main.py``)."""
+
+    tasks: reconciling.TaskReconciler
+    recurring_tasks: reconciling.RecurringTaskReconciler
+
+
+class KopfEvents:
+    """Kubernetes Events through Kopf's poster (batched, retried, never blocking a handler)."""
+
+    def normal(self, body: kube.Body, *, reason: str, message: str) -> None:
+        kopf.event(_kopf_body(body), type="Normal", reason=reason, message=message)
+
+    def warning(self, body: kube.Body, *, reason: str, message: str) -> None:
+        kopf.event(_kopf_body(body), type="Warning", reason=reason, message=message)
+
+
+def _kopf_body(body: kube.Body) -> kopf.Body:
+    # Kopf types raw objects as a TypedDict; ours are plain dicts of the same shape.
+    return kopf.Body(cast(kopf.RawBody, body))
+
+
+def _plain(body: Mapping[str, Any]) -> kube.Body:
+    return dict(body.items())
+
+
+async def _call(
+    action: Callable[[kube.Body], Awaitable[None]], body: Mapping[str, Any], *, delay: float
+) -> None:
+    try:
+        await action(_plain(body))
+    except reconciling.InvalidSpec as error:
+        raise kopf.PermanentError(str(error)) from error
+    except (
+        reconciling.RetryLater,
+        kube.TransientKubeError,
+        kube.Conflict,
+        psycopg.OperationalError,
+    ) as error:
+        raise kopf.TemporaryError(f"{type(error).__name__}: {error}", delay=delay) from error
+
+
+def configure_kopf(settings: kopf.OperatorSettings, operator_settings: OperatorSettings) -> None:
+    # Progress and diff-base in annotations under our own prefix, nothing in status
+    # (the status schema is ours and strict).
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="todo.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="todo.dev", key="last-handled-configuration"
+    )
+    # Without both timeouts a watch can stall silently on a half-dead connection.
+    settings.watching.server_timeout = operator_settings.watch_server_timeout_seconds
+    settings.watching.client_timeout = operator_settings.watch_server_timeout_seconds + 30
+    settings.watching.connect_timeout = 30
+    # Our own Events say what happened; Kopf's per-handler chatter stays in the log.
+    settings.posting.level = logging.WARNING
+    settings.peering.standalone = operator_settings.standalone
+    settings.peering.mandatory = not operator_settings.standalone
+    settings.peering.name = operator_settings.peering_name
+    settings.peering.clusterwide = not operator_settings.namespaces
+
+
+def build_registry(*, services: Services, settings: OperatorSettings) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    delay = settings.retry_delay_seconds
+
+    @kopf.on.startup(registry=registry)
+    def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_kopf(settings, operator_settings)
+
+    operator_settings = settings
+
+    if settings.kube_api_url:
+        url = settings.kube_api_url
+
+        @kopf.on.login(registry=registry)
+        def _login(**_: Any) -> kopf.ConnectionInfo:
+            return kopf.ConnectionInfo(server=url, insecure=True)
+
+    @kopf.on.resume(*RECURRING_TASKS, registry=registry)
+    @kopf.on.create(*RECURRING_TASKS, registry=registry)
+    @kopf.on.update(*RECURRING_TASKS, registry=registry)
+    async def reconcile_recurring_task(body: kopf.Body, **_: Any) -> None:
+        await _call(services.recurring_tasks.reconcile, body, delay=delay)
+
+    @kopf.on.delete(*RECURRING_TASKS, registry=registry)
+    async def forget_recurring_task(body: kopf.Body, **_: Any) -> None:
+        await _call(services.recurring_tasks.forget, body, delay=delay)
+
+    @kopf.on.resume(*TASKS, registry=registry)
+    @kopf.on.create(*TASKS, registry=registry)
+    @kopf.on.update(*TASKS, registry=registry)
+    async def reconcile_task(body: kopf.Body, **_: Any) -> None:
+        await _call(services.tasks.reconcile, body, delay=delay)
+
+    @kopf.on.delete(*TASKS, registry=registry)
+    async def forget_task(body: kopf.Body, **_: Any) -> None:
+        await _call(services.tasks.forget, body, delay=delay)
+
+    return registry

@@ -1,0 +1,69 @@
+"""The Kubernetes objects the operator creates, and how it finds them again.
+
+Occurrences carry the uid of their RecurringTask and their index as labels
+(label values are limited to 63 characters, names are not), plus an owner
+reference so that deleting the RecurringTask deletes them (F14).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from todo_operator.domain import occurrences, resources
+
+LABEL_RECURRING_TASK_UID = "todo.dev/recurring-task-uid"
+LABEL_OCCURRENCE = "todo.dev/occurrence"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "todo-operator"
+
+
+def occurrence_labels(*, recurring_task_uid: str, index: int | None = None) -> dict[str, str]:
+    labels = {LABEL_RECURRING_TASK_UID: recurring_task_uid}
+    if index is not None:
+        labels[LABEL_OCCURRENCE] = str(index)
+    return labels
+
+
+def occurrence_task(
+    *, recurring_task: dict[str, Any], spec: resources.RecurringTaskSpec, due_at: datetime, index: int
+) -> dict[str, Any]:
+    """The manifest of occurrence number ``index`` (1-based) of a RecurringTask."""
+    meta = recurring_task["metadata"]
+    return {
+        "apiVersion": resources.API_VERSION,
+        "kind": "Task",
+        "metadata": {
+            "name": occurrences.occurrence_name(meta["name"], due_at),
+            "namespace": meta["namespace"],
+            "labels": {
+                **occurrence_labels(recurring_task_uid=meta["uid"], index=index),
+                LABEL_MANAGED_BY: MANAGER,
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": resources.API_VERSION,
+                    "kind": "RecurringTask",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": occurrences.occurrence_spec(spec, due_at=due_at).to_wire(),
+    }
+
+
+def controller_of(body: dict[str, Any], *, kind: str) -> dict[str, Any] | None:
+    """The owner reference of ``kind`` that controls this object, if any."""
+    for reference in body.get("metadata", {}).get("ownerReferences", []) or []:
+        if reference.get("kind") == kind and reference.get("controller"):
+            found: dict[str, Any] = reference
+            return found
+    return None
+
+
+def occurrence_index(body: dict[str, Any]) -> int | None:
+    value = (body.get("metadata", {}).get("labels") or {}).get(LABEL_OCCURRENCE)
+    return int(value) if value and value.isdigit() else None

@@ -1,0 +1,505 @@
+"""Reconciling Tasks and RecurringTasks: the operator's business logic.
+
+Both reconcilers are level-triggered: they look at the object as it is now
+(spec, status, the occurrences that exist) and make the world match, so any
+of them can run again at any time — after a crash, a duplicate watch event or
+a restart — and do nothing twice:
+
+* occurrences have deterministic names and carry their index as a label; a
+  retry finds the occurrence it made (F1, F2);
+* the moment a task was completed is recorded once in PostgreSQL and read
+  back from there, so a retry computes the same next due date;
+* outbox event ids are derived from what happened, so a retry appends no
+  second event;
+* the schedule advances only from the RecurringTask's *current* occurrence,
+  so a task completed twice advances it once (F18).
+
+Kopf handlers (``handlers.py``) only parse the call and translate errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from todo_operator.clock import Clock
+from todo_operator.domain import conditions, crds, occurrences, recurrence, resources, tasks
+from todo_operator.domain.events import Event, EventType
+from todo_operator.operator import objects
+from todo_operator.operator.kube import AlreadyExists, Body, Kube
+from todo_operator.store.records import RecordNotFound, Records, RecurringTaskRow, TaskRow
+
+logger = logging.getLogger(__name__)
+
+READY = "Ready"
+
+
+class InvalidSpec(Exception):
+    """The spec cannot be acted on (it got past the schema): report it, don't retry."""
+
+
+class RetryLater(Exception):
+    """Something this reconcile depends on is not there yet; retry shortly."""
+
+
+class EventRecorder(Protocol):
+    """Posts Kubernetes Events about an object (what ``kubectl describe`` shows)."""
+
+    def normal(self, body: Body, *, reason: str, message: str) -> None: ...
+
+    def warning(self, body: Body, *, reason: str, message: str) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectMeta:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, body: Body) -> ObjectMeta:
+        meta = body["metadata"]
+        return cls(
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=meta["uid"],
+            generation=int(meta.get("generation") or 1),
+            created_at=datetime.fromisoformat(meta["creationTimestamp"].replace("Z", "+00:00")),
+        )
+
+    @property
+    def subject(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def _lifecycle_events(
+    *,
+    prefix: str,
+    meta: ObjectMeta,
+    owner: str,
+    observed_generation: int | None,
+    data: dict[str, Any],
+) -> list[Event]:
+    """``<kind>.created`` the first time an object is recorded, ``<kind>.updated`` on a new generation."""
+    if observed_generation is None:
+        kind_event: EventType = "task.created" if prefix == "task" else "recurringtask.created"
+        key = f"{kind_event}:{meta.uid}"
+    elif meta.generation > observed_generation:
+        kind_event = "task.updated" if prefix == "task" else "recurringtask.updated"
+        key = f"{kind_event}:{meta.uid}:{meta.generation}"
+    else:
+        return []
+    return [Event(type=kind_event, subject=meta.subject, partition_key=owner, key=key, data=data)]
+
+
+def _status_wire(status: resources.Model) -> dict[str, Any]:
+    # Fields that became empty must be removed from the stored status, so the merge
+    # patch carries them as null rather than leaving them out.
+    wire = status.model_dump(mode="json", by_alias=True)
+    return {key: value for key, value in wire.items() if value != []}
+
+
+class TaskReconciler:
+    def __init__(
+        self,
+        *,
+        kube: Kube,
+        records: Records,
+        clock: Clock,
+        events: EventRecorder,
+        recurring: RecurringTaskReconciler,
+    ) -> None:
+        self._kube = kube
+        self._records = records
+        self._clock = clock
+        self._events = events
+        self._recurring = recurring
+
+    async def reconcile(self, body: Body) -> None:
+        meta = ObjectMeta.of(body)
+        status = resources.TaskStatus.model_validate(body.get("status") or {})
+        now = self._clock.now()
+        try:
+            spec = resources.TaskSpec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            message = resources.describe_validation_error(error)
+            await self._reject(body, meta=meta, status=status, message=message, now=now)
+            raise InvalidSpec(message) from error
+
+        phase = tasks.task_phase(spec, now=now)
+        owner_reference = objects.controller_of(body, kind="RecurringTask")
+        data = {"title": spec.title, "owner": spec.owner, "priority": spec.priority, "phase": phase}
+        events = _lifecycle_events(
+            prefix="task",
+            meta=meta,
+            owner=spec.owner,
+            observed_generation=status.observed_generation,
+            data=data,
+        )
+        if phase == "Completed" and status.phase != "Completed":
+            events.append(
+                Event(
+                    type="task.completed",
+                    subject=meta.subject,
+                    partition_key=spec.owner,
+                    key=f"task.completed:{meta.uid}:{meta.generation}",
+                    data=data,
+                )
+            )
+        reason = {"Open": "Open", "Overdue": "Overdue", "Completed": "Completed"}[phase]
+        new_status = status.model_copy(
+            update={
+                "phase": phase,
+                "recurring_task": owner_reference["name"] if owner_reference else None,
+                "occurrence": objects.occurrence_index(body),
+                "observed_generation": meta.generation,
+                "conditions": conditions.with_condition(
+                    status.conditions,
+                    type_=READY,
+                    status="True",
+                    reason=reason,
+                    message=f"task is {phase.lower()}",
+                    now=now,
+                    generation=meta.generation,
+                ),
+            }
+        )
+        completed_at = await self._records.save_task(
+            TaskRow(
+                uid=meta.uid,
+                namespace=meta.namespace,
+                name=meta.name,
+                owner=spec.owner,
+                title=spec.title,
+                description=spec.description,
+                priority=spec.priority,
+                tags=spec.tags,
+                due_at=spec.due_at,
+                completed=spec.completed,
+                completed_at=now if spec.completed else None,
+                phase=phase,
+                recurring_task_uid=owner_reference["uid"] if owner_reference else None,
+                occurrence=objects.occurrence_index(body),
+                recurring_pattern=None,
+                recurring_end_date=None,
+                next_occurrence=None,
+                reminder_at=None,
+                generation=meta.generation,
+                spec=spec.to_wire(),
+                status=new_status.to_wire(),
+                created_at=meta.created_at,
+                updated_at=now,
+            ),
+            events=events,
+        )
+        new_status = new_status.model_copy(update={"completed_at": completed_at})
+        await self._kube.patch_status(
+            crds.TASK, namespace=meta.namespace, name=meta.name, status=_status_wire(new_status)
+        )
+        if phase == "Completed" and status.phase != "Completed":
+            self._events.normal(body, reason="Completed", message=f"completed at {completed_at}")
+
+        if spec.completed and owner_reference is not None:
+            owner = await self._kube.get(
+                crds.RECURRING_TASK, namespace=meta.namespace, name=owner_reference["name"]
+            )
+            if owner is not None and owner["metadata"].get("uid") == owner_reference["uid"]:
+                await self._recurring.reconcile(owner)
+
+    async def forget(self, body: Body) -> None:
+        """Record the deletion (the row stays: PostgreSQL keeps the history)."""
+        meta = ObjectMeta.of(body)
+        owner = (body.get("spec") or {}).get("owner", "")
+        event = Event(
+            type="task.deleted", subject=meta.subject, partition_key=owner, key=f"task.deleted:{meta.uid}"
+        )
+        await self._records.mark_deleted(table="tasks", uid=meta.uid, at=self._clock.now(), events=[event])
+
+    async def _reject(
+        self, body: Body, *, meta: ObjectMeta, status: resources.TaskStatus, message: str, now: datetime
+    ) -> None:
+        rejected = status.model_copy(
+            update={
+                "observed_generation": meta.generation,
+                "conditions": conditions.with_condition(
+                    status.conditions,
+                    type_=READY,
+                    status="False",
+                    reason="InvalidSpec",
+                    message=message,
+                    now=now,
+                    generation=meta.generation,
+                ),
+            }
+        )
+        await self._kube.patch_status(
+            crds.TASK, namespace=meta.namespace, name=meta.name, status=_status_wire(rejected)
+        )
+        self._events.warning(body, reason="InvalidSpec", message=message)
+
+
+class RecurringTaskReconciler:
+    def __init__(
+        self,
+        *,
+        kube: Kube,
+        records: Records,
+        clock: Clock,
+        events: EventRecorder,
+        limits: recurrence.Limits,
+    ) -> None:
+        self._kube = kube
+        self._records = records
+        self._clock = clock
+        self._events = events
+        self._limits = limits
+
+    async def reconcile(self, body: Body) -> None:
+        meta = ObjectMeta.of(body)
+        status = resources.RecurringTaskStatus.model_validate(body.get("status") or {})
+        now = self._clock.now()
+        try:
+            spec = resources.RecurringTaskSpec.model_validate(body.get("spec") or {})
+            schedule = recurrence.Recurrence.compile(
+                occurrences.schedule_spec(spec.schedule), limits=self._limits
+            )
+        except (ValidationError, recurrence.ScheduleError) as error:
+            if isinstance(error, ValidationError):
+                message = resources.describe_validation_error(error)
+            else:
+                message = f"spec.schedule: {error}"
+            await self._reject(body, meta=meta, status=status, message=message, now=now)
+            raise InvalidSpec(message) from error
+
+        advanced = await self._advance(body, meta=meta, spec=spec, schedule=schedule, status=status)
+        if advanced.phase == "Ended" and status.phase != "Ended":
+            self._events.normal(body, reason="Ended", message="the schedule has no further occurrences")
+        elif advanced.current_task != status.current_task and advanced.current_task is not None:
+            self._events.normal(
+                body,
+                reason="OccurrenceCreated",
+                message=(
+                    f"occurrence {advanced.occurrences} {advanced.current_task} due {advanced.next_due_at}"
+                ),
+            )
+        await self._prune_history(meta=meta, spec=spec, current_task=advanced.current_task)
+
+        reason = {"Active": "Scheduled", "Suspended": "Suspended", "Ended": "Ended"}[
+            advanced.phase or "Active"
+        ]
+        message = {
+            "Scheduled": f"next occurrence due {advanced.next_due_at}",
+            "Suspended": "suspended: no new occurrences are created",
+            "Ended": "the schedule has ended",
+        }[reason]
+        new_status = advanced.model_copy(
+            update={
+                "rule": schedule.rule_text,
+                "observed_generation": meta.generation,
+                "conditions": conditions.with_condition(
+                    status.conditions,
+                    type_=READY,
+                    status="True",
+                    reason=reason,
+                    message=message,
+                    now=now,
+                    generation=meta.generation,
+                ),
+            }
+        )
+        data = {
+            "title": spec.task_template.title,
+            "owner": spec.task_template.owner,
+            "rule": schedule.rule_text,
+            "phase": new_status.phase,
+            "currentTask": new_status.current_task,
+            "nextDueAt": new_status.next_due_at.isoformat() if new_status.next_due_at else None,
+        }
+        events = _lifecycle_events(
+            prefix="recurringtask",
+            meta=meta,
+            owner=spec.task_template.owner,
+            observed_generation=status.observed_generation,
+            data=data,
+        )
+        if new_status.phase == "Ended" and status.phase != "Ended":
+            events.append(
+                Event(
+                    type="recurringtask.ended",
+                    subject=meta.subject,
+                    partition_key=spec.task_template.owner,
+                    key=f"recurringtask.ended:{meta.uid}",
+                    data=data,
+                )
+            )
+        await self._records.save_recurring_task(
+            RecurringTaskRow(
+                uid=meta.uid,
+                namespace=meta.namespace,
+                name=meta.name,
+                owner=spec.task_template.owner,
+                title=spec.task_template.title,
+                rule=schedule.rule_text,
+                time_zone=spec.schedule.time_zone,
+                anchor=spec.anchor,
+                phase=new_status.phase or "Active",
+                current_task=new_status.current_task,
+                next_due_at=new_status.next_due_at,
+                occurrences=new_status.occurrences,
+                last_completed_at=new_status.last_completed_at,
+                generation=meta.generation,
+                spec=spec.to_wire(),
+                status=new_status.to_wire(),
+                created_at=meta.created_at,
+                updated_at=now,
+            ),
+            events=events,
+        )
+        await self._kube.patch_status(
+            crds.RECURRING_TASK, namespace=meta.namespace, name=meta.name, status=_status_wire(new_status)
+        )
+
+    async def _advance(
+        self,
+        body: Body,
+        *,
+        meta: ObjectMeta,
+        spec: resources.RecurringTaskSpec,
+        schedule: recurrence.Recurrence,
+        status: resources.RecurringTaskStatus,
+    ) -> resources.RecurringTaskStatus:
+        """Make sure the current occurrence exists and is open; return the status that follows."""
+        if status.phase == "Ended" and status.observed_generation == meta.generation:
+            return status  # an edited spec (e.g. a later 'until') is looked at again
+        if spec.suspend:
+            return status.model_copy(update={"phase": "Suspended"})
+        active = status.model_copy(update={"phase": "Active"})
+
+        if status.current_task is None:
+            # The creation instant, not "now": a retry must compute the same first slot.
+            due = occurrences.first_due(schedule, created_at=meta.created_at)
+            if due is None:
+                return status.model_copy(update={"phase": "Ended", "next_due_at": None})
+            name = await self._ensure_occurrence(body, spec=spec, due_at=due, index=1)
+            return active.model_copy(update={"current_task": name, "next_due_at": due, "occurrences": 1})
+
+        current = await self._kube.get(crds.TASK, namespace=meta.namespace, name=status.current_task)
+        if current is not None and not (current.get("spec") or {}).get("completed"):
+            return active  # the current occurrence is still open: nothing to do
+        if current is None:
+            # The current occurrence was deleted by someone: skip it, as if done when it was due.
+            previous_due = status.next_due_at or meta.created_at
+            completed_at = previous_due
+        else:
+            previous_due = datetime.fromisoformat(current["spec"]["dueAt"].replace("Z", "+00:00"))
+            try:
+                completed_at = await self._records.completion_instant(task_uid=current["metadata"]["uid"])
+            except RecordNotFound as error:
+                raise RetryLater(str(error)) from error
+
+        due = recurrence.next_due(
+            schedule,
+            anchor=spec.anchor,
+            previous_due=previous_due,
+            completed_at=completed_at,
+            occurrences_so_far=status.occurrences,
+        )
+        finished = active.model_copy(update={"last_completed_at": completed_at})
+        if due is None:
+            return finished.model_copy(update={"phase": "Ended", "next_due_at": None})
+        index = status.occurrences + 1
+        name = await self._ensure_occurrence(body, spec=spec, due_at=due, index=index)
+        return finished.model_copy(update={"current_task": name, "next_due_at": due, "occurrences": index})
+
+    async def _ensure_occurrence(
+        self, body: Body, *, spec: resources.RecurringTaskSpec, due_at: datetime, index: int
+    ) -> str:
+        """Create occurrence ``index`` unless it exists already (found by its labels or its name)."""
+        meta = ObjectMeta.of(body)
+        existing = await self._kube.list(
+            crds.TASK,
+            namespace=meta.namespace,
+            labels=objects.occurrence_labels(recurring_task_uid=meta.uid, index=index),
+        )
+        if existing:
+            name: str = existing[0]["metadata"]["name"]
+            return name
+        manifest = objects.occurrence_task(recurring_task=body, spec=spec, due_at=due_at, index=index)
+        name = manifest["metadata"]["name"]
+        try:
+            await self._kube.create(crds.TASK, manifest)
+        except AlreadyExists:
+            found = await self._kube.get(crds.TASK, namespace=meta.namespace, name=name)
+            controller = objects.controller_of(found or {}, kind="RecurringTask")
+            if controller is None or controller.get("uid") != meta.uid:
+                raise InvalidSpec(
+                    f"a Task named {name!r} already exists and is not an occurrence of this RecurringTask"
+                ) from None
+        logger.info("occurrence %s of %s due %s", index, meta.subject, due_at.isoformat())
+        return name
+
+    async def _prune_history(
+        self, *, meta: ObjectMeta, spec: resources.RecurringTaskSpec, current_task: str | None
+    ) -> None:
+        """Keep the ``historyLimit`` most recent completed occurrences as objects (PostgreSQL keeps all)."""
+        owned = await self._kube.list(
+            crds.TASK, namespace=meta.namespace, labels=objects.occurrence_labels(recurring_task_uid=meta.uid)
+        )
+        completed = sorted(
+            (
+                task
+                for task in owned
+                if (task.get("spec") or {}).get("completed") and task["metadata"]["name"] != current_task
+            ),
+            key=lambda task: objects.occurrence_index(task) or 0,
+            reverse=True,
+        )
+        for task in completed[spec.history_limit :]:
+            await self._kube.delete(crds.TASK, namespace=meta.namespace, name=task["metadata"]["name"])
+
+    async def forget(self, body: Body) -> None:
+        meta = ObjectMeta.of(body)
+        owner = ((body.get("spec") or {}).get("taskTemplate") or {}).get("owner", "")
+        event = Event(
+            type="recurringtask.deleted",
+            subject=meta.subject,
+            partition_key=owner,
+            key=f"recurringtask.deleted:{meta.uid}",
+        )
+        await self._records.mark_deleted(
+            table="recurring_tasks", uid=meta.uid, at=self._clock.now(), events=[event]
+        )
+
+    async def _reject(
+        self,
+        body: Body,
+        *,
+        meta: ObjectMeta,
+        status: resources.RecurringTaskStatus,
+        message: str,
+        now: datetime,
+    ) -> None:
+        rejected = status.model_copy(
+            update={
+                "observed_generation": meta.generation,
+                "conditions": conditions.with_condition(
+                    status.conditions,
+                    type_=READY,
+                    status="False",
+                    reason="InvalidSchedule",
+                    message=message,
+                    now=now,
+                    generation=meta.generation,
+                ),
+            }
+        )
+        await self._kube.patch_status(
+            crds.RECURRING_TASK, namespace=meta.namespace, name=meta.name, status=_status_wire(rejected)
+        )
+        self._events.warning(body, reason="InvalidSchedule", message=message)
