@@ -78,3 +78,12 @@ async def test_protobuf_body_is_415(api: Api) -> None:
     )
     assert status == 415
     assert body["reason"] == "UnsupportedMediaType"
+
+
+async def test_json_answers_carry_no_charset_parameter(api: Api) -> None:
+    # Clients compare the media type exactly (lightkube maps errors to ApiError only then).
+    async with api.session.get(
+        f"{api.server.url}/apis/batch/v1/namespaces/default/cronjobs/nope"
+    ) as response:
+        assert response.status == 404
+        assert response.headers["Content-Type"] == "application/json"

@@ -75,3 +75,4 @@ def test_demo_starts_serves_kubectl_and_stops_cleanly(tmp_path: pathlib.Path) ->
     assert "stopping ..." in remaining
     assert not _port_in_use(port)
     assert not _port_in_use(port + 1)  # PostgreSQL stopped too
+    assert not _port_in_use(port + 2)  # and the SMTP sink

@@ -1,10 +1,11 @@
 """``todo-operator demo``: the system on one machine, no cluster, no Docker.
 
 Starts, on loopback: the Kubernetes API emulator with our CRDs, a throw-away
-PostgreSQL (migrated), and the operator; writes a kubeconfig into the state
-directory and prints what to type next. Ctrl-C stops everything and leaves no
-process behind. Later pieces (reminder e-mail into an SMTP sink, the event
-relay, the REST API) join here as they land.
+PostgreSQL (migrated), an SMTP sink that saves each e-mail as an ``.eml``
+file, and the operator with inline reminder delivery; writes a kubeconfig
+into the state directory and prints what to type next. Ctrl-C stops
+everything and leaves no process behind. The event relay and the REST API
+join here as they land.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import yaml
 
 from todo_operator.devstack import apiserver, postgres
 from todo_operator.devstack.operator_thread import OperatorThread
+from todo_operator.devstack.smtp import SmtpSink
 from todo_operator.domain import crds, resources
 from todo_operator.operator.settings import OperatorSettings
 from todo_operator.store import schema
@@ -93,14 +95,23 @@ def run(
     with (
         apiserver.ApiServerThread(crds=crds.all_crds(), port=port_base) as api,
         postgres.ThrowawayPostgres(base_dir=state_dir / "postgres", port=port_base + 1) as database,
+        SmtpSink(folder=state_dir / "mail", port=port_base + 2) as smtp,
     ):
         database_url = database.create_database("todo")
         schema.migrate_up(database_url)
         kubeconfig = api.write_kubeconfig(state_dir / "kubeconfig")
-        settings = OperatorSettings(database_url=database_url, kube_api_url=api.url)
+        settings = OperatorSettings(
+            database_url=database_url,
+            kube_api_url=api.url,
+            # No CronJob controller here: the operator sends reminders itself, into the sink.
+            reminder_delivery="inline",
+            smtp_port=smtp.port,
+            smtp_sender="todo-operator@demo.local",
+        )
         with OperatorThread(settings):
             say(f"API server  {api.url}")
             say(f"PostgreSQL  {database_url}")
+            say(f"SMTP sink   127.0.0.1:{smtp.port}, e-mails saved in {state_dir / 'mail'}")
             if with_examples:
                 for created in apply_examples(api.url):
                     say(f"applied     {created}")

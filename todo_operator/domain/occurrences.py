@@ -7,24 +7,15 @@ again on the retry instead of creating a second one.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 
-from todo_operator.domain import recurrence
+from todo_operator.domain import recurrence, reminders
 from todo_operator.domain.resources import RecurringTaskSpec, Schedule, TaskSpec, parse_local_datetime
-
-MAX_NAME_LENGTH = 253
-_SUFFIX_LENGTH = len("-20261204T1600")
 
 
 def occurrence_name(recurring_task: str, due_at: datetime) -> str:
-    """``weekly-review-20261204T1500``; long names are shortened with a stable hash."""
-    suffix = due_at.astimezone(UTC).strftime("%Y%m%dT%H%M").lower()
-    base = recurring_task
-    if len(base) + _SUFFIX_LENGTH > MAX_NAME_LENGTH:
-        digest = hashlib.sha256(recurring_task.encode()).hexdigest()[:8]
-        base = f"{recurring_task[: MAX_NAME_LENGTH - _SUFFIX_LENGTH - 9].rstrip('-.')}-{digest}"
-    return f"{base}-{suffix}"
+    """``weekly-review-20261204t1500``; long names are shortened with a stable hash."""
+    return reminders.bounded_name(recurring_task, f"{due_at.astimezone(UTC):%Y%m%dt%H%M}")
 
 
 def schedule_spec(schedule: Schedule) -> recurrence.ScheduleSpec:

@@ -11,20 +11,23 @@ anything else falls to Kopf's own retry with backoff.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import kopf
 import psycopg
 
 from todo_operator.domain import resources
 from todo_operator.operator import kube, reconciling
+from todo_operator.operator.reminders import ReminderReconciler
 from todo_operator.operator.settings import OperatorSettings
 
 TASKS = (resources.GROUP, resources.VERSION, "tasks")
 RECURRING_TASKS = (resources.GROUP, resources.VERSION, "recurringtasks")
+REMINDERS = (resources.GROUP, resources.VERSION, "reminders")
 FINALIZER = "todo.dev/finalizer"
 
 
@@ -34,21 +37,7 @@ class Services:
 
     tasks: reconciling.TaskReconciler
     recurring_tasks: reconciling.RecurringTaskReconciler
-
-
-class KopfEvents:
-    """Kubernetes Events through Kopf's poster (batched, retried, never blocking a handler)."""
-
-    def normal(self, body: kube.Body, *, reason: str, message: str) -> None:
-        kopf.event(_kopf_body(body), type="Normal", reason=reason, message=message)
-
-    def warning(self, body: kube.Body, *, reason: str, message: str) -> None:
-        kopf.event(_kopf_body(body), type="Warning", reason=reason, message=message)
-
-
-def _kopf_body(body: kube.Body) -> kopf.Body:
-    # Kopf types raw objects as a TypedDict; ours are plain dicts of the same shape.
-    return kopf.Body(cast(kopf.RawBody, body))
+    reminders: ReminderReconciler
 
 
 def _plain(body: Mapping[str, Any]) -> kube.Body:
@@ -91,13 +80,30 @@ def configure_kopf(settings: kopf.OperatorSettings, operator_settings: OperatorS
     settings.peering.clusterwide = not operator_settings.namespaces
 
 
-def build_registry(*, services: Services, settings: OperatorSettings) -> kopf.OperatorRegistry:
+def build_registry(
+    *,
+    services: Services,
+    settings: OperatorSettings,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     delay = settings.retry_delay_seconds
+    running: list[asyncio.Task[None]] = []
 
     @kopf.on.startup(registry=registry)
     def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_kopf(settings, operator_settings)
+
+    @kopf.on.startup(registry=registry)
+    async def _start_background(**_: Any) -> None:
+        # Started and stopped with Kopf, in its event loop.
+        running.extend(asyncio.create_task(work(), name=work.__qualname__) for work in background)
+
+    @kopf.on.cleanup(registry=registry)
+    async def _stop_background(**_: Any) -> None:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     operator_settings = settings
 
@@ -127,5 +133,15 @@ def build_registry(*, services: Services, settings: OperatorSettings) -> kopf.Op
     @kopf.on.delete(*TASKS, registry=registry)
     async def forget_task(body: kopf.Body, **_: Any) -> None:
         await _call(services.tasks.forget, body, delay=delay)
+
+    @kopf.on.resume(*REMINDERS, registry=registry)
+    @kopf.on.create(*REMINDERS, registry=registry)
+    @kopf.on.update(*REMINDERS, registry=registry)
+    async def reconcile_reminder(body: kopf.Body, **_: Any) -> None:
+        await _call(services.reminders.reconcile, body, delay=delay)
+
+    @kopf.on.delete(*REMINDERS, registry=registry)
+    async def forget_reminder(body: kopf.Body, **_: Any) -> None:
+        await _call(services.reminders.forget, body, delay=delay)
 
     return registry

@@ -10,14 +10,16 @@ exception types, so services never catch a library's exceptions: a
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2 as httpx
 import lightkube
-from lightkube import generic_resource
+from lightkube import codecs, generic_resource
 from lightkube.config.models import Cluster, User
 from lightkube.core.resource import NamespacedResourceG
-from lightkube.types import PatchType
+from lightkube.resources import batch_v1, core_v1
+from lightkube.types import CascadeType, PatchType
 
 from todo_operator.domain import crds, resources
 
@@ -137,6 +139,90 @@ class Kube:
             translated = _translate(error)
             if not isinstance(translated, NotFound):
                 raise translated from error
+
+    # ------------------------------------------------------------ built-in kinds (batch/v1 CronJob, Job)
+
+    @staticmethod
+    def _builtin(api_version: str, kind: str) -> Any:
+        return _BUILTINS[(api_version, kind)]
+
+    async def get_builtin(self, api_version: str, kind: str, *, namespace: str, name: str) -> Body | None:
+        try:
+            found = await self._client.get(self._builtin(api_version, kind), name, namespace=namespace)
+        except _TRANSLATED as error:
+            translated = _translate(error)
+            if isinstance(translated, NotFound):
+                return None
+            raise translated from error
+        return _as_dict(found)
+
+    async def create_builtin(self, manifest: Mapping[str, Any]) -> Body:
+        try:
+            created = await self._client.create(codecs.from_dict(dict(manifest)))
+        except _TRANSLATED as error:
+            raise _translate(error) from error
+        return _as_dict(created)
+
+    async def patch_builtin(
+        self, api_version: str, kind: str, *, namespace: str, name: str, patch: Mapping[str, Any]
+    ) -> Body:
+        try:
+            patched = await self._client.patch(
+                self._builtin(api_version, kind),
+                name,
+                dict(patch),
+                namespace=namespace,
+                patch_type=PatchType.MERGE,
+            )
+        except _TRANSLATED as error:
+            raise _translate(error) from error
+        return _as_dict(patched)
+
+    async def delete_builtin(self, api_version: str, kind: str, *, namespace: str, name: str) -> None:
+        """Delete, leaving the object's Jobs and Pods to finish (a running notify pod must not be killed)."""
+        try:
+            await self._client.delete(
+                self._builtin(api_version, kind), name, namespace=namespace, cascade=CascadeType.ORPHAN
+            )
+        except _TRANSLATED as error:
+            translated = _translate(error)
+            if not isinstance(translated, NotFound):
+                raise translated from error
+
+
+_BUILTINS: dict[tuple[str, str], Any] = {
+    ("batch/v1", "CronJob"): batch_v1.CronJob,
+    ("batch/v1", "Job"): batch_v1.Job,
+    ("v1", "Event"): core_v1.Event,
+}
+
+
+def event_manifest(
+    *, involved: Body, type_: str, reason: str, message: str, component: str, at: datetime
+) -> dict[str, Any]:
+    """A core/v1 Event about ``involved`` (what ``kubectl describe`` lists)."""
+    meta = involved["metadata"]
+    stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": involved.get("apiVersion", resources.API_VERSION),
+            "kind": involved.get("kind", ""),
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+        },
+        "type": type_,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": component},
+        "reportingComponent": component,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
 
 
 def _as_dict(resource: Any) -> Body:

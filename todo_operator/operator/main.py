@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import Any
 
 import kopf
@@ -17,7 +19,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from todo_operator.clock import Clock, SystemClock
 from todo_operator.domain import recurrence
+from todo_operator.notify import mail
 from todo_operator.operator import handlers, kube, reconciling
+from todo_operator.operator.delivery import ReminderDelivery
+from todo_operator.operator.reminders import NotifyJob, ReminderReconciler
+from todo_operator.operator.scheduler import Doorbell, Scheduler
 from todo_operator.operator.settings import OperatorSettings
 from todo_operator.store import schema
 from todo_operator.store.records import Records
@@ -37,19 +43,94 @@ def open_pool(settings: OperatorSettings) -> AsyncConnectionPool[AsyncConnection
     )
 
 
-def build_services(
-    *, settings: OperatorSettings, kube_api: kube.Kube, records: Records, clock: Clock
-) -> handlers.Services:
-    events = handlers.KopfEvents()
+@dataclass(frozen=True, kw_only=True)
+class Runtime:
+    """Everything the operator runs: Kopf's handlers and the one scheduler beside them."""
+
+    services: handlers.Services
+    scheduler: Scheduler
+    events: reconciling.PostedEvents
+
+
+def build_delivery(
+    *, settings: OperatorSettings, pool: AsyncConnectionPool[AsyncConnection[Any]], clock: Clock
+) -> ReminderDelivery:
+    smtp = settings.smtp()
+
+    async def send(message: EmailMessage) -> None:
+        await mail.send(message, settings=smtp)
+
+    return ReminderDelivery(
+        pool=pool,
+        clock=clock,
+        send=send,
+        sender=smtp.sender,
+        retry=settings.retry(),
+        catch_up=settings.catch_up(),
+        link_template=settings.task_link_template,
+    )
+
+
+def build_reminders(
+    *,
+    settings: OperatorSettings,
+    kube_api: kube.Kube,
+    pool: AsyncConnectionPool[AsyncConnection[Any]],
+    clock: Clock,
+    doorbell: Doorbell | None = None,
+    events: reconciling.EventRecorder | None = None,
+) -> ReminderReconciler:
+    return ReminderReconciler(
+        kube=kube_api,
+        pool=pool,
+        clock=clock,
+        events=events or reconciling.PostedEvents(kube=kube_api, clock=clock, component="todo-operator"),
+        delivery=settings.reminder_delivery,
+        job=NotifyJob(
+            image=settings.notify_image,
+            service_account=settings.notify_service_account,
+            secret=settings.notify_secret,
+        ),
+        catch_up=settings.catch_up(),
+        wake_dispatcher=doorbell.ring if doorbell else lambda: None,
+    )
+
+
+def build_runtime(
+    *,
+    settings: OperatorSettings,
+    kube_api: kube.Kube,
+    pool: AsyncConnectionPool[AsyncConnection[Any]],
+    clock: Clock,
+) -> Runtime:
+    events = reconciling.PostedEvents(kube=kube_api, clock=clock, component="todo-operator")
+    records = Records(pool)
+    doorbell = Doorbell()
     limits = recurrence.Limits(min_spacing=settings.min_occurrence_spacing)
     recurring = reconciling.RecurringTaskReconciler(
         kube=kube_api, records=records, clock=clock, events=events, limits=limits
     )
-    return handlers.Services(
-        recurring_tasks=recurring,
-        tasks=reconciling.TaskReconciler(
-            kube=kube_api, records=records, clock=clock, events=events, recurring=recurring
-        ),
+    reminders = build_reminders(
+        settings=settings, kube_api=kube_api, pool=pool, clock=clock, doorbell=doorbell, events=events
+    )
+    tasks = reconciling.TaskReconciler(
+        kube=kube_api, records=records, clock=clock, events=events, recurring=recurring, reminders=reminders
+    )
+    scheduler = Scheduler(
+        pool=pool,
+        clock=clock,
+        kube_api=kube_api,
+        tasks=tasks,
+        reminders=reminders,
+        delivery=build_delivery(settings=settings, pool=pool, clock=clock),
+        mode=settings.reminder_delivery,
+        catch_up=settings.catch_up(),
+        doorbell=doorbell,
+    )
+    return Runtime(
+        services=handlers.Services(recurring_tasks=recurring, tasks=tasks, reminders=reminders),
+        scheduler=scheduler,
+        events=events,
     )
 
 
@@ -67,10 +148,14 @@ async def run(
     await pool.open(wait=True, timeout=30)
     client = kube.client_for(api_url=settings.kube_api_url)
     try:
-        services = build_services(
-            settings=settings, kube_api=kube.Kube(client), records=Records(pool), clock=clock or SystemClock()
+        runtime = build_runtime(
+            settings=settings, kube_api=kube.Kube(client), pool=pool, clock=clock or SystemClock()
         )
-        registry = handlers.build_registry(services=services, settings=settings)
+        registry = handlers.build_registry(
+            services=runtime.services,
+            settings=settings,
+            background=[runtime.scheduler.run, runtime.events.run],
+        )
         await kopf.operator(
             registry=registry,
             clusterwide=not settings.namespaces,

@@ -16,6 +16,7 @@ LABEL_RECURRING_TASK_UID = "todo.dev/recurring-task-uid"
 LABEL_OCCURRENCE = "todo.dev/occurrence"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "todo-operator"
+ANNOTATION_TIME_ZONE = "todo.dev/time-zone"
 
 
 def occurrence_labels(*, recurring_task_uid: str, index: int | None = None) -> dict[str, str]:
@@ -40,6 +41,8 @@ def occurrence_task(
                 **occurrence_labels(recurring_task_uid=meta["uid"], index=index),
                 LABEL_MANAGED_BY: MANAGER,
             },
+            # Reminder e-mails show the due time in the schedule's zone.
+            "annotations": {ANNOTATION_TIME_ZONE: spec.schedule.time_zone},
             "ownerReferences": [
                 {
                     "apiVersion": resources.API_VERSION,

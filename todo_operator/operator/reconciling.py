@@ -19,6 +19,8 @@ Kopf handlers (``handlers.py``) only parse the call and translate errors.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,7 +32,7 @@ from todo_operator.clock import Clock
 from todo_operator.domain import conditions, crds, occurrences, recurrence, resources, tasks
 from todo_operator.domain.events import Event, EventType
 from todo_operator.operator import objects
-from todo_operator.operator.kube import AlreadyExists, Body, Kube
+from todo_operator.operator.kube import AlreadyExists, Body, Kube, KubeError, event_manifest
 from todo_operator.store.records import RecordNotFound, Records, RecurringTaskRow, TaskRow
 
 logger = logging.getLogger(__name__)
@@ -46,12 +48,66 @@ class RetryLater(Exception):
     """Something this reconcile depends on is not there yet; retry shortly."""
 
 
+class ReminderSync(Protocol):
+    """Keeps a Task's reminders in step with it (``reminders.ReminderReconciler``)."""
+
+    async def sync_task(self, task: Body, spec: resources.TaskSpec) -> None: ...
+
+
 class EventRecorder(Protocol):
     """Posts Kubernetes Events about an object (what ``kubectl describe`` shows)."""
 
     def normal(self, body: Body, *, reason: str, message: str) -> None: ...
 
     def warning(self, body: Body, *, reason: str, message: str) -> None: ...
+
+
+class PostedEvents:
+    """Kubernetes Events (core/v1) that we post ourselves, queued so recording never blocks a reconcile.
+
+    Not ``kopf.event``: that needs Kopf's context variables, which the
+    scheduler's task and the ``notify`` process do not have. Events are
+    best effort, as in Kubernetes itself: one that cannot be posted is logged.
+    """
+
+    def __init__(self, *, kube: Kube, clock: Clock, component: str) -> None:
+        self._kube = kube
+        self._clock = clock
+        self._component = component
+        self._pending: collections.deque[tuple[Body, str, str, str]] = collections.deque(maxlen=10_000)
+        self._wake = asyncio.Event()
+
+    def normal(self, body: Body, *, reason: str, message: str) -> None:
+        self._pending.append((body, "Normal", reason, message))
+        self._wake.set()
+
+    def warning(self, body: Body, *, reason: str, message: str) -> None:
+        self._pending.append((body, "Warning", reason, message))
+        self._wake.set()
+
+    async def flush(self) -> None:
+        while self._pending:
+            body, type_, reason, message = self._pending.popleft()
+            manifest = event_manifest(
+                involved=body,
+                type_=type_,
+                reason=reason,
+                message=message,
+                component=self._component,
+                at=self._clock.now(),
+            )
+            try:
+                await self._kube.create_builtin(manifest)
+            except KubeError as error:
+                logger.warning(
+                    "could not post the event %s on %s: %s", reason, manifest["involvedObject"], error
+                )
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,7 +154,7 @@ def _lifecycle_events(
     return [Event(type=kind_event, subject=meta.subject, partition_key=owner, key=key, data=data)]
 
 
-def _status_wire(status: resources.Model) -> dict[str, Any]:
+def status_wire(status: resources.Model) -> dict[str, Any]:
     # Fields that became empty must be removed from the stored status, so the merge
     # patch carries them as null rather than leaving them out.
     wire = status.model_dump(mode="json", by_alias=True)
@@ -114,12 +170,14 @@ class TaskReconciler:
         clock: Clock,
         events: EventRecorder,
         recurring: RecurringTaskReconciler,
+        reminders: ReminderSync | None = None,
     ) -> None:
         self._kube = kube
         self._records = records
         self._clock = clock
         self._events = events
         self._recurring = recurring
+        self._reminders = reminders
 
     async def reconcile(self, body: Body) -> None:
         meta = ObjectMeta.of(body)
@@ -142,6 +200,16 @@ class TaskReconciler:
             observed_generation=status.observed_generation,
             data=data,
         )
+        if phase == "Overdue" and status.phase != "Overdue":
+            events.append(
+                Event(
+                    type="task.overdue",
+                    subject=meta.subject,
+                    partition_key=spec.owner,
+                    key=f"task.overdue:{meta.uid}:{spec.due_at.isoformat() if spec.due_at else ''}",
+                    data=data,
+                )
+            )
         if phase == "Completed" and status.phase != "Completed":
             events.append(
                 Event(
@@ -200,10 +268,14 @@ class TaskReconciler:
         )
         new_status = new_status.model_copy(update={"completed_at": completed_at})
         await self._kube.patch_status(
-            crds.TASK, namespace=meta.namespace, name=meta.name, status=_status_wire(new_status)
+            crds.TASK, namespace=meta.namespace, name=meta.name, status=status_wire(new_status)
         )
         if phase == "Completed" and status.phase != "Completed":
             self._events.normal(body, reason="Completed", message=f"completed at {completed_at}")
+        elif phase == "Overdue" and status.phase != "Overdue":
+            self._events.warning(body, reason="Overdue", message=f"was due {spec.due_at}")
+        if self._reminders is not None:
+            await self._reminders.sync_task(body, spec)
 
         if spec.completed and owner_reference is not None:
             owner = await self._kube.get(
@@ -220,6 +292,13 @@ class TaskReconciler:
             type="task.deleted", subject=meta.subject, partition_key=owner, key=f"task.deleted:{meta.uid}"
         )
         await self._records.mark_deleted(table="tasks", uid=meta.uid, at=self._clock.now(), events=[event])
+        if self._reminders is not None:
+            # The task is going: its pending reminders must not fire (they end Cancelled).
+            try:
+                spec = resources.TaskSpec.model_validate(body.get("spec") or {})
+            except ValidationError:
+                return
+            await self._reminders.sync_task(body, spec)
 
     async def _reject(
         self, body: Body, *, meta: ObjectMeta, status: resources.TaskStatus, message: str, now: datetime
@@ -239,7 +318,7 @@ class TaskReconciler:
             }
         )
         await self._kube.patch_status(
-            crds.TASK, namespace=meta.namespace, name=meta.name, status=_status_wire(rejected)
+            crds.TASK, namespace=meta.namespace, name=meta.name, status=status_wire(rejected)
         )
         self._events.warning(body, reason="InvalidSpec", message=message)
 
@@ -362,7 +441,7 @@ class RecurringTaskReconciler:
             events=events,
         )
         await self._kube.patch_status(
-            crds.RECURRING_TASK, namespace=meta.namespace, name=meta.name, status=_status_wire(new_status)
+            crds.RECURRING_TASK, namespace=meta.namespace, name=meta.name, status=status_wire(new_status)
         )
 
     async def _advance(
@@ -500,6 +579,6 @@ class RecurringTaskReconciler:
             }
         )
         await self._kube.patch_status(
-            crds.RECURRING_TASK, namespace=meta.namespace, name=meta.name, status=_status_wire(rejected)
+            crds.RECURRING_TASK, namespace=meta.namespace, name=meta.name, status=status_wire(rejected)
         )
         self._events.warning(body, reason="InvalidSchedule", message=message)

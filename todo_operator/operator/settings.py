@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from todo_operator.domain import reminders
+from todo_operator.notify import mail
 
 
 class OperatorSettings(BaseSettings):
@@ -30,6 +33,33 @@ class OperatorSettings(BaseSettings):
     watch_server_timeout_seconds: int = Field(default=300, ge=1)
     min_occurrence_spacing_minutes: int = Field(default=5, ge=1)
 
+    # Reminders (docs/REMINDERS.md)
+    reminder_delivery: Literal["cronjob", "inline"] = Field(
+        default="cronjob",
+        description="cronjob: one CronJob per reminder; inline: the operator sends them itself",
+    )
+    notify_image: str = "ghcr.io/todo-operator/todo-operator:0.1.0"
+    notify_service_account: str = "todo-operator-notify"
+    notify_secret: str = Field(
+        default="todo-operator-notify", description="Secret with the notify pod's TODO_* env"
+    )
+    reminder_grace_minutes: int = Field(default=5, ge=1, le=60)
+    reminder_look_back_hours: int = Field(default=24, ge=1, le=24 * 30)
+    reminder_retries: int = Field(default=10, ge=0, le=20)
+    reminder_retry_first_seconds: float = Field(default=1.0, gt=0)
+    reminder_retry_cap_seconds: float = Field(default=512.0, gt=0)
+    task_link_template: str | None = Field(
+        default=None,
+        description="a link in reminder e-mails, e.g. https://todo.example.com/{namespace}/{task}",
+    )
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str = "todo-operator@localhost"
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+
     @field_validator("namespaces", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
@@ -40,3 +70,27 @@ class OperatorSettings(BaseSettings):
     @property
     def min_occurrence_spacing(self) -> timedelta:
         return timedelta(minutes=self.min_occurrence_spacing_minutes)
+
+    def smtp(self) -> mail.SmtpSettings:
+        return mail.SmtpSettings(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            username=self.smtp_username,
+            password=self.smtp_password.get_secret_value() if self.smtp_password else None,
+            sender=self.smtp_sender,
+            starttls=self.smtp_starttls,
+            use_tls=self.smtp_tls,
+        )
+
+    def retry(self) -> mail.RetryPolicy:
+        return mail.RetryPolicy(
+            retries=self.reminder_retries,
+            first=timedelta(seconds=self.reminder_retry_first_seconds),
+            cap=timedelta(seconds=self.reminder_retry_cap_seconds),
+        )
+
+    def catch_up(self) -> reminders.CatchUpPolicy:
+        return reminders.CatchUpPolicy(
+            grace=timedelta(minutes=self.reminder_grace_minutes),
+            look_back=timedelta(hours=self.reminder_look_back_hours),
+        )

@@ -128,7 +128,7 @@ def _row_parameters(row: TaskRow | RecurringTaskRow) -> dict[str, Any]:
     return parameters
 
 
-async def _append_events(connection: AsyncConnection[Any], events: Sequence[Event]) -> None:
+async def append_events(connection: AsyncConnection[Any], events: Sequence[Event]) -> None:
     async with connection.cursor() as cursor:
         await cursor.executemany(
             _OUTBOX_APPEND,
@@ -150,14 +150,14 @@ class Records:
         async with self._pool.connection() as connection, connection.transaction():
             cursor = await connection.execute(_TASK_UPSERT, _row_parameters(row))
             stored = await cursor.fetchone()
-            await _append_events(connection, events)
+            await append_events(connection, events)
         completed_at: datetime | None = stored[0] if stored else None
         return completed_at
 
     async def save_recurring_task(self, row: RecurringTaskRow, *, events: Sequence[Event] = ()) -> None:
         async with self._pool.connection() as connection, connection.transaction():
             await connection.execute(_RECURRING_TASK_UPSERT, _row_parameters(row))
-            await _append_events(connection, events)
+            await append_events(connection, events)
 
     async def completion_instant(self, *, task_uid: str) -> datetime:
         """When the task was completed, as first recorded (the schedule advances from it)."""
@@ -178,4 +178,4 @@ class Records:
             # The table name is one of three constants checked above, never user text.
             statement = f"UPDATE {table} SET deleted_at = COALESCE(deleted_at, %s) WHERE uid = %s"
             await connection.execute(statement, (at, uid))
-            await _append_events(connection, events)
+            await append_events(connection, events)

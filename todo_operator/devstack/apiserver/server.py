@@ -62,6 +62,14 @@ _JSON_TYPES = ("application/json", *patching.PATCH_TYPES[:3])
 _PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 
+def _json_response(body: Any, *, status: int) -> aiohttp.web.Response:
+    # The real API server answers "application/json" with no charset parameter, and
+    # clients rely on it: lightkube turns an error into ApiError only on that exact value.
+    return aiohttp.web.Response(
+        body=json.dumps(body).encode(), status=status, content_type="application/json"
+    )
+
+
 @attrs.frozen
 class _Path:
     group: str
@@ -164,7 +172,7 @@ class Emulator(kmock.KubernetesEmulator):
                 )
                 await response.write_eof()
                 return response
-            return aiohttp.web.json_response(status.to_status(), status=status.code)
+            return _json_response(status.to_status(), status=status.code)
         finally:
             if request is not None:
                 window.in_flight.pop(request.id, None)
@@ -246,7 +254,7 @@ class _Router:
         return self._respond(*self._verb(self._resource_type(target), target))
 
     def _respond(self, body: Json, status: int = 200) -> aiohttp.web.StreamResponse:
-        return aiohttp.web.json_response(body, status=status)
+        return _json_response(body, status=status)
 
     def _resource_type(self, target: _Path) -> resources.ResourceType:
         rt = self.cluster.registry.find(target.group, target.version, target.plural or "")

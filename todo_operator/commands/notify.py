@@ -1,0 +1,88 @@
+"""``todo-operator notify --reminder NAMESPACE/NAME``: send one reminder (a CronJob's or Job's pod).
+
+Settings come from ``TODO_*`` environment variables (the pod gets them from
+a Secret): the database, SMTP and retry policy. Exit codes: 0 sent (or
+already sent / cancelled: nothing to do), 1 failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+
+_REFERENCE = re.compile(
+    r"^(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)/(?P<name>[a-z0-9]([-a-z0-9.]*[a-z0-9])?)$"
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reminder", required=True, metavar="NAMESPACE/NAME", help="the Reminder to send")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def run(args: argparse.Namespace) -> int:
+    import psycopg
+    from pydantic import ValidationError
+
+    from todo_operator.cli import UsageError
+    from todo_operator.operator.settings import OperatorSettings
+
+    match = _REFERENCE.fullmatch(args.reminder)
+    if match is None:
+        raise UsageError(f"--reminder must be NAMESPACE/NAME, got {args.reminder!r}")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = OperatorSettings()  # type: ignore[call-arg]  # pydantic-settings fills it from TODO_*
+    except ValidationError as error:
+        problems = "; ".join(
+            f"TODO_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
+        )
+        raise UsageError(problems) from error
+    try:
+        return asyncio.run(notify(settings, namespace=match["namespace"], name=match["name"]))
+    except psycopg.OperationalError as error:
+        raise UsageError(f"cannot reach the database: {str(error).strip().splitlines()[0]}") from error
+
+
+async def notify(settings: object, *, namespace: str, name: str) -> int:
+    from todo_operator.cli import UsageError
+    from todo_operator.clock import SystemClock
+    from todo_operator.operator import kube, main, reconciling
+    from todo_operator.operator.settings import OperatorSettings
+    from todo_operator.store import reminders as store
+
+    assert isinstance(settings, OperatorSettings)
+    clock = SystemClock()
+    pool = main.open_pool(settings)
+    await pool.open(wait=True, timeout=30)
+    client = kube.client_for(api_url=settings.kube_api_url)
+    try:
+        async with pool.connection() as connection:
+            row = await store.find(connection, namespace=namespace, name=name)
+        if row is None:
+            raise UsageError(f"reminder {namespace}/{name} is not recorded in the database")
+        delivery = main.build_delivery(settings=settings, pool=pool, clock=clock)
+        outcome = await delivery.deliver(uid=row["uid"])
+        kube_api = kube.Kube(client)
+        events = reconciling.PostedEvents(kube=kube_api, clock=clock, component="todo-operator-notify")
+        reminders = main.build_reminders(
+            settings=settings, kube_api=kube_api, pool=pool, clock=clock, events=events
+        )
+        try:
+            await reminders.report(namespace=namespace, name=name, outcome=outcome)
+            await events.flush()
+        except kube.KubeError as error:  # PostgreSQL has the outcome; the operator shows it later
+            logging.getLogger(__name__).warning("could not update the Reminder's status: %s", error)
+    finally:
+        await client.close()
+        await pool.close()
+    if outcome.result == "Sent":
+        print(f"sent {namespace}/{name} (attempt {outcome.attempts}{', late' if outcome.late else ''})")
+        return 0
+    if outcome.result == "Skipped":
+        print(f"nothing to do for {namespace}/{name}: {outcome.reason}")
+        return 0
+    print(f"failed {namespace}/{name} after {outcome.attempts} attempt(s): {outcome.error}")
+    return 1

@@ -1,0 +1,135 @@
+"""Reminder e-mail: what it says, how it is sent (aiosmtplib), which failures are worth retrying.
+
+SMTP tells transient from permanent failures by its reply codes (RFC 5321
+§4.2.1): 4yz means "try again later", 5yz means "this will not work". A
+connection that cannot be made or breaks is transient too. Permanent
+failures fail fast; transient ones are retried by the caller with
+:class:`RetryPolicy` (the seed's 10 retries from 1 s to 512 s).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from zoneinfo import ZoneInfo
+
+import aiosmtplib
+
+
+class MailError(Exception):
+    """Sending failed; ``transient`` says whether trying again may help."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmtpSettings:
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str | None = None
+    password: str | None = None
+    sender: str = "todo-operator@localhost"
+    starttls: bool = False
+    use_tls: bool = False
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """Exponential backoff: ``first``, doubling, capped; ``retries`` waits at most."""
+
+    retries: int = 10
+    first: timedelta = timedelta(seconds=1)
+    cap: timedelta = timedelta(seconds=512)
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
+
+    def delays(self) -> Iterator[timedelta]:
+        delay = self.first
+        for _ in range(self.retries):
+            yield min(delay, self.cap)
+            delay *= 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReminderMail:
+    """Everything one reminder e-mail says."""
+
+    reminder_uid: str
+    recipient: str
+    task_title: str
+    task_due_at: datetime | None
+    time_zone: str
+    message: str
+    late: bool
+    link: str | None = None
+
+
+def _due_text(mail: ReminderMail) -> str | None:
+    if mail.task_due_at is None:
+        return None
+    local = mail.task_due_at.astimezone(ZoneInfo(mail.time_zone))
+    return f"{local:%A %d %B %Y, %H:%M} {local.tzname()}"
+
+
+def compose(mail: ReminderMail, *, sender: str, now: datetime) -> EmailMessage:
+    """A plain-text and HTML e-mail; the Message-ID is derived from the reminder (duplicates collapse)."""
+    due = _due_text(mail)
+    subject = f"Reminder: {mail.task_title}" + (f" (due {due})" if due else "")
+    lines = [f"Reminder: {mail.task_title}"]
+    if due:
+        lines.append(f"Due: {due}")
+    if mail.message:
+        lines += ["", mail.message]
+    if mail.late:
+        lines += ["", "(This reminder is late: it could not be sent at its time.)"]
+    if mail.link:
+        lines += ["", mail.link]
+
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = mail.recipient
+    message["Subject"] = subject
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = make_msgid(idstring=mail.reminder_uid, domain="todo-operator")
+    message["X-Todo-Reminder"] = mail.reminder_uid
+    message.set_content("\n".join(lines) + "\n")
+    paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in lines if line)
+    message.add_alternative(f"<html><body>{paragraphs}</body></html>", subtype="html")
+    return message
+
+
+def _classify(error: Exception) -> MailError:
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        codes = [refusal.code for refusal in error.recipients]
+        transient = all(400 <= code < 500 for code in codes)
+        return MailError(f"recipient refused: {error.recipients[0].message}", transient=transient)
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        transient = 400 <= error.code < 500
+        return MailError(f"SMTP {error.code}: {error.message}", transient=transient)
+    return MailError(f"SMTP server unreachable: {error}", transient=True)
+
+
+async def send(message: EmailMessage, *, settings: SmtpSettings) -> None:
+    """Send one message; raise :class:`MailError` saying whether a retry may help."""
+    try:
+        await aiosmtplib.send(
+            message,
+            hostname=settings.host,
+            port=settings.port,
+            username=settings.username,
+            password=settings.password,
+            start_tls=settings.starttls,
+            use_tls=settings.use_tls,
+            timeout=settings.timeout_seconds,
+        )
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+        raise _classify(error) from error

@@ -1,0 +1,173 @@
+"""Delivering one reminder, exactly once: claim, send, record — retried per policy.
+
+Shared by ``todo-operator notify`` (a CronJob's pod) and the inline
+dispatcher. Each attempt runs inside one transaction that holds the
+reminder's row lock (see :mod:`todo_operator.store.reminders`); between
+attempts the lock is released and the wait is spent outside any transaction.
+Attempts are counted in the row, so a Job that is restarted goes on counting
+instead of starting over: total attempts stay bounded across layers (F12).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any, Literal
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from todo_operator.clock import Clock
+from todo_operator.domain import reminders as timing
+from todo_operator.domain.events import Event
+from todo_operator.notify import mail
+from todo_operator.store import reminders as store
+
+logger = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+Send = Callable[[EmailMessage], Awaitable[None]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    result: Literal["Sent", "Failed", "Skipped"]
+    attempts: int = 0
+    sent_at: datetime | None = None
+    late: bool = False
+    error: str | None = None
+    reason: str | None = None
+
+
+def _delay(policy: mail.RetryPolicy, attempts: int) -> timedelta:
+    """The wait after failed attempt number ``attempts``: first, doubling, capped."""
+    delay: timedelta = policy.first * (2 ** max(attempts - 1, 0))
+    return min(delay, policy.cap)
+
+
+class ReminderDelivery:
+    def __init__(
+        self,
+        *,
+        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        clock: Clock,
+        send: Send,
+        sender: str,
+        retry: mail.RetryPolicy,
+        catch_up: timing.CatchUpPolicy,
+        sleep: Sleep = asyncio.sleep,
+        link_template: str | None = None,
+    ) -> None:
+        self._pool = pool
+        self._clock = clock
+        self._send = send
+        self._sender = sender
+        self._retry = retry
+        self._catch_up = catch_up
+        self._sleep = sleep
+        self._link_template = link_template
+
+    async def deliver(self, *, uid: str) -> Outcome:
+        """Send the reminder unless it is done, taken, not due or missed; retry transient failures."""
+        while True:
+            outcome, attempts = await self._attempt(uid=uid)
+            if outcome is not None:
+                return outcome
+            await self._sleep(_delay(self._retry, attempts).total_seconds())
+
+    async def _attempt(self, *, uid: str) -> tuple[Outcome | None, int]:
+        async with self._pool.connection() as connection, connection.transaction():
+            claimed = await store.claim(connection, uid=uid)
+            if claimed is None:
+                return Outcome(result="Skipped", reason="already sent, cancelled or being sent"), 0
+            now = self._clock.now()
+            decision = timing.catch_up(claimed.fire_at, now=now, policy=self._catch_up)
+            if decision == "wait":
+                return Outcome(result="Skipped", reason="not due yet", attempts=claimed.attempts), 0
+            if decision == "missed":
+                error = f"missed: due {claimed.fire_at.isoformat()}, more than {self._catch_up.look_back} ago"
+                await store.record_failure(
+                    connection,
+                    claimed,
+                    at=now,
+                    attempts=claimed.attempts,
+                    error=error,
+                    final=True,
+                    event=self._event(claimed, "reminder.failed", attempts=claimed.attempts, reason="Missed"),
+                )
+                return Outcome(result="Failed", attempts=claimed.attempts, error=error, reason="Missed"), 0
+
+            late = claimed.late or decision == "send-late"
+            attempts = claimed.attempts + 1
+            message = mail.compose(self._mail(claimed, late=late), sender=self._sender, now=now)
+            try:
+                await self._send(message)
+            except mail.MailError as failure:
+                final = not failure.transient or attempts >= self._retry.max_attempts
+                reason = "Rejected" if not failure.transient else "RetriesExhausted"
+                logger.warning(
+                    "reminder %s/%s attempt %d failed: %s", claimed.namespace, claimed.name, attempts, failure
+                )
+                await store.record_failure(
+                    connection,
+                    claimed,
+                    at=now,
+                    attempts=attempts,
+                    error=str(failure),
+                    final=final,
+                    event=self._event(claimed, "reminder.failed", attempts=attempts, reason=reason)
+                    if final
+                    else None,
+                )
+                if final:
+                    return Outcome(
+                        result="Failed", attempts=attempts, error=str(failure), reason=reason
+                    ), attempts
+                return None, attempts
+            await store.mark_sent(
+                connection,
+                claimed,
+                at=now,
+                attempts=attempts,
+                late=late,
+                event=self._event(
+                    claimed, "reminder.sent", attempts=attempts, reason="Late" if late else "OnTime"
+                ),
+            )
+            logger.info(
+                "reminder %s/%s sent to its recipient (attempt %d)", claimed.namespace, claimed.name, attempts
+            )
+            return Outcome(result="Sent", attempts=attempts, sent_at=now, late=late), attempts
+
+    def _mail(self, claimed: store.Claimed, *, late: bool) -> mail.ReminderMail:
+        link = (
+            self._link_template.format(namespace=claimed.namespace, task=claimed.task_name)
+            if self._link_template
+            else None
+        )
+        return mail.ReminderMail(
+            reminder_uid=claimed.uid,
+            recipient=claimed.recipient,
+            task_title=claimed.task_title,
+            task_due_at=claimed.task_due_at,
+            time_zone=claimed.time_zone,
+            message=claimed.message,
+            late=late,
+            link=link,
+        )
+
+    @staticmethod
+    def _event(
+        claimed: store.Claimed, type_: Literal["reminder.sent", "reminder.failed"], **data: Any
+    ) -> Event:
+        return Event(
+            type=type_,
+            subject=f"{claimed.namespace}/{claimed.name}",
+            partition_key=claimed.owner,
+            key=f"{type_}:{claimed.uid}",
+            data={"task": claimed.task_name, "fireAt": claimed.fire_at.isoformat(), **data},
+        )

@@ -1,0 +1,510 @@
+"""Reminders: the objects a Task's ``spec.reminders`` makes, and how each gets delivered.
+
+Two delivery modes (operator setting ``reminder_delivery``):
+
+* ``cronjob`` (default): each pending Reminder owns a one-shot ``batch/v1``
+  CronJob for its minute (UTC) whose pod runs ``todo-operator notify``; it
+  keeps firing while the operator is down. A reminder whose minute has
+  already passed gets a Job that runs at once.
+* ``inline``: the operator's scheduler (``scheduler.py``) sends due
+  reminders itself from PostgreSQL.
+
+Either way the send goes through :class:`.delivery.ReminderDelivery`, which
+sends each reminder once. Completing or deleting the task cancels its
+pending reminders (phase ``Cancelled``, CronJob deleted).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+from pydantic import ValidationError
+
+from todo_operator.clock import Clock
+from todo_operator.domain import conditions, crds, resources
+from todo_operator.domain import reminders as timing
+from todo_operator.domain.events import Event
+from todo_operator.operator import objects
+from todo_operator.operator.delivery import Outcome
+from todo_operator.operator.kube import AlreadyExists, Body, Kube
+from todo_operator.operator.reconciling import READY, EventRecorder, ObjectMeta, status_wire
+from todo_operator.store import reminders as store
+
+logger = logging.getLogger(__name__)
+
+Delivery = Literal["cronjob", "inline"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotifyJob:
+    """How the pods of reminder CronJobs and Jobs run ``todo-operator notify``."""
+
+    image: str = "ghcr.io/todo-operator/todo-operator:latest"
+    service_account: str = "todo-operator-notify"
+    secret: str = "todo-operator-notify"  # noqa: S105  # a Secret's name: it holds the pod's TODO_* settings
+    starting_deadline_seconds: int = 300
+    active_deadline_seconds: int = 1800  # 10 retries from 1 s to 512 s fit in ~17 minutes
+
+
+def _job_spec(*, namespace: str, name: str, job: NotifyJob) -> dict[str, Any]:
+    return {
+        "backoffLimit": 0,  # notify retries by itself, counting attempts in PostgreSQL
+        "activeDeadlineSeconds": job.active_deadline_seconds,
+        "ttlSecondsAfterFinished": 3600,
+        "template": {
+            "metadata": {"labels": {objects.LABEL_MANAGED_BY: objects.MANAGER, "todo.dev/reminder": name}},
+            "spec": {
+                "serviceAccountName": job.service_account,
+                "restartPolicy": "Never",
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 10001,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "notify",
+                        "image": job.image,
+                        "args": ["notify", "--reminder", f"{namespace}/{name}"],
+                        "envFrom": [{"secretRef": {"name": job.secret}}],
+                        "resources": {
+                            "requests": {"cpu": "10m", "memory": "64Mi"},
+                            "limits": {"memory": "128Mi"},
+                        },
+                        "securityContext": {
+                            "readOnlyRootFilesystem": True,
+                            "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                    }
+                ],
+            },
+        },
+    }
+
+
+def _owned_by(reminder: Body) -> list[dict[str, Any]]:
+    meta = reminder["metadata"]
+    return [
+        {
+            "apiVersion": resources.API_VERSION,
+            "kind": "Reminder",
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+
+
+def cronjob(*, reminder: Body, fire_at: datetime, job: NotifyJob) -> dict[str, Any]:
+    """The one-shot CronJob of a reminder: its minute in UTC, never two runs at once."""
+    meta = reminder["metadata"]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {
+            "name": timing.cronjob_name(meta["name"]),
+            "namespace": meta["namespace"],
+            "labels": {objects.LABEL_MANAGED_BY: objects.MANAGER, "todo.dev/reminder": meta["name"]},
+            "ownerReferences": _owned_by(reminder),
+        },
+        "spec": {
+            "schedule": timing.cron_schedule(fire_at),
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": job.starting_deadline_seconds,
+            "successfulJobsHistoryLimit": 1,
+            "failedJobsHistoryLimit": 1,
+            "jobTemplate": {"spec": _job_spec(namespace=meta["namespace"], name=meta["name"], job=job)},
+        },
+    }
+
+
+def immediate_job(*, reminder: Body, job: NotifyJob) -> dict[str, Any]:
+    """A Job that sends a reminder whose minute has already passed."""
+    meta = reminder["metadata"]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": timing.bounded_name(meta["name"], "mail-now", limit=63),
+            "namespace": meta["namespace"],
+            "labels": {objects.LABEL_MANAGED_BY: objects.MANAGER, "todo.dev/reminder": meta["name"]},
+            "ownerReferences": _owned_by(reminder),
+        },
+        "spec": _job_spec(namespace=meta["namespace"], name=meta["name"], job=job),
+    }
+
+
+def reminder_object(*, task: Body, entry: resources.ReminderOffset) -> dict[str, Any]:
+    """The Reminder a Task's ``spec.reminders`` entry makes, owned by the Task."""
+    meta = task["metadata"]
+    spec: dict[str, Any] = {"taskRef": {"name": meta["name"]}, "channel": "email", **entry.to_wire()}
+    return {
+        "apiVersion": resources.API_VERSION,
+        "kind": "Reminder",
+        "metadata": {
+            "name": timing.reminder_name(meta["name"], entry),
+            "namespace": meta["namespace"],
+            "labels": {objects.LABEL_MANAGED_BY: objects.MANAGER, "todo.dev/task-uid": meta["uid"]},
+            "ownerReferences": [
+                {
+                    "apiVersion": resources.API_VERSION,
+                    "kind": "Task",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": spec,
+    }
+
+
+class ReminderReconciler:
+    def __init__(
+        self,
+        *,
+        kube: Kube,
+        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        clock: Clock,
+        events: EventRecorder,
+        delivery: Delivery,
+        job: NotifyJob,
+        catch_up: timing.CatchUpPolicy,
+        wake_dispatcher: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._kube = kube
+        self._pool = pool
+        self._clock = clock
+        self._events = events
+        self._delivery = delivery
+        self._job = job
+        self._catch_up = catch_up
+        self._wake_dispatcher = wake_dispatcher
+
+    # ------------------------------------------------------------------ a Task's reminders
+
+    async def sync_task(self, task: Body, spec: resources.TaskSpec) -> None:
+        """Make the Task's Reminders match ``spec.reminders``; re-time or cancel all of its reminders."""
+        meta = task["metadata"]
+        namespace = meta["namespace"]
+        wanted = {timing.reminder_name(meta["name"], entry): entry for entry in spec.reminders}
+        owned = await self._kube.list(
+            crds.REMINDER, namespace=namespace, labels={"todo.dev/task-uid": meta["uid"]}
+        )
+        for reminder in owned:
+            if reminder["metadata"]["name"] not in wanted:
+                await self._kube.delete(crds.REMINDER, namespace=namespace, name=reminder["metadata"]["name"])
+        existing = {reminder["metadata"]["name"] for reminder in owned}
+        for name, entry in wanted.items():
+            if name not in existing:
+                with contextlib.suppress(AlreadyExists):  # created by an earlier run of this handler
+                    await self._kube.create(crds.REMINDER, reminder_object(task=task, entry=entry))
+        # Every reminder of this task (ours and those people made) follows its dueAt and completion.
+        for reminder in await self._kube.list(crds.REMINDER, namespace=namespace, labels={}):
+            if (reminder.get("spec") or {}).get("taskRef", {}).get("name") == meta["name"]:
+                await self.reconcile(reminder, task=task)
+
+    # ------------------------------------------------------------------ one Reminder
+
+    async def reconcile(self, body: Body, *, task: Body | None = None) -> None:
+        if body["metadata"].get("deletionTimestamp"):
+            return  # being deleted: forget() handles it
+        meta = ObjectMeta.of(body)
+        status = resources.ReminderStatus.model_validate(body.get("status") or {})
+        now = self._clock.now()
+        try:
+            spec = resources.ReminderSpec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            await self._fail(
+                body,
+                meta=meta,
+                status=status,
+                reason="InvalidSpec",
+                message=resources.describe_validation_error(error),
+            )
+            return
+        if status.phase in ("Sent", "Failed", "Cancelled") and status.observed_generation == meta.generation:
+            await self._remove_cronjob(body)
+            return
+
+        task = task or await self._kube.get(crds.TASK, namespace=meta.namespace, name=spec.task_ref.name)
+        if task is None:
+            await self._fail(
+                body,
+                meta=meta,
+                status=status,
+                reason="TaskNotFound",
+                message=f"task {spec.task_ref.name!r} not found",
+            )
+            return
+        task_spec = resources.TaskSpec.model_validate(task.get("spec") or {})
+        if task_spec.completed or task["metadata"].get("deletionTimestamp"):
+            await self.cancel(body, reason="TaskCompleted" if task_spec.completed else "TaskDeleted")
+            return
+        try:
+            fire = timing.fire_at(spec, due_at=task_spec.due_at)
+        except timing.ReminderError as error:
+            await self._fail(body, meta=meta, status=status, reason="NoDueTime", message=str(error))
+            return
+
+        decision = timing.catch_up(fire, now=now, policy=self._catch_up)
+        phase = "Pending" if self._delivery == "inline" else "Scheduled"
+        owner = task_spec.owner
+        events = []
+        if status.fire_at != fire:
+            events.append(
+                Event(
+                    type="reminder.scheduled",
+                    subject=meta.subject,
+                    partition_key=owner,
+                    key=f"reminder.scheduled:{meta.uid}:{fire.isoformat()}",
+                    data={"task": spec.task_ref.name, "fireAt": fire.isoformat(), "delivery": self._delivery},
+                )
+            )
+        async with self._pool.connection() as connection:
+            stored_phase = await store.save(
+                connection,
+                store.ReminderRow(
+                    uid=meta.uid,
+                    namespace=meta.namespace,
+                    name=meta.name,
+                    task_uid=task["metadata"]["uid"],
+                    task_name=spec.task_ref.name,
+                    task_title=task_spec.title,
+                    task_due_at=task_spec.due_at,
+                    time_zone=(task["metadata"].get("annotations") or {}).get(
+                        objects.ANNOTATION_TIME_ZONE, "UTC"
+                    ),
+                    owner=owner,
+                    recipient=spec.to or owner,
+                    message=spec.message,
+                    fire_at=fire,
+                    phase=phase,
+                    delivery=self._delivery,
+                    generation=meta.generation,
+                    spec=spec.to_wire(),
+                    created_at=meta.created_at,
+                    updated_at=now,
+                ),
+                events=events,
+            )
+            if (
+                decision == "missed"
+                and self._delivery == "cronjob"
+                and stored_phase not in ("Sent", "Failed")
+            ):
+                # Too late to be worth an e-mail (the catch-up policy's look-back).
+                missed = f"missed: due {fire.isoformat()}, more than {self._catch_up.look_back} ago"
+                failed = Event(
+                    type="reminder.failed",
+                    subject=meta.subject,
+                    partition_key=owner,
+                    key=f"reminder.failed:{meta.uid}",
+                    data={"task": spec.task_ref.name, "fireAt": fire.isoformat(), "reason": "Missed"},
+                )
+                await store.set_phase(
+                    connection, uid=meta.uid, phase="Failed", at=now, error=missed, events=[failed]
+                )
+                stored_phase = "Failed"
+            row = await store.find(connection, namespace=meta.namespace, name=meta.name)
+        if stored_phase in ("Sent", "Failed") and row is not None:
+            await self._write_terminal(body, meta=meta, status=status, row=row)
+            await self._remove_cronjob(body)
+            return
+
+        cron_name = None
+        if self._delivery == "cronjob":
+            cron_name = await self._ensure_trigger(body, fire=fire, decision=decision)
+        else:
+            self._wake_dispatcher()
+        reason = "Scheduled" if self._delivery == "cronjob" else "Pending"
+        new_status = status.model_copy(
+            update={
+                "phase": phase,
+                "fire_at": fire,
+                "cron_job": cron_name,
+                "attempts": row["attempts"] if row else 0,
+                "observed_generation": meta.generation,
+                "conditions": conditions.with_condition(
+                    status.conditions,
+                    type_=READY,
+                    status="True",
+                    reason=reason,
+                    message=f"fires at {fire.isoformat()} ({self._delivery} delivery)",
+                    now=now,
+                    generation=meta.generation,
+                ),
+            }
+        )
+        await self._kube.patch_status(
+            crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(new_status)
+        )
+        if status.fire_at != fire:
+            self._events.normal(body, reason="Scheduled", message=f"fires at {fire.isoformat()}")
+
+    async def _ensure_trigger(self, body: Body, *, fire: datetime, decision: timing.Decision) -> str | None:
+        meta = body["metadata"]
+        if decision in ("send", "send-late"):
+            manifest = immediate_job(reminder=body, job=self._job)
+        else:
+            manifest = cronjob(reminder=body, fire_at=fire, job=self._job)
+        name: str = manifest["metadata"]["name"]
+        existing = await self._kube.get_builtin(
+            "batch/v1", manifest["kind"], namespace=meta["namespace"], name=name
+        )
+        if existing is None:
+            with contextlib.suppress(AlreadyExists):
+                await self._kube.create_builtin(manifest)
+        elif (
+            manifest["kind"] == "CronJob" and existing["spec"].get("schedule") != manifest["spec"]["schedule"]
+        ):
+            await self._kube.patch_builtin(
+                "batch/v1",
+                "CronJob",
+                namespace=meta["namespace"],
+                name=name,
+                patch={"spec": {"schedule": manifest["spec"]["schedule"]}},
+            )
+        return name
+
+    async def _remove_cronjob(self, body: Body) -> None:
+        meta = body["metadata"]
+        await self._kube.delete_builtin(
+            "batch/v1", "CronJob", namespace=meta["namespace"], name=timing.cronjob_name(meta["name"])
+        )
+
+    async def cancel(self, body: Body, *, reason: str) -> None:
+        """Cancel a pending reminder: its CronJob goes, it ends ``Cancelled`` (a sent one stays Sent)."""
+        meta = ObjectMeta.of(body)
+        status = resources.ReminderStatus.model_validate(body.get("status") or {})
+        now = self._clock.now()
+        event = Event(
+            type="reminder.cancelled",
+            subject=meta.subject,
+            partition_key=(body.get("spec") or {}).get("to") or "",
+            key=f"reminder.cancelled:{meta.uid}",
+            data={"reason": reason},
+        )
+        async with self._pool.connection() as connection:
+            await store.set_phase(connection, uid=meta.uid, phase="Cancelled", at=now, events=[event])
+            row = await store.find(connection, namespace=meta.namespace, name=meta.name)
+        await self._remove_cronjob(body)
+        if row is not None and row["phase"] in ("Sent", "Failed"):
+            await self._write_terminal(body, meta=meta, status=status, row=row)
+            return
+        cancelled = status.model_copy(
+            update={
+                "phase": "Cancelled",
+                "cron_job": None,
+                "observed_generation": meta.generation,
+                "conditions": conditions.with_condition(
+                    status.conditions,
+                    type_=READY,
+                    status="True",
+                    reason="Cancelled",
+                    message=reason,
+                    now=now,
+                    generation=meta.generation,
+                ),
+            }
+        )
+        await self._kube.patch_status(
+            crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(cancelled)
+        )
+        if status.phase != "Cancelled":
+            self._events.normal(body, reason="Cancelled", message=reason)
+
+    async def report(self, *, namespace: str, name: str, outcome: Outcome) -> None:
+        """Show a delivery's outcome in the Reminder's status (and end its CronJob)."""
+        body = await self._kube.get(crds.REMINDER, namespace=namespace, name=name)
+        if body is None or outcome.result == "Skipped":
+            return
+        meta = ObjectMeta.of(body)
+        status = resources.ReminderStatus.model_validate(body.get("status") or {})
+        async with self._pool.connection() as connection:
+            row = await store.find(connection, namespace=namespace, name=name)
+        if row is not None:
+            await self._write_terminal(body, meta=meta, status=status, row=row)
+        await self._remove_cronjob(body)
+
+    async def _write_terminal(
+        self, body: Body, *, meta: ObjectMeta, status: resources.ReminderStatus, row: dict[str, Any]
+    ) -> None:
+        sent = row["phase"] == "Sent"
+        reason = (
+            ("SentLate" if row["late"] else "Sent")
+            if sent
+            else "Missed"
+            if "missed" in (row["last_error"] or "")
+            else "DeliveryFailed"
+        )
+        message = f"sent at {row['sent_at'].isoformat()}" if sent else row["last_error"] or "delivery failed"
+        final = status.model_copy(
+            update={
+                "phase": row["phase"],
+                "fire_at": row["fire_at"],
+                "sent_at": row["sent_at"],
+                "attempts": row["attempts"],
+                "last_error": row["last_error"],
+                "cron_job": None,
+                "observed_generation": meta.generation,
+                "conditions": conditions.with_condition(
+                    status.conditions,
+                    type_=READY,
+                    status="True" if sent else "False",
+                    reason=reason,
+                    message=message,
+                    now=self._clock.now(),
+                    generation=meta.generation,
+                ),
+            }
+        )
+        await self._kube.patch_status(
+            crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(final)
+        )
+        if status.phase != row["phase"]:
+            if sent:
+                self._events.normal(body, reason=reason, message=message)
+            else:
+                self._events.warning(body, reason=reason, message=message)
+
+    async def _fail(
+        self, body: Body, *, meta: ObjectMeta, status: resources.ReminderStatus, reason: str, message: str
+    ) -> None:
+        """A reminder that cannot fire: ``Failed`` with a readable reason, never retried in a loop."""
+        failed = status.model_copy(
+            update={
+                "phase": "Failed",
+                "last_error": message,
+                "observed_generation": meta.generation,
+                "conditions": conditions.with_condition(
+                    status.conditions,
+                    type_=READY,
+                    status="False",
+                    reason=reason,
+                    message=message,
+                    now=self._clock.now(),
+                    generation=meta.generation,
+                ),
+            }
+        )
+        await self._kube.patch_status(
+            crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(failed)
+        )
+        if status.phase != "Failed":
+            self._events.warning(body, reason=reason, message=message)
+
+    async def forget(self, body: Body) -> None:
+        """The Reminder is being deleted: it must not fire any more."""
+        await self.cancel(body, reason="ReminderDeleted")

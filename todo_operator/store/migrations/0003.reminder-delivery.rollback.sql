@@ -1,0 +1,9 @@
+DROP INDEX tasks_open_due;
+DROP INDEX reminders_inline_due;
+ALTER TABLE reminders
+    DROP COLUMN late,
+    DROP COLUMN delivery,
+    DROP COLUMN message,
+    DROP COLUMN time_zone,
+    DROP COLUMN task_due_at,
+    DROP COLUMN task_title;

@@ -1,0 +1,296 @@
+"""PostgreSQL side of reminders: their rows, the exactly-once send claim, what is due.
+
+The send protocol (used by ``todo-operator notify`` and the inline
+dispatcher alike) holds a row lock for the whole of one attempt:
+
+1. ``claim`` — ``SELECT ... FOR UPDATE SKIP LOCKED`` on a reminder that is
+   still pending: a second sender (another Job, another replica) skips it;
+2. the e-mail is sent while the lock is held;
+3. ``mark_sent`` / ``record_failure`` update the row, the task's
+   ``reminder_sent`` and append the outbox event — then the transaction
+   commits and the lock goes.
+
+A sender that dies mid-attempt loses its connection, PostgreSQL releases the
+lock and another sender may try again: at-least-once at the SMTP boundary
+(the e-mail's Message-ID is the reminder's uid, so mail clients collapse a
+rare duplicate), never a second send once one was recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from todo_operator.domain.events import Event
+from todo_operator.store.records import append_events
+
+TERMINAL = ("Sent", "Failed", "Cancelled")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReminderRow:
+    uid: str
+    namespace: str
+    name: str
+    task_uid: str | None
+    task_name: str
+    task_title: str
+    task_due_at: datetime | None
+    time_zone: str
+    owner: str
+    recipient: str
+    message: str
+    fire_at: datetime | None
+    phase: str
+    delivery: str
+    generation: int
+    spec: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claimed:
+    """A reminder locked for one delivery attempt."""
+
+    uid: str
+    namespace: str
+    name: str
+    owner: str
+    recipient: str
+    task_name: str
+    task_title: str
+    task_due_at: datetime | None
+    time_zone: str
+    message: str
+    fire_at: datetime
+    attempts: int
+    late: bool
+
+
+_UPSERT = """
+INSERT INTO reminders (uid, namespace, name, task_uid, task_name, task_title, task_due_at, time_zone, owner,
+                       recipient, message, fire_at, phase, delivery, generation, spec, created_at, updated_at)
+VALUES (%(uid)s, %(namespace)s, %(name)s, %(task_uid)s, %(task_name)s, %(task_title)s, %(task_due_at)s,
+        %(time_zone)s, %(owner)s, %(recipient)s, %(message)s, %(fire_at)s, %(phase)s, %(delivery)s,
+        %(generation)s, %(spec)s, %(created_at)s, %(updated_at)s)
+ON CONFLICT (uid) DO UPDATE SET
+    task_uid = EXCLUDED.task_uid, task_name = EXCLUDED.task_name, task_title = EXCLUDED.task_title,
+    task_due_at = EXCLUDED.task_due_at, time_zone = EXCLUDED.time_zone, owner = EXCLUDED.owner,
+    recipient = EXCLUDED.recipient, message = EXCLUDED.message, delivery = EXCLUDED.delivery,
+    generation = EXCLUDED.generation, spec = EXCLUDED.spec, updated_at = EXCLUDED.updated_at,
+    -- A sent or failed reminder stays so: a reconcile running beside a sender must
+    -- not turn it back into a pending one (and send it twice).
+    fire_at = CASE WHEN reminders.phase IN ('Sent', 'Failed') THEN reminders.fire_at
+                   ELSE EXCLUDED.fire_at END,
+    phase = CASE WHEN reminders.phase IN ('Sent', 'Failed') THEN reminders.phase ELSE EXCLUDED.phase END,
+    deleted_at = NULL
+RETURNING phase
+"""
+
+_CLAIM = """
+SELECT uid::text, namespace, name, owner, recipient, task_name, task_title, task_due_at, time_zone, message,
+       fire_at, attempts, late
+FROM reminders
+WHERE uid = %s AND phase IN ('Pending', 'Scheduled') AND deleted_at IS NULL AND fire_at IS NOT NULL
+FOR UPDATE SKIP LOCKED
+"""
+
+
+async def save(connection: AsyncConnection[Any], row: ReminderRow, *, events: Sequence[Event] = ()) -> str:
+    """Upsert a reminder with its events; return the phase the row holds afterwards."""
+    parameters = dict(vars(row))
+    parameters["spec"] = Jsonb(row.spec)
+    async with connection.transaction():
+        cursor = await connection.execute(_UPSERT, parameters)
+        stored = await cursor.fetchone()
+        await _refresh_task_reminder(connection, task_uid=row.task_uid)
+        await append_events(connection, events)
+    assert stored is not None
+    phase: str = stored[0]
+    return phase
+
+
+async def _refresh_task_reminder(connection: AsyncConnection[Any], *, task_uid: str | None) -> None:
+    # The seed's columns on tasks: the earliest pending reminder and whether all were sent.
+    if task_uid is None:
+        return
+    await connection.execute(
+        """
+        UPDATE tasks SET
+            reminder_at = (SELECT min(fire_at) FROM reminders
+                           WHERE task_uid = %(task)s AND phase IN ('Pending', 'Scheduled')
+                           AND deleted_at IS NULL),
+            reminder_sent = EXISTS (SELECT 1 FROM reminders WHERE task_uid = %(task)s AND phase = 'Sent')
+                AND NOT EXISTS (SELECT 1 FROM reminders WHERE task_uid = %(task)s
+                                AND phase IN ('Pending', 'Scheduled') AND deleted_at IS NULL)
+        WHERE uid = %(task)s
+        """,
+        {"task": task_uid},
+    )
+
+
+async def claim(connection: AsyncConnection[Any], *, uid: str) -> Claimed | None:
+    """Lock a pending reminder for one attempt (inside the caller's transaction); None if taken or done."""
+    cursor = await connection.execute(_CLAIM, (uid,))
+    found = await cursor.fetchone()
+    if found is None:
+        return None
+    keys = (
+        *("uid", "namespace", "name", "owner", "recipient", "task_name", "task_title", "task_due_at"),
+        *("time_zone", "message", "fire_at", "attempts", "late"),
+    )
+    return Claimed(**dict(zip(keys, found, strict=True)))
+
+
+async def mark_sent(
+    connection: AsyncConnection[Any],
+    claimed: Claimed,
+    *,
+    at: datetime,
+    attempts: int,
+    late: bool,
+    event: Event,
+) -> None:
+    await connection.execute(
+        "UPDATE reminders SET phase = 'Sent', sent_at = %s, attempts = %s, late = %s, last_error = NULL,"
+        " updated_at = %s WHERE uid = %s",
+        (at, attempts, late, at, claimed.uid),
+    )
+    await _refresh_task_reminder_by_reminder(connection, uid=claimed.uid)
+    await append_events(connection, [event])
+
+
+async def record_failure(
+    connection: AsyncConnection[Any],
+    claimed: Claimed,
+    *,
+    at: datetime,
+    attempts: int,
+    error: str,
+    final: bool,
+    event: Event | None = None,
+) -> None:
+    """Count a failed attempt; ``final`` ends the reminder ``Failed``."""
+    await connection.execute(
+        "UPDATE reminders SET attempts = %s, last_error = %s, updated_at = %s,"
+        " phase = CASE WHEN %s THEN 'Failed' ELSE phase END WHERE uid = %s",
+        (attempts, error, at, final, claimed.uid),
+    )
+    if final:
+        await _refresh_task_reminder_by_reminder(connection, uid=claimed.uid)
+    if event is not None:
+        await append_events(connection, [event])
+
+
+async def _refresh_task_reminder_by_reminder(connection: AsyncConnection[Any], *, uid: str) -> None:
+    cursor = await connection.execute("SELECT task_uid::text FROM reminders WHERE uid = %s", (uid,))
+    found = await cursor.fetchone()
+    await _refresh_task_reminder(connection, task_uid=found[0] if found else None)
+
+
+async def set_phase(
+    connection: AsyncConnection[Any],
+    *,
+    uid: str,
+    phase: str,
+    at: datetime,
+    error: str | None = None,
+    events: Sequence[Event] = (),
+) -> bool:
+    """Move a not-yet-terminal reminder to ``phase`` (Cancelled, or Failed when missed); False if done."""
+    async with connection.transaction():
+        cursor = await connection.execute(
+            "UPDATE reminders SET phase = %s, last_error = COALESCE(%s, last_error), updated_at = %s"
+            " WHERE uid = %s AND phase NOT IN ('Sent', 'Failed', 'Cancelled') RETURNING task_uid::text",
+            (phase, error, at, uid),
+        )
+        changed = await cursor.fetchone()
+        if changed is None:
+            return False
+        await _refresh_task_reminder(connection, task_uid=changed[0])
+        await append_events(connection, events)
+    return True
+
+
+async def find(connection: AsyncConnection[Any], *, namespace: str, name: str) -> dict[str, Any] | None:
+    """The live row of a reminder, by name (what ``todo-operator notify`` is given)."""
+    async with connection.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(
+            "SELECT uid::text AS uid, phase, fire_at, attempts, sent_at, last_error, late FROM reminders"
+            " WHERE namespace = %s AND name = %s AND deleted_at IS NULL",
+            (namespace, name),
+        )
+        return await cursor.fetchone()
+
+
+Ref = tuple[str, str, str]  # (uid, namespace, name)
+
+
+async def due_inline(connection: AsyncConnection[Any], *, now: datetime, limit: int) -> list[Ref]:
+    """Inline reminders whose moment has come (or comes within a minute), oldest first."""
+    cursor = await connection.execute(
+        "SELECT uid::text, namespace, name FROM reminders WHERE phase = 'Pending' AND delivery = 'inline'"
+        " AND deleted_at IS NULL AND fire_at <= %s ORDER BY fire_at LIMIT %s",
+        (now, limit),
+    )
+    return [(row[0], row[1], row[2]) for row in await cursor.fetchall()]
+
+
+async def next_inline_fire(connection: AsyncConnection[Any]) -> datetime | None:
+    cursor = await connection.execute(
+        "SELECT min(fire_at) FROM reminders"
+        " WHERE phase = 'Pending' AND delivery = 'inline' AND deleted_at IS NULL"
+    )
+    found = await cursor.fetchone()
+    return found[0] if found else None
+
+
+async def missed_cronjobs(connection: AsyncConnection[Any], *, before: datetime, limit: int) -> list[Ref]:
+    """CronJob-delivered reminders whose minute passed ``before`` with nothing sent and no catch-up yet."""
+    cursor = await connection.execute(
+        "SELECT uid::text, namespace, name FROM reminders WHERE phase = 'Scheduled' AND delivery = 'cronjob'"
+        " AND NOT late AND deleted_at IS NULL AND fire_at <= %s ORDER BY fire_at LIMIT %s",
+        (before, limit),
+    )
+    return [(row[0], row[1], row[2]) for row in await cursor.fetchall()]
+
+
+async def next_cronjob_check(connection: AsyncConnection[Any]) -> datetime | None:
+    cursor = await connection.execute(
+        "SELECT min(fire_at) FROM reminders WHERE phase = 'Scheduled' AND delivery = 'cronjob' AND NOT late"
+        " AND deleted_at IS NULL"
+    )
+    found = await cursor.fetchone()
+    return found[0] if found else None
+
+
+async def mark_late(connection: AsyncConnection[Any], *, uid: str) -> None:
+    """A catch-up send was started for this reminder: it is late, and not to be caught up again."""
+    await connection.execute("UPDATE reminders SET late = true WHERE uid = %s", (uid,))
+
+
+async def next_open_task_due(connection: AsyncConnection[Any]) -> datetime | None:
+    cursor = await connection.execute(
+        "SELECT min(due_at) FROM tasks WHERE phase = 'Open' AND due_at IS NOT NULL AND deleted_at IS NULL"
+    )
+    found = await cursor.fetchone()
+    return found[0] if found else None
+
+
+async def open_tasks_due(
+    connection: AsyncConnection[Any], *, now: datetime, limit: int
+) -> list[tuple[str, str]]:
+    """(namespace, name) of open tasks whose due time has passed: they are about to turn Overdue."""
+    cursor = await connection.execute(
+        "SELECT namespace, name FROM tasks WHERE phase = 'Open' AND due_at <= %s AND deleted_at IS NULL"
+        " ORDER BY due_at LIMIT %s",
+        (now, limit),
+    )
+    return [(row[0], row[1]) for row in await cursor.fetchall()]
