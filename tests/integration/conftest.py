@@ -16,8 +16,10 @@ import pytest
 from tests.integration.kubeclient import KubeClient
 from todo_operator.clock import ManualClock
 from todo_operator.devstack import apiserver, postgres
+from todo_operator.devstack.dapr import DaprThread
 from todo_operator.devstack.operator_thread import OperatorThread
 from todo_operator.domain import crds
+from todo_operator.events.relay import RelaySettings
 from todo_operator.operator.settings import OperatorSettings
 
 _namespaces = itertools.count(1)
@@ -50,11 +52,19 @@ def operator_settings(*, database_url: str, api_url: str) -> OperatorSettings:
 
 
 @pytest.fixture(scope="session")
+def dapr() -> Iterator[DaprThread]:
+    """The Dapr sidecar's publish API (a double: there is no daprd here), recording CloudEvents."""
+    with DaprThread() as double:
+        yield double
+
+
+@pytest.fixture(scope="session")
 def operator(
-    api_server: apiserver.ApiServerThread, operator_database_url: str, clock: ManualClock
+    api_server: apiserver.ApiServerThread, operator_database_url: str, clock: ManualClock, dapr: DaprThread
 ) -> Iterator[OperatorThread]:
     settings = operator_settings(database_url=operator_database_url, api_url=api_server.url)
-    with OperatorThread(settings, clock=clock) as running:
+    publishing = RelaySettings(database_url=operator_database_url, dapr_http_endpoint=dapr.url)
+    with OperatorThread(settings, clock=clock, relay_settings=publishing) as running:
         yield running
 
 

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from tests.integration.kubeclient import KubeClient, condition
+from todo_operator.devstack.dapr import DaprThread
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -284,3 +285,33 @@ def test_deleting_a_recurring_task_deletes_its_occurrences(
         "both deletions recorded",
         lambda: {event for event, _ in outbox(db, namespace)} >= {"recurringtask.deleted", "task.deleted"},
     )
+
+
+def test_changes_reach_dapr_as_cloudevents_in_order_per_user(
+    kube: KubeClient, namespace: str, dapr: DaprThread, db: psycopg.Connection[Any]
+) -> None:
+    kube.create("recurringtasks", namespace, recurring_task("plants"))
+    first = wait_current(kube, namespace, "plants", occurrences=1)["status"]["currentTask"]
+    complete(kube, namespace, first)
+    wait_current(kube, namespace, "plants", occurrences=2)
+    kube.wait_for(
+        "the completion recorded", lambda: ("task.completed", f"{namespace}/{first}") in outbox(db, namespace)
+    )
+
+    def published() -> list[dict[str, Any]]:
+        return [
+            dict(received.event)
+            for received in dapr.events("task-events")
+            if received.event["subject"].startswith(f"{namespace}/")
+        ]
+
+    recorded = outbox(db, namespace)
+    kube.wait_for("every recorded event published", lambda: len(published()) >= len(recorded))
+    events = published()
+    # The relay publishes in the outbox's order (one user here: one partition key).
+    assert [(event["type"], event["subject"]) for event in events] == recorded
+    assert len({event["id"] for event in events}) == len(events)
+    for event in events:
+        assert event["specversion"] == "1.0"
+        assert event["datacontenttype"] == "application/json"
+        assert event["partitionkey"] == "alice@example.com"

@@ -224,3 +224,45 @@ def test_a_reminder_for_a_missing_task_fails_readably(kube: KubeClient, namespac
     failed = scheduled(kube, namespace, "orphan", phase="Failed")
     assert condition(failed["status"])["reason"] == "TaskNotFound"
     assert failed["status"]["lastError"] == "task 'nowhere' not found"
+
+
+def test_cronjobs_can_run_in_one_shared_namespace() -> None:
+    from todo_operator.operator.reminders import NotifyJob, cronjob
+
+    reminder = {"metadata": {"name": "passport-before-1h", "namespace": "team-a", "uid": "u-1"}}
+    shared = cronjob(
+        reminder=reminder, fire_at=datetime(2026, 12, 9, 17, 0, tzinfo=UTC), job=NotifyJob(namespace="todo")
+    )
+    assert shared["metadata"]["namespace"] == "todo"
+    assert shared["metadata"]["name"] == "team-a-passport-before-1h-mail"
+    assert shared["metadata"]["ownerReferences"] == []  # cannot cross namespaces: the finalizer cleans up
+    assert shared["metadata"]["labels"]["todo.dev/reminder-namespace"] == "team-a"
+    own = cronjob(reminder=reminder, fire_at=datetime(2026, 12, 9, 17, 0, tzinfo=UTC), job=NotifyJob())
+    assert own["metadata"]["namespace"] == "team-a"
+    assert own["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+
+
+def test_a_deployment_owned_job_template_is_filled_in(tmp_path: Any) -> None:
+    from todo_operator.operator.reminders import NotifyJob, immediate_job, load_job_template
+
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "metadata: {labels: {app: notify}}\n"
+        "spec:\n  backoffLimit: 2\n  template:\n    metadata: {labels: {app: notify}}\n"
+        "    spec:\n      restartPolicy: Never\n      containers:\n        - name: notify\n"
+        "          args: [notify]\n          envFrom: [{secretRef: {name: smtp}}]\n"
+    )
+    job = NotifyJob(
+        image="registry.example/todo:1.2.3", namespace="todo", template=load_job_template(str(path))
+    )
+    reminder = {"metadata": {"name": "r", "namespace": "team-a", "uid": "u"}}
+    spec = immediate_job(reminder=reminder, job=job)["spec"]
+    (container,) = spec["template"]["spec"]["containers"]
+    assert container["image"] == "registry.example/todo:1.2.3"
+    assert container["args"] == ["notify", "--reminder", "team-a/r"]
+    assert container["envFrom"] == [{"secretRef": {"name": "smtp"}}]
+    assert spec["backoffLimit"] == 2
+
+    path.write_text("spec: {}\n")
+    with pytest.raises(ValueError, match="not a JobTemplateSpec"):
+        load_job_template(str(path))

@@ -8,6 +8,7 @@ import pytest
 from todo_operator.cli import main
 from todo_operator.store import schema
 
+MIGRATIONS = ["0001.initial-schema", "0002.events", "0003.reminder-delivery"]
 TABLES = {"tasks", "recurring_tasks", "reminders", "outbox", "dead_letters", "processed_events"}
 
 
@@ -22,7 +23,7 @@ def _tables(dsn: str) -> set[str]:
 
 def test_up_creates_every_table(empty_database_url: str) -> None:
     applied = schema.migrate_up(empty_database_url)
-    assert applied == ["0001.initial-schema"]
+    assert applied == MIGRATIONS
     assert _tables(empty_database_url) >= TABLES
 
 
@@ -33,7 +34,7 @@ def test_up_is_idempotent(empty_database_url: str) -> None:
 
 def test_down_then_up_round_trips(empty_database_url: str) -> None:
     schema.migrate_up(empty_database_url)
-    assert schema.migrate_down(empty_database_url) == ["0001.initial-schema"]
+    assert schema.migrate_down(empty_database_url, steps=len(MIGRATIONS)) == MIGRATIONS[::-1]
     assert not (_tables(empty_database_url) & TABLES)
     schema.migrate_up(empty_database_url)
     assert _tables(empty_database_url) >= TABLES
@@ -72,9 +73,9 @@ def test_the_seed_partial_indexes_exist(database_url: str, index: str, predicate
 
 def test_cli_migrate_up_down(empty_database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["migrate", "up", "--database-url", empty_database_url]) == 0
-    assert "applied 1 migration(s): 0001.initial-schema" in capsys.readouterr().out
+    assert f"applied 3 migration(s): {', '.join(MIGRATIONS)}" in capsys.readouterr().out
     assert main(["migrate", "down", "--database-url", empty_database_url]) == 0
-    assert "rolled back 1 migration(s)" in capsys.readouterr().out
+    assert "rolled back 1 migration(s): 0003.reminder-delivery" in capsys.readouterr().out
 
 
 def test_cli_migrate_without_database_is_a_usage_error(

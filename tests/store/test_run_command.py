@@ -21,8 +21,8 @@ def test_run_on_an_unmigrated_database(
     monkeypatch.setenv("TODO_DATABASE_URL", empty_database_url)
     assert main(["run"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "todo-operator run: the database schema is not up to date (missing 0001.initial-schema):"
-        " run `todo-operator migrate up`"
+        "todo-operator run: the database schema is not up to date"
+        " (missing 0001.initial-schema, 0002.events, 0003.reminder-delivery): run `todo-operator migrate up`"
     )
 
 

@@ -24,22 +24,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import psycopg
-    from pydantic import ValidationError
 
     from todo_operator.cli import UsageError
-    from todo_operator.operator.settings import OperatorSettings
+    from todo_operator.operator.settings import load_settings
 
     match = _REFERENCE.fullmatch(args.reminder)
     if match is None:
         raise UsageError(f"--reminder must be NAMESPACE/NAME, got {args.reminder!r}")
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        settings = OperatorSettings()  # type: ignore[call-arg]  # pydantic-settings fills it from TODO_*
-    except ValidationError as error:
-        problems = "; ".join(
-            f"TODO_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
-        )
-        raise UsageError(problems) from error
+    settings = load_settings()
     try:
         return asyncio.run(notify(settings, namespace=match["namespace"], name=match["name"]))
     except psycopg.OperationalError as error:

@@ -14,6 +14,7 @@ import threading
 from types import TracebackType
 
 from todo_operator.clock import Clock
+from todo_operator.events.relay import RelaySettings
 from todo_operator.operator import main
 from todo_operator.operator.settings import OperatorSettings
 
@@ -29,9 +30,16 @@ logging.getLogger("kopf._core.reactor.running").addFilter(_NoSignalWarning())
 
 
 class OperatorThread:
-    def __init__(self, settings: OperatorSettings, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        *,
+        clock: Clock | None = None,
+        relay_settings: RelaySettings | None = None,
+    ) -> None:
         self._settings = settings
         self._clock = clock
+        self._relay_settings = relay_settings
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -40,7 +48,13 @@ class OperatorThread:
     def _main(self) -> None:
         try:
             asyncio.run(
-                main.run(self._settings, clock=self._clock, stop_flag=self._stop, ready_flag=self._ready)
+                main.run(
+                    self._settings,
+                    clock=self._clock,
+                    stop_flag=self._stop,
+                    ready_flag=self._ready,
+                    relay_settings=self._relay_settings,
+                )
             )
         except BaseException as error:  # reported by start()/stop(); a thread cannot raise to its caller
             self._error = error

@@ -30,6 +30,8 @@ EventType = Literal[
 
 TOPIC_TASK_EVENTS = "task-events"
 TOPIC_REMINDERS = "reminders"
+# Compact change records for live clients, derived from task events by the relay.
+TOPIC_TASK_UPDATES = "task-updates"
 _EVENT_ID_NAMESPACE = uuid.UUID("6f1d6b8e-3c1e-5c53-9a51-7f3f0e6f2a10")
 
 
@@ -40,6 +42,8 @@ class Event:
     partition_key: str  # the owner: Kafka partitions by user, so one user's events stay in order
     key: str  # what makes this fact unique, e.g. "task.completed:<uid>:<instant>"
     data: dict[str, Any] = field(default_factory=dict)
+    # The W3C trace context of the change (``00-<trace-id>-<span-id>-<flags>``), when one is active.
+    traceparent: str | None = None
 
     @property
     def id(self) -> uuid.UUID:

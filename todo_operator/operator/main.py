@@ -19,10 +19,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from todo_operator.clock import Clock, SystemClock
 from todo_operator.domain import recurrence
+from todo_operator.events import relay
 from todo_operator.notify import mail
 from todo_operator.operator import handlers, kube, reconciling
 from todo_operator.operator.delivery import ReminderDelivery
-from todo_operator.operator.reminders import NotifyJob, ReminderReconciler
+from todo_operator.operator.reminders import NotifyJob, ReminderReconciler, load_job_template
 from todo_operator.operator.scheduler import Doorbell, Scheduler
 from todo_operator.operator.settings import OperatorSettings
 from todo_operator.store import schema
@@ -90,6 +91,10 @@ def build_reminders(
             image=settings.notify_image,
             service_account=settings.notify_service_account,
             secret=settings.notify_secret,
+            namespace=settings.notify_namespace,
+            template=load_job_template(settings.notify_job_template)
+            if settings.notify_job_template
+            else None,
         ),
         catch_up=settings.catch_up(),
         wake_dispatcher=doorbell.ring if doorbell else lambda: None,
@@ -140,8 +145,14 @@ async def run(
     clock: Clock | None = None,
     stop_flag: StopFlag | None = None,
     ready_flag: asyncio.Event | threading.Event | None = None,
+    liveness_endpoint: str | None = None,
+    relay_settings: relay.RelaySettings | None = None,
 ) -> None:
-    """Run the operator until ``stop_flag`` is set (or a signal arrives)."""
+    """Run the operator until ``stop_flag`` is set (or a signal arrives).
+
+    Beside Kopf run the scheduler (due work), the Event poster and, when Dapr is
+    enabled, the outbox relay (``relay_settings``; default: from ``TODO_*``).
+    """
     # Refuse to start on an old schema rather than fail on every write later.
     await asyncio.to_thread(schema.require_current, settings.database_url)
     pool = open_pool(settings)
@@ -151,10 +162,19 @@ async def run(
         runtime = build_runtime(
             settings=settings, kube_api=kube.Kube(client), pool=pool, clock=clock or SystemClock()
         )
+        background = [runtime.scheduler.run, runtime.events.run]
+        if settings.dapr_enabled:
+            publishing = relay_settings or relay.RelaySettings(database_url=settings.database_url)
+            relay_clock = clock or SystemClock()
+
+            async def run_relay() -> None:
+                # Stopped by cancellation with the rest: an unfinished batch rolls back and is
+                # published again later (consumers drop the duplicates by event id).
+                await relay.run_relay(publishing, stop=asyncio.Event(), clock=relay_clock, pool=pool)
+
+            background.append(run_relay)
         registry = handlers.build_registry(
-            services=runtime.services,
-            settings=settings,
-            background=[runtime.scheduler.run, runtime.events.run],
+            services=runtime.services, settings=settings, background=background
         )
         await kopf.operator(
             registry=registry,
@@ -164,6 +184,8 @@ async def run(
             standalone=settings.standalone,
             stop_flag=stop_flag,
             ready_flag=ready_flag,
+            # Kopf's own probe endpoint: healthy while its watches and workers are.
+            liveness_endpoint=liveness_endpoint,
         )
     finally:
         await client.close()

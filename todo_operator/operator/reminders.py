@@ -17,12 +17,15 @@ pending reminders (phase ``Cancelled``, CronJob deleted).
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
+import pathlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import yaml
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
@@ -47,13 +50,39 @@ class NotifyJob:
     """How the pods of reminder CronJobs and Jobs run ``todo-operator notify``."""
 
     image: str = "ghcr.io/todo-operator/todo-operator:latest"
+    # Where the CronJobs and Jobs run: the reminder's own namespace (None), or one namespace
+    # (the operator's, as the Helm chart does), so that the notify ServiceAccount and its
+    # Secret exist once and batch permissions stay in one place.
+    namespace: str | None = None
     service_account: str = "todo-operator-notify"
     secret: str = "todo-operator-notify"  # noqa: S105  # a Secret's name: it holds the pod's TODO_* settings
     starting_deadline_seconds: int = 300
     active_deadline_seconds: int = 1800  # 10 retries from 1 s to 512 s fit in ~17 minutes
+    # A batch/v1 JobTemplateSpec (metadata + spec) owned by the deployment (the Helm chart
+    # renders one): security settings, Secrets, resources and the labels NetworkPolicies
+    # select stay there; the operator fills in only the image and the arguments.
+    template: dict[str, Any] | None = None
+
+
+def load_job_template(path: str) -> dict[str, Any]:
+    """Read a JobTemplateSpec file (``TODO_NOTIFY_JOB_TEMPLATE``), checking the one part we rely on."""
+    template = yaml.safe_load(pathlib.Path(path).read_text())
+    containers = (
+        (((template or {}).get("spec") or {}).get("template") or {}).get("spec", {}).get("containers")
+    )
+    if not isinstance(containers, list) or not containers:
+        raise ValueError(f"{path}: not a JobTemplateSpec with spec.template.spec.containers")
+    loaded: dict[str, Any] = template
+    return loaded
 
 
 def _job_spec(*, namespace: str, name: str, job: NotifyJob) -> dict[str, Any]:
+    if job.template is not None:
+        spec: dict[str, Any] = copy.deepcopy(job.template["spec"])
+        container = spec["template"]["spec"]["containers"][0]
+        container["image"] = job.image
+        container["args"] = ["notify", "--reminder", f"{namespace}/{name}"]
+        return spec
     return {
         "backoffLimit": 0,  # notify retries by itself, counting attempts in PostgreSQL
         "activeDeadlineSeconds": job.active_deadline_seconds,
@@ -90,7 +119,25 @@ def _job_spec(*, namespace: str, name: str, job: NotifyJob) -> dict[str, Any]:
     }
 
 
-def _owned_by(reminder: Body) -> list[dict[str, Any]]:
+def trigger_namespace(reminder: Body, job: NotifyJob) -> str:
+    namespace: str = job.namespace or reminder["metadata"]["namespace"]
+    return namespace
+
+
+def trigger_name(
+    reminder: Body, job: NotifyJob, *, suffix: str = "mail", limit: int = timing.MAX_CRONJOB_NAME_LENGTH
+) -> str:
+    meta = reminder["metadata"]
+    # In a shared namespace the reminder's namespace is part of the name, so names never collide.
+    base = meta["name"] if job.namespace is None else f"{meta['namespace']}-{meta['name']}"
+    return timing.bounded_name(base, suffix, limit=limit)
+
+
+def _owned_by(reminder: Body, job: NotifyJob) -> list[dict[str, Any]]:
+    # Owner references cannot cross namespaces: in a shared namespace, the Reminder's
+    # finalizer (cancel on delete) removes its CronJob instead of the garbage collector.
+    if job.namespace not in (None, reminder["metadata"]["namespace"]):
+        return []
     meta = reminder["metadata"]
     return [
         {
@@ -104,6 +151,15 @@ def _owned_by(reminder: Body) -> list[dict[str, Any]]:
     ]
 
 
+def _trigger_labels(reminder: Body) -> dict[str, str]:
+    meta = reminder["metadata"]
+    return {
+        objects.LABEL_MANAGED_BY: objects.MANAGER,
+        "todo.dev/reminder": meta["name"][:63],
+        "todo.dev/reminder-namespace": meta["namespace"],
+    }
+
+
 def cronjob(*, reminder: Body, fire_at: datetime, job: NotifyJob) -> dict[str, Any]:
     """The one-shot CronJob of a reminder: its minute in UTC, never two runs at once."""
     meta = reminder["metadata"]
@@ -111,10 +167,10 @@ def cronjob(*, reminder: Body, fire_at: datetime, job: NotifyJob) -> dict[str, A
         "apiVersion": "batch/v1",
         "kind": "CronJob",
         "metadata": {
-            "name": timing.cronjob_name(meta["name"]),
-            "namespace": meta["namespace"],
-            "labels": {objects.LABEL_MANAGED_BY: objects.MANAGER, "todo.dev/reminder": meta["name"]},
-            "ownerReferences": _owned_by(reminder),
+            "name": trigger_name(reminder, job),
+            "namespace": trigger_namespace(reminder, job),
+            "labels": _trigger_labels(reminder),
+            "ownerReferences": _owned_by(reminder, job),
         },
         "spec": {
             "schedule": timing.cron_schedule(fire_at),
@@ -135,10 +191,10 @@ def immediate_job(*, reminder: Body, job: NotifyJob) -> dict[str, Any]:
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": timing.bounded_name(meta["name"], "mail-now", limit=63),
-            "namespace": meta["namespace"],
-            "labels": {objects.LABEL_MANAGED_BY: objects.MANAGER, "todo.dev/reminder": meta["name"]},
-            "ownerReferences": _owned_by(reminder),
+            "name": trigger_name(reminder, job, suffix="mail-now", limit=63),
+            "namespace": trigger_namespace(reminder, job),
+            "labels": _trigger_labels(reminder),
+            "ownerReferences": _owned_by(reminder, job),
         },
         "spec": _job_spec(namespace=meta["namespace"], name=meta["name"], job=job),
     }
@@ -354,15 +410,13 @@ class ReminderReconciler:
             self._events.normal(body, reason="Scheduled", message=f"fires at {fire.isoformat()}")
 
     async def _ensure_trigger(self, body: Body, *, fire: datetime, decision: timing.Decision) -> str | None:
-        meta = body["metadata"]
         if decision in ("send", "send-late"):
             manifest = immediate_job(reminder=body, job=self._job)
         else:
             manifest = cronjob(reminder=body, fire_at=fire, job=self._job)
         name: str = manifest["metadata"]["name"]
-        existing = await self._kube.get_builtin(
-            "batch/v1", manifest["kind"], namespace=meta["namespace"], name=name
-        )
+        namespace: str = manifest["metadata"]["namespace"]
+        existing = await self._kube.get_builtin("batch/v1", manifest["kind"], namespace=namespace, name=name)
         if existing is None:
             with contextlib.suppress(AlreadyExists):
                 await self._kube.create_builtin(manifest)
@@ -372,16 +426,18 @@ class ReminderReconciler:
             await self._kube.patch_builtin(
                 "batch/v1",
                 "CronJob",
-                namespace=meta["namespace"],
+                namespace=namespace,
                 name=name,
                 patch={"spec": {"schedule": manifest["spec"]["schedule"]}},
             )
         return name
 
     async def _remove_cronjob(self, body: Body) -> None:
-        meta = body["metadata"]
         await self._kube.delete_builtin(
-            "batch/v1", "CronJob", namespace=meta["namespace"], name=timing.cronjob_name(meta["name"])
+            "batch/v1",
+            "CronJob",
+            namespace=trigger_namespace(body, self._job),
+            name=trigger_name(body, self._job),
         )
 
     async def cancel(self, body: Body, *, reason: str) -> None:
@@ -389,16 +445,18 @@ class ReminderReconciler:
         meta = ObjectMeta.of(body)
         status = resources.ReminderStatus.model_validate(body.get("status") or {})
         now = self._clock.now()
-        event = Event(
-            type="reminder.cancelled",
-            subject=meta.subject,
-            partition_key=(body.get("spec") or {}).get("to") or "",
-            key=f"reminder.cancelled:{meta.uid}",
-            data={"reason": reason},
-        )
         async with self._pool.connection() as connection:
-            await store.set_phase(connection, uid=meta.uid, phase="Cancelled", at=now, events=[event])
             row = await store.find(connection, namespace=meta.namespace, name=meta.name)
+            if row is not None:  # a reminder never recorded has nothing to cancel in PostgreSQL
+                event = Event(
+                    type="reminder.cancelled",
+                    subject=meta.subject,
+                    partition_key=row["owner"],  # the task's owner, like every event of that user
+                    key=f"reminder.cancelled:{meta.uid}",
+                    data={"reason": reason},
+                )
+                await store.set_phase(connection, uid=meta.uid, phase="Cancelled", at=now, events=[event])
+                row = await store.find(connection, namespace=meta.namespace, name=meta.name)
         await self._remove_cronjob(body)
         if row is not None and row["phase"] in ("Sent", "Failed"):
             await self._write_terminal(body, meta=meta, status=status, row=row)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from todo_operator.domain import reminders
@@ -42,6 +42,19 @@ class OperatorSettings(BaseSettings):
     notify_service_account: str = "todo-operator-notify"
     notify_secret: str = Field(
         default="todo-operator-notify", description="Secret with the notify pod's TODO_* env"
+    )
+    notify_job_template: str | None = Field(
+        default=None,
+        description="a file with the JobTemplateSpec of reminder Jobs (the Helm chart mounts one)",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    dapr_enabled: bool = Field(
+        default=True,
+        description="run the outbox relay beside the operator (publishes through the Dapr sidecar)",
+    )
+    notify_namespace: str | None = Field(
+        default=None,
+        description="where reminder CronJobs/Jobs run (the chart: its namespace); default: the reminder's",
     )
     reminder_grace_minutes: int = Field(default=5, ge=1, le=60)
     reminder_look_back_hours: int = Field(default=24, ge=1, le=24 * 30)
@@ -94,3 +107,17 @@ class OperatorSettings(BaseSettings):
             grace=timedelta(minutes=self.reminder_grace_minutes),
             look_back=timedelta(hours=self.reminder_look_back_hours),
         )
+
+
+def load_settings(**overrides: Any) -> OperatorSettings:
+    """The settings from ``TODO_*`` variables; bad or missing ones as one readable line (UsageError)."""
+    from todo_operator.cli import UsageError  # the CLI's error type: every caller is a command
+
+    try:
+        return OperatorSettings(**overrides)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"TODO_{'_'.join(map(str, problem['loc'])).upper()}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise UsageError(problems) from error

@@ -113,8 +113,8 @@ ON CONFLICT (uid) DO UPDATE SET
 """
 
 _OUTBOX_APPEND = """
-INSERT INTO outbox (event_id, topic, event_type, subject, partition_key, payload)
-VALUES (%s, %s, %s, %s, %s, %s)
+INSERT INTO outbox (event_id, topic, event_type, subject, partition_key, payload, traceparent)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (event_id) DO NOTHING
 """
 
@@ -133,7 +133,15 @@ async def append_events(connection: AsyncConnection[Any], events: Sequence[Event
         await cursor.executemany(
             _OUTBOX_APPEND,
             [
-                (event.id, event.topic, event.type, event.subject, event.partition_key, Jsonb(event.data))
+                (
+                    event.id,
+                    event.topic,
+                    event.type,
+                    event.subject,
+                    event.partition_key,
+                    Jsonb(event.data),
+                    event.traceparent,
+                )
                 for event in events
             ],
         )

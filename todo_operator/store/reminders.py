@@ -223,8 +223,8 @@ async def find(connection: AsyncConnection[Any], *, namespace: str, name: str) -
     """The live row of a reminder, by name (what ``todo-operator notify`` is given)."""
     async with connection.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(
-            "SELECT uid::text AS uid, phase, fire_at, attempts, sent_at, last_error, late FROM reminders"
-            " WHERE namespace = %s AND name = %s AND deleted_at IS NULL",
+            "SELECT uid::text AS uid, phase, owner, fire_at, attempts, sent_at, last_error, late"
+            " FROM reminders WHERE namespace = %s AND name = %s AND deleted_at IS NULL",
             (namespace, name),
         )
         return await cursor.fetchone()

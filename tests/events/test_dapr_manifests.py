@@ -1,0 +1,124 @@
+"""The Dapr resources in manifests/dapr and the topic script: structure and the seed's numbers."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+
+from todo_operator.events import consumer, schemas
+
+ROOT = pathlib.Path(__file__).parents[2]
+DAPR = ROOT / "manifests" / "dapr"
+KINDS = {"Component", "Resiliency", "Configuration", "Subscription"}
+
+
+def _documents() -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for path in sorted(DAPR.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document:
+                found.append((path.name, document))
+    return found
+
+
+def _seconds(duration: str) -> float:
+    total = 0.0
+    for amount, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", duration):
+        total += float(amount) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    return total
+
+
+@pytest.mark.parametrize(("file", "document"), _documents(), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_resource_is_a_dapr_resource_with_a_name(file: str, document: dict[str, Any]) -> None:
+    assert document["apiVersion"] == "dapr.io/v1alpha1"
+    assert document["kind"] in KINDS
+    assert document["metadata"]["name"]
+    assert document["metadata"]["namespace"] == "todo-system"
+    if document["kind"] == "Component":
+        assert re.fullmatch(r"(pubsub|secretstores)\.[a-z.]+", document["spec"]["type"])
+        assert document["spec"]["version"] == "v1"
+        for item in document["spec"]["metadata"]:
+            assert ("value" in item) != ("secretKeyRef" in item), item
+
+
+def test_kafka_components_partition_by_owner_with_a_consumer_group_and_managed_credentials() -> None:
+    components = {file: doc for file, doc in _documents() if doc["kind"] == "Component"}
+    for file in ("pubsub-kafka.yaml", "pubsub-kafka-managed.yaml"):
+        component = components[file]
+        assert component["spec"]["type"] == "pubsub.kafka"
+        metadata = {item["name"]: item for item in component["spec"]["metadata"]}
+        assert metadata["consumerGroup"]["value"]
+        assert component["metadata"]["name"] == "pubsub"
+    managed = {item["name"]: item for item in components["pubsub-kafka-managed.yaml"]["spec"]["metadata"]}
+    assert managed["authType"]["value"] == "password"
+    assert managed["saslMechanism"]["value"].startswith("SCRAM-SHA-")
+    assert managed["disableTls"]["value"] == "false"
+    assert "secretKeyRef" in managed["saslPassword"]
+    assert "secretKeyRef" in managed["saslUsername"]
+    stores = {doc["spec"]["type"] for _, doc in _documents() if doc["kind"] == "Component"}
+    assert {"secretstores.kubernetes", "secretstores.oci.vault"} <= stores
+
+
+def test_subscriptions_cover_the_topics_with_dead_letter_topics() -> None:
+    subscriptions = [doc["spec"] for _, doc in _documents() if doc["kind"] == "Subscription"]
+    assert {s["topic"] for s in subscriptions} == set(schemas.TOPICS)
+    for spec in subscriptions:
+        assert spec["deadLetterTopic"] == consumer.dead_letter_topic(spec["topic"])
+    programmatic = {(s["topic"], s["route"], s["deadLetterTopic"]) for s in consumer.subscriptions()}
+    declared = {(s["topic"], s["route"], s["deadLetterTopic"]) for s in subscriptions}
+    assert programmatic <= declared
+
+
+def test_resiliency_policies_match_the_seed() -> None:
+    resiliencies = [doc for _, doc in _documents() if doc["kind"] == "Resiliency"]
+    retries: dict[str, dict[str, Any]] = {}
+    for doc in resiliencies:
+        retries.update(doc["spec"]["policies"]["retries"])
+    assert retries["taskCompletion"]["maxRetries"] == 3
+    assert _seconds(retries["taskCompletion"]["maxInterval"]) == 30 * 60
+    assert retries["reminders"] == {"policy": "exponential", "maxInterval": "512s", "maxRetries": 10}
+    assert retries["updates"] == {"policy": "exponential", "maxInterval": "16s", "maxRetries": 5}
+    schedule = resiliencies[0]["metadata"]["annotations"]
+    assert [_seconds(s) for s in schedule["todo.dev/schedule.taskCompletion"].split(",")] == [30, 300, 1800]
+    assert [_seconds(s) for s in schedule["todo.dev/schedule.reminders"].split(",")] == [
+        2**n for n in range(10)
+    ]
+    assert [_seconds(s) for s in schedule["todo.dev/schedule.updates"].split(",")] == [2**n for n in range(5)]
+    inbound = {
+        doc["metadata"]["name"]: doc["spec"]["targets"]["components"]["pubsub"]["inbound"]["retry"]
+        for doc in resiliencies
+    }
+    assert inbound == {
+        "todo-events": "taskCompletion",
+        "todo-reminders": "reminders",
+        "todo-updates": "updates",
+    }
+
+
+def test_tracing_goes_to_zipkin() -> None:
+    [configuration] = [doc for _, doc in _documents() if doc["kind"] == "Configuration"]
+    tracing = configuration["spec"]["tracing"]
+    assert tracing["samplingRate"] == "1"
+    assert tracing["zipkin"]["endpointAddress"].endswith("/api/v2/spans")
+
+
+def test_topic_script_creates_every_topic_idempotently(tmp_path: pathlib.Path) -> None:
+    calls = tmp_path / "calls"
+    fake = tmp_path / "kafka-topics.sh"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "KAFKA_TOPICS": str(fake), "BOOTSTRAP": "kafka:9092"}
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "create-kafka-topics.sh")], env=env, check=True, capture_output=True
+    )
+    lines = calls.read_text().splitlines()
+    topics = {line.split("--topic ")[1].split()[0] for line in lines}
+    assert topics == set(schemas.TOPICS) | {consumer.dead_letter_topic(t) for t in schemas.TOPICS}
+    assert all("--if-not-exists" in line and "--partitions 12" in line for line in lines)
+    assert all("retention.ms=" in line for line in lines)

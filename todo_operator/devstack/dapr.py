@@ -1,0 +1,340 @@
+"""A stand-in for the Dapr sidecar's publish API, for the tests, the benchmark and the demo.
+
+There is no daprd on the machines that build this project. This small aiohttp
+server implements the two documented publish endpoints (docs.dapr.io, "Pub/sub
+API reference") with their status codes and bodies, records every CloudEvent
+it accepts (the demo logs them), and misbehaves on demand: refuse (4xx), fail
+(5xx), poison chosen events (per-entry ``failedEntries`` in a bulk request),
+stall, or stop listening and come back on the same port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+EventPredicate = Callable[[Mapping[str, Any]], bool]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Received:
+    pubsub: str
+    topic: str
+    event: Mapping[str, Any]
+    metadata: Mapping[str, str]
+    bulk: bool
+
+
+@dataclass(kw_only=True)
+class _Faults:
+    status: int | None = None  # answer every publish with this status
+    stall: asyncio.Event | None = None  # hold requests until set
+    poison: list[tuple[EventPredicate, int]] = field(default_factory=list)
+    bulk_supported: bool = True
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"errorCode": code, "message": message}, status=status)
+
+
+_ERROR_CODES = {400: "ERR_PUBSUB_CLOUD_EVENTS_SER", 403: "ERR_PUBSUB_FORBIDDEN"}
+
+
+def _code(status: int) -> str:
+    return "ERR_PUBSUB_PUBLISH_MESSAGE" if status >= 500 else _ERROR_CODES.get(status, "ERR_BAD_REQUEST")
+
+
+class DaprDouble:
+    """The server, inside an event loop (use :class:`DaprThread` from synchronous code)."""
+
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, pubsubs: tuple[str, ...] = ("pubsub",)
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.pubsubs = set(pubsubs)
+        self.received: list[Received] = []
+        self.requests = 0
+        self.log_events = False
+        self._faults = _Faults()
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1.0/publish/{pubsub}/{topic}", self._publish)
+        app.router.add_post("/v1.0-alpha1/publish/bulk/{pubsub}/{topic}", self._publish_bulk)
+        app.router.add_get("/v1.0/healthz", self._healthz)
+        # Not Dapr's: lets a benchmark in another process see how much arrived.
+        app.router.add_get("/_devstack/received", self._count)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await self._listen()
+
+    async def _listen(self) -> None:
+        assert self._runner is not None
+        self._site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await self._site.start()
+        if self.port == 0:
+            server = self._site._server  # aiohttp keeps the bound socket here; the port was 0
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        self.heal()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def go_away(self) -> None:
+        """Stop listening (connections are refused) until :meth:`come_back`."""
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+
+    async def come_back(self) -> None:
+        if self._site is None:
+            await self._listen()
+
+    # Faults (call from the server's loop; DaprThread does that for you).
+
+    def fail(self, status: int = 500) -> None:
+        """Answer every publish with ``status`` (5xx: the broker is down; 4xx: refused)."""
+        self._faults.status = status
+
+    def poison(self, predicate: EventPredicate, *, status: int = 500) -> None:
+        """Fail the events ``predicate`` picks, every time (in bulk: as ``failedEntries``)."""
+        self._faults.poison.append((predicate, status))
+
+    def stall(self) -> None:
+        """Hold every publish request until :meth:`heal`."""
+        if self._faults.stall is None:
+            self._faults.stall = asyncio.Event()
+
+    def without_bulk(self) -> None:
+        """Answer the bulk endpoint with a bare 404, as a sidecar without it would."""
+        self._faults.bulk_supported = False
+
+    def heal(self) -> None:
+        if self._faults.stall is not None:
+            self._faults.stall.set()
+        self._faults = _Faults()
+
+    # Handlers.
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    async def _count(self, request: web.Request) -> web.Response:
+        return web.json_response({"received": len(self.received)})
+
+    async def _common(self, request: web.Request) -> web.Response | None:
+        self.requests += 1
+        if self._faults.stall is not None:
+            await self._faults.stall.wait()
+        pubsub = request.match_info["pubsub"]
+        if pubsub not in self.pubsubs:
+            return _error(400, "ERR_PUBSUB_NOT_FOUND", f"pubsub {pubsub} not found")
+        if self._faults.status is not None:
+            status = self._faults.status
+            return _error(status, _code(status), "injected fault")
+        return None
+
+    def _poisoned(self, event: Mapping[str, Any]) -> int | None:
+        for predicate, status in self._faults.poison:
+            if predicate(event):
+                return status
+        return None
+
+    def _record(
+        self, *, pubsub: str, topic: str, event: Mapping[str, Any], metadata: Mapping[str, str], bulk: bool
+    ) -> None:
+        self.received.append(Received(pubsub=pubsub, topic=topic, event=event, metadata=metadata, bulk=bulk))
+        if self.log_events:
+            logger.info("CloudEvent on %s: %s", topic, json.dumps(event, sort_keys=True))
+
+    async def _publish(self, request: web.Request) -> web.Response:
+        failed = await self._common(request)
+        if failed is not None:
+            return failed
+        try:
+            event = json.loads(await request.read())
+        except ValueError:
+            return _error(400, "ERR_PUBSUB_CLOUD_EVENTS_SER", "body is not JSON")
+        if request.content_type != "application/cloudevents+json" or not isinstance(event, dict):
+            return _error(400, "ERR_PUBSUB_CLOUD_EVENTS_SER", "expected application/cloudevents+json")
+        status = self._poisoned(event)
+        if status is not None:
+            return _error(status, _code(status), "poisoned event")
+        metadata = {
+            key.removeprefix("metadata."): value
+            for key, value in request.query.items()
+            if key.startswith("metadata.")
+        }
+        self._record(
+            pubsub=request.match_info["pubsub"],
+            topic=request.match_info["topic"],
+            event=event,
+            metadata=metadata,
+            bulk=False,
+        )
+        return web.Response(status=204)
+
+    async def _publish_bulk(self, request: web.Request) -> web.Response:
+        if not self._faults.bulk_supported:
+            self.requests += 1
+            return web.Response(status=404, text="404 page not found")
+        failed = await self._common(request)
+        if failed is not None:
+            return failed
+        try:
+            entries = json.loads(await request.read())
+        except ValueError:
+            return _error(400, "ERR_PUBSUB_EVENTS_SER", "body is not a JSON array")
+        if not isinstance(entries, list) or not all(isinstance(e, dict) and "entryId" in e for e in entries):
+            return _error(400, "ERR_PUBSUB_EVENTS_SER", "expected a JSON array of entries with entryId")
+        failed_entries = []
+        for entry in entries:
+            event = entry.get("event")
+            if entry.get("contentType") != "application/cloudevents+json" or not isinstance(event, dict):
+                failed_entries.append({"entryId": entry["entryId"], "error": "not a CloudEvent"})
+                continue
+            if self._poisoned(event) is not None:
+                failed_entries.append({"entryId": entry["entryId"], "error": "poisoned event"})
+                continue
+            self._record(
+                pubsub=request.match_info["pubsub"],
+                topic=request.match_info["topic"],
+                event=event,
+                metadata=dict(entry.get("metadata") or {}),
+                bulk=True,
+            )
+        if failed_entries:
+            return web.json_response(
+                {"failedEntries": failed_entries, "errorCode": "ERR_PUBSUB_PUBLISH_MESSAGE"}, status=500
+            )
+        return web.Response(status=204)
+
+
+class DaprThread:
+    """The double in its own thread and event loop, for synchronous tests and the demo."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._double = DaprDouble(host=host, port=port)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="devstack-dapr", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return self._double.url
+
+    def __enter__(self) -> DaprThread:
+        self._thread.start()
+        self._ready.wait(timeout=30)
+        if self._error is not None:
+            raise RuntimeError("the Dapr double failed to start") from self._error
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            await self._double.start()
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            raise
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self._double.stop()
+
+    def call(self, fn: Callable[[DaprDouble], T]) -> T:
+        """Run ``fn(double)`` in the server's loop and return its result."""
+        if self._loop is None:
+            raise RuntimeError("the Dapr double is not running")
+
+        async def call() -> T:
+            return fn(self._double)
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=30)
+
+    def events(self, topic: str | None = None) -> list[Received]:
+        return self.call(lambda d: [r for r in d.received if topic is None or r.topic == topic])
+
+    def fail(self, status: int = 500) -> None:
+        self.call(lambda d: d.fail(status))
+
+    def poison(self, predicate: EventPredicate, *, status: int = 500) -> None:
+        self.call(lambda d: d.poison(predicate, status=status))
+
+    def stall(self) -> None:
+        self.call(lambda d: d.stall())
+
+    def heal(self) -> None:
+        self.call(lambda d: d.heal())
+
+    def go_away(self) -> None:
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self._double.go_away(), self._loop).result(timeout=30)
+
+    def come_back(self) -> None:
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self._double.come_back(), self._loop).result(timeout=30)
+
+
+async def _serve(*, host: str, port: int, log_events: bool) -> None:
+    double = DaprDouble(host=host, port=port)
+    double.log_events = log_events
+    await double.start()
+    print(f"Dapr double listening on {double.url}", flush=True)
+    try:
+        while True:
+            # A demo runs for days: keep the last hour's events, not all of them.
+            await asyncio.sleep(3600)
+            double.received.clear()
+    finally:
+        await double.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m todo_operator.devstack.dapr``: the double as a process of its own (demo, benchmarks)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3500)
+    parser.add_argument("--log-events", action="store_true", help="log every CloudEvent received")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(host=args.host, port=args.port, log_events=args.log_events))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,466 @@
+"""The outbox relay: recorded events out to the Dapr sidecar, in order per user, at least once.
+
+One cycle claims a batch (see :mod:`todo_operator.store.outbox` for how
+several relays share the work), turns each row into its CloudEvent (and, for
+a task event, the compact ``task-updates`` record), publishes, and marks.
+
+Order. Dapr's bulk publish "does not guarantee any ordering of messages", so
+a bulk request never holds two events of the same partition key: a batch is
+cut into waves (wave *k* holds each user's *k*-th event of the batch) and a
+wave is published only after the previous one was delivered. A user whose
+event failed gets nothing more published in this batch.
+
+Whose fault. A failure is counted against a row (``attempts``, then dead
+letters after ``max_attempts``) only when it is that row's own: Dapr rejected
+it (4xx), or it failed while other events of the same wave went through.
+When nothing went through (not listening, timed out, 5xx for everything, pub/
+sub not configured), the sidecar or the broker is down (F9): the rows go back
+untouched and the whole relay backs off, exponentially and capped, until
+publishing works again, so an outage fills the outbox instead of the dead
+letters. Attempts are bounded: ``max_attempts`` per event here, times the
+sidecar's own outbound retries (``manifests/dapr/resiliency.yaml``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import aiohttp
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from todo_operator.clock import Clock, SystemClock
+from todo_operator.events import dapr, schemas
+from todo_operator.store.outbox import Failure, OutboxRow, OutboxStore
+
+logger = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class RelaySettings(BaseSettings):
+    """``todo-operator relay`` and the relay inside ``todo-operator run`` (``TODO_*`` variables)."""
+
+    model_config = SettingsConfigDict(env_prefix="TODO_", extra="ignore")
+
+    database_url: str = Field(description="PostgreSQL DSN")
+    # Dapr's own convention is DAPR_HTTP_PORT (default 3500) on the loopback interface.
+    dapr_http_endpoint: str = Field(
+        default_factory=lambda: f"http://127.0.0.1:{os.environ.get('DAPR_HTTP_PORT', '3500')}"
+    )
+    pubsub_name: str = "pubsub"
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_max_attempts: int = Field(default=10, ge=1, description="publish attempts before a dead letter")
+    relay_bulk: bool = Field(default=True, description="use Dapr's (alpha) bulk publish endpoint")
+    relay_lanes: int = Field(default=1, ge=1, le=16, description="publish cycles running at once")
+    relay_lease_seconds: float = Field(default=60.0, gt=0, description="a dead relay's rows wait this long")
+    relay_idle_seconds: float = Field(default=0.05, gt=0, description="poll interval when nothing is waiting")
+    relay_backoff_seconds: float = Field(default=0.5, gt=0, description="first wait while Dapr is down")
+    relay_backoff_cap_seconds: float = Field(default=30.0, gt=0)
+    relay_retry_seconds: float = Field(default=1.0, gt=0, description="first wait before retrying a row")
+    relay_retry_cap_seconds: float = Field(default=300.0, gt=0)
+    relay_publish_timeout_seconds: float = Field(default=10.0, gt=0)
+    outbox_retention_hours: float = Field(default=24.0 * 7, ge=0, description="keep published rows")
+    outbox_prune_interval_seconds: float = Field(default=300.0, gt=0)
+    database_pool_size: int = Field(default=4, ge=1, le=100)
+
+
+class Publisher(Protocol):
+    async def publish(self, *, topic: str, message: dapr.Message) -> dapr.Rejected | None: ...
+
+    async def publish_bulk(self, *, topic: str, messages: Sequence[dapr.Message]) -> dapr.BulkOutcome: ...
+
+
+@dataclass(kw_only=True)
+class RelayStats:
+    """Counters (exported as metrics by the telemetry layer)."""
+
+    published: int = 0
+    failed_attempts: int = 0
+    dead_lettered: int = 0
+    unavailable: int = 0
+    cycles: int = 0
+
+
+@dataclass(kw_only=True)
+class CycleResult:
+    claimed: int = 0
+    published: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    sidecar_error: str | None = None
+
+
+@dataclass(kw_only=True)
+class _Prepared:
+    row: OutboxRow
+    messages: list[tuple[str, dapr.Message]] = field(default_factory=list)  # (topic, message)
+
+
+def exponential(*, attempt: int, base: float, cap: float) -> float:
+    """``base * 2**(attempt-1)``, capped: 1 -> base, 2 -> 2*base, ..."""
+    return float(min(cap, base * 2 ** max(0, min(attempt - 1, 60))))
+
+
+def relay_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        store: OutboxStore,
+        publisher: Publisher,
+        settings: RelaySettings,
+        clock: Clock | None = None,
+        name: str | None = None,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._settings = settings
+        self._clock = clock or SystemClock()
+        self.name = name or relay_name()
+        self.stats = RelayStats()
+        self._bulk = settings.relay_bulk
+
+    async def publish_batch(self) -> CycleResult:
+        """One cycle: claim, publish wave by wave, then mark, count or release every claimed row."""
+        settings = self._settings
+        now = self._clock.now()
+        rows = await self._store.claim(
+            relay=self.name,
+            now=now,
+            lease=timedelta(seconds=settings.relay_lease_seconds),
+            limit=settings.relay_batch_size,
+        )
+        result = CycleResult(claimed=len(rows))
+        if not rows:
+            return result
+        self.stats.cycles += 1
+        published: list[int] = []
+        failures: list[tuple[OutboxRow, str]] = []
+        untouched: list[int] = []
+        invalid: list[tuple[int, str]] = []
+        try:
+            waves = self._waves(rows, invalid)
+            blocked: set[str] = set()
+            for wave in waves:
+                ready = [item for item in wave if item.row.partition_key not in blocked]
+                untouched.extend(item.row.id for item in wave if item.row.partition_key in blocked)
+                if result.sidecar_error is not None:
+                    untouched.extend(item.row.id for item in ready)
+                    continue
+                delivered, own_failures, sidecar_error = await self._publish_wave(ready)
+                published.extend(delivered)
+                if sidecar_error is not None and not delivered and not own_failures:
+                    # Nothing went through: the sidecar or broker is down, not these events.
+                    result.sidecar_error = sidecar_error
+                    untouched.extend(item.row.id for item in ready)
+                    continue
+                failed_ids = {row.id for row, _ in own_failures}
+                failures.extend(own_failures)
+                # Events of a wave that neither went through nor failed on their own wait too.
+                for item in ready:
+                    if item.row.id not in failed_ids and item.row.id not in delivered:
+                        untouched.append(item.row.id)
+                        blocked.add(item.row.partition_key)
+                blocked.update(row.partition_key for row, _ in own_failures)
+        finally:
+            now = self._clock.now()
+            await self._store.mark_published(ids=published, now=now)
+            await self._settle_failures(failures, invalid=invalid, result=result)
+            await self._store.release(ids=untouched, error=result.sidecar_error)
+        result.published = len(published)
+        self.stats.published += len(published)
+        if result.sidecar_error is not None:
+            self.stats.unavailable += 1
+        return result
+
+    def _waves(self, rows: Sequence[OutboxRow], invalid: list[tuple[int, str]]) -> list[list[_Prepared]]:
+        waves: list[list[_Prepared]] = []
+        seen: dict[str, int] = defaultdict(int)
+        for row in rows:
+            try:
+                prepared = self._prepare(row)
+            except schemas.InvalidEvent as error:
+                # It would fail the same way every time: straight to the dead letters.
+                invalid.append((row.id, f"invalid event: {error}"))
+                continue
+            position = seen[row.partition_key]
+            seen[row.partition_key] += 1
+            if position == len(waves):
+                waves.append([])
+            waves[position].append(prepared)
+        return waves
+
+    def _prepare(self, row: OutboxRow) -> _Prepared:
+        event = schemas.build(
+            event_id=row.event_id,
+            event_type=row.event_type,
+            subject=row.subject,
+            partition_key=row.partition_key,
+            time=row.created_at,
+            data=row.payload,
+            traceparent=row.traceparent,
+        )
+        prepared = _Prepared(row=row)
+        prepared.messages.append(
+            (row.topic, dapr.Message(entry_id=event["id"], event=event, partition_key=row.partition_key))
+        )
+        update = schemas.task_update(event)
+        if update is not None:
+            prepared.messages.append(
+                (
+                    schemas.KINDS[schemas.TASK_UPDATE_TYPE].topic,
+                    dapr.Message(entry_id=update["id"], event=update, partition_key=row.partition_key),
+                )
+            )
+        return prepared
+
+    async def _publish_wave(
+        self, wave: Sequence[_Prepared]
+    ) -> tuple[set[int], list[tuple[OutboxRow, str]], str | None]:
+        """Publish one wave: (rows delivered, rows failed on their own, why the sidecar failed)."""
+        by_topic: dict[str, list[dapr.Message]] = defaultdict(list)
+        owner: dict[str, _Prepared] = {}
+        for item in wave:
+            for topic, message in item.messages:
+                by_topic[topic].append(message)
+                owner[message.entry_id] = item
+        outcomes = await asyncio.gather(
+            *(self._publish_topic(topic, messages) for topic, messages in by_topic.items())
+        )
+        # entry id -> error (None: delivered); a missing entry was never answered (sidecar error).
+        answered: dict[str, str | None] = {}
+        rejected: set[str] = set()
+        sidecar_error: str | None = None
+        for outcome in outcomes:
+            if isinstance(outcome, str):
+                sidecar_error = outcome
+                continue
+            entries, rejected_entries = outcome
+            answered.update(entries)
+            rejected.update(rejected_entries)
+        any_delivered = any(error is None for error in answered.values())
+        delivered: set[int] = set()
+        own: list[tuple[OutboxRow, str]] = []
+        for item in wave:
+            errors = [answered.get(message.entry_id, "") for _, message in item.messages]
+            if all(error is None for error in errors):
+                delivered.add(item.row.id)
+                continue
+            reasons = [error for error in errors if error]
+            is_rejected = any(message.entry_id in rejected for _, message in item.messages)
+            # Only a failure next to a success (or a rejection) is this event's own.
+            if reasons and (is_rejected or any_delivered):
+                own.append((item.row, "; ".join(reasons)))
+            elif reasons and sidecar_error is None:
+                sidecar_error = reasons[0]
+        if delivered or own:
+            return delivered, own, sidecar_error
+        return delivered, own, sidecar_error or "nothing was delivered"
+
+    async def _publish_topic(
+        self, topic: str, messages: Sequence[dapr.Message]
+    ) -> tuple[dict[str, str | None], set[str]] | str:
+        """(entry id -> error or None, rejected entry ids), or the sidecar's error as a string."""
+        try:
+            if self._bulk and len(messages) > 1:
+                try:
+                    outcome = await self._publisher.publish_bulk(topic=topic, messages=messages)
+                except dapr.BulkUnsupported as error:
+                    logger.warning("bulk publish unavailable (%s); publishing one by one from now on", error)
+                    self._bulk = False
+                else:
+                    if outcome.rejected is not None:
+                        ids = {message.entry_id for message in messages}
+                        return dict.fromkeys(ids, outcome.rejected.error), ids
+                    return {m.entry_id: outcome.failed.get(m.entry_id) for m in messages}, set()
+            answers = await asyncio.gather(
+                *(self._publish_one(topic, message) for message in messages), return_exceptions=True
+            )
+        except dapr.SidecarUnavailable as error:
+            return str(error)
+        entries: dict[str, str | None] = {}
+        rejected: set[str] = set()
+        sidecar_error: str | None = None
+        for message, answer in zip(messages, answers, strict=True):
+            if isinstance(answer, dapr.SidecarUnavailable):
+                sidecar_error = str(answer)
+                entries[message.entry_id] = sidecar_error
+            elif isinstance(answer, BaseException):
+                raise answer
+            elif answer is None:
+                entries[message.entry_id] = None
+            else:
+                entries[message.entry_id] = answer.error
+                rejected.add(message.entry_id)
+        if (
+            sidecar_error is not None
+            and not any(error is None for error in entries.values())
+            and not rejected
+        ):
+            return sidecar_error
+        return entries, rejected
+
+    async def _publish_one(self, topic: str, message: dapr.Message) -> dapr.Rejected | None:
+        return await self._publisher.publish(topic=topic, message=message)
+
+    async def _settle_failures(
+        self,
+        failures: Sequence[tuple[OutboxRow, str]],
+        *,
+        invalid: Sequence[tuple[int, str]],
+        result: CycleResult,
+    ) -> None:
+        settings = self._settings
+        now = self._clock.now()
+        retry_later: list[Failure] = []
+        dead = list(invalid)
+        for row, error in failures:
+            attempts = row.attempts + 1
+            if attempts >= settings.relay_max_attempts:
+                dead.append((row.id, f"after {attempts} attempts: {error}"))
+            else:
+                delay = exponential(
+                    attempt=attempts, base=settings.relay_retry_seconds, cap=settings.relay_retry_cap_seconds
+                )
+                retry_later.append(
+                    Failure(outbox_id=row.id, error=error, next_attempt_at=now + timedelta(seconds=delay))
+                )
+        await self._store.record_failures(failures=retry_later)
+        await self._store.dead_letter(ids_and_errors=dead, now=now)
+        for outbox_id, error in dead:
+            logger.error("outbox row %s moved to the dead letters: %s", outbox_id, error)
+        result.failed = len(failures)
+        result.dead_lettered = len(dead)
+        self.stats.failed_attempts += len(failures)
+        self.stats.dead_lettered += len(dead)
+
+    def _outage_delay(self, outages: int) -> float:
+        settings = self._settings
+        return exponential(
+            attempt=outages, base=settings.relay_backoff_seconds, cap=settings.relay_backoff_cap_seconds
+        )
+
+    async def prune(self) -> int:
+        cutoff = self._clock.now() - timedelta(hours=self._settings.outbox_retention_hours)
+        return await self._store.prune(published_before=cutoff)
+
+    async def run(self, *, stop: asyncio.Event, sleep: Sleep | None = None) -> None:
+        """Publish until ``stop`` is set; back off while the sidecar or the database is down.
+
+        ``relay_lanes`` cycles run at once: claims never share a partition key, so lanes
+        keep each user's order as separate relays do, and one lane's database round trips
+        overlap another's HTTP requests.
+        """
+        wait = sleep or _sleep_until(stop)
+        lanes = [
+            self._lane(stop=stop, wait=wait, prunes=lane == 0) for lane in range(self._settings.relay_lanes)
+        ]
+        await asyncio.gather(*lanes)
+
+    async def _lane(self, *, stop: asyncio.Event, wait: Sleep, prunes: bool) -> None:
+        settings = self._settings
+        outages = 0
+        last_prune: datetime | None = None
+        while not stop.is_set():
+            now = self._clock.now()
+            since_prune = None if last_prune is None else (now - last_prune).total_seconds()
+            if prunes and (since_prune is None or since_prune >= settings.outbox_prune_interval_seconds):
+                last_prune = now
+                with contextlib.suppress(psycopg.Error):
+                    pruned = await self.prune()
+                    if pruned:
+                        logger.info("pruned %d published outbox rows", pruned)
+            try:
+                result = await self.publish_batch()
+            except (psycopg.Error, OSError) as error:
+                outages += 1
+                delay = self._outage_delay(outages)
+                logger.warning("outbox relay: database unavailable (%s); retrying in %.1fs", error, delay)
+                await wait(delay)
+                continue
+            if result.sidecar_error is not None:
+                outages += 1
+                delay = self._outage_delay(outages)
+                logger.warning(
+                    "outbox relay: Dapr unavailable (%s); %d events wait; retrying in %.1fs",
+                    result.sidecar_error,
+                    result.claimed - result.published,
+                    delay,
+                )
+                await wait(delay)
+                continue
+            outages = 0
+            if result.claimed < settings.relay_batch_size:
+                await wait(settings.relay_idle_seconds)
+
+
+def _sleep_until(stop: asyncio.Event) -> Sleep:
+    async def sleep(seconds: float) -> None:
+        # Wake early when asked to stop.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+    return sleep
+
+
+def open_pool(settings: RelaySettings) -> AsyncConnectionPool[AsyncConnection[Any]]:
+    return AsyncConnectionPool(
+        settings.database_url,
+        open=False,
+        min_size=1,
+        max_size=settings.database_pool_size,
+        check=AsyncConnectionPool.check_connection,
+        kwargs={"autocommit": True},
+    )
+
+
+async def run_relay(
+    settings: RelaySettings,
+    *,
+    stop: asyncio.Event,
+    clock: Clock | None = None,
+    pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None,
+) -> None:
+    """Run one relay until ``stop`` is set (own pool unless one is given; own HTTP session)."""
+    own_pool = pool is None
+    if pool is None:
+        pool = open_pool(settings)
+        await pool.open(wait=True, timeout=30)
+    try:
+        # One connection per concurrent request at most; loopback to the sidecar.
+        connector = aiohttp.TCPConnector(limit=64)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            publisher = dapr.DaprPublisher(
+                session=session,
+                endpoint=settings.dapr_http_endpoint,
+                pubsub=settings.pubsub_name,
+                timeout=settings.relay_publish_timeout_seconds,
+            )
+            relay = Relay(store=OutboxStore(pool), publisher=publisher, settings=settings, clock=clock)
+            logger.info(
+                "outbox relay %s publishing to %s (pub/sub %r)",
+                relay.name,
+                settings.dapr_http_endpoint,
+                settings.pubsub_name,
+            )
+            await relay.run(stop=stop)
+    finally:
+        if own_pool:
+            await pool.close()

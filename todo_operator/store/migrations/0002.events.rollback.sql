@@ -1,0 +1,13 @@
+DROP TABLE activity;
+DROP INDEX dead_letters_waiting;
+ALTER TABLE dead_letters DROP COLUMN created_at;
+ALTER TABLE dead_letters DROP COLUMN traceparent;
+ALTER TABLE dead_letters DROP COLUMN partition_key;
+ALTER TABLE dead_letters DROP COLUMN subject;
+ALTER TABLE dead_letters DROP COLUMN event_type;
+DROP INDEX outbox_published_at;
+DROP INDEX outbox_holding;
+ALTER TABLE outbox DROP COLUMN next_attempt_at;
+ALTER TABLE outbox DROP COLUMN claimed_until;
+ALTER TABLE outbox DROP COLUMN claimed_by;
+ALTER TABLE outbox DROP COLUMN traceparent;
