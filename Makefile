@@ -6,8 +6,10 @@ PYTHON_FOUND := $(shell scripts/find-python.sh)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# checkov pins many packages of its own: it gets a virtual environment to itself.
+CHECKOV_VENV := .venv-checkov
 
-.PHONY: all venv test lint typecheck unit demo crds clean
+.PHONY: all venv test lint typecheck unit demo crds clean checkov
 
 all: test
 
@@ -20,6 +22,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+checkov: $(CHECKOV_VENV)/bin/checkov
+
+$(CHECKOV_VENV)/bin/checkov: $(STAMP)
+	$(PY) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==3.3.30
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check todo_operator tests benchmarks
 	$(VENV)/bin/ruff format --check todo_operator tests benchmarks
@@ -29,7 +37,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collected no test: that is a broken set-up, not a pass.
-test: lint typecheck
+test: lint typecheck checkov
 	$(PY) -m pytest -p no:cacheprovider --basetemp=.pytest-tmp; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests — the set-up is broken"; exit 1; fi; \
 	  exit $$rc
@@ -44,4 +52,4 @@ demo: $(STAMP)
 	$(VENV)/bin/todo-operator demo $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest-tmp .demo .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest-tmp .demo .mypy_cache .ruff_cache

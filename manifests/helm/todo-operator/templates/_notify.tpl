@@ -1,0 +1,47 @@
+{{/* The Job template (batch/v1 JobTemplateSpec) of reminder Jobs and CronJobs. */}}
+{{- define "todo-operator.notifyJobTemplate" -}}
+metadata:
+  labels:
+    {{- include "todo-operator.componentLabels" (dict "root" . "component" "notify") | nindent 4 }}
+spec:
+  backoffLimit: 2
+  activeDeadlineSeconds: {{ .Values.notify.activeDeadlineSeconds }}
+  ttlSecondsAfterFinished: {{ .Values.notify.ttlSecondsAfterFinished }}
+  template:
+    metadata:
+      labels:
+        {{- include "todo-operator.componentLabels" (dict "root" . "component" "notify") | nindent 8 }}
+    spec:
+      serviceAccountName: {{ include "todo-operator.notifyServiceAccount" . }}
+      # notify reads its Reminder and patches its status through the API server.
+      automountServiceAccountToken: true
+      enableServiceLinks: false
+      restartPolicy: Never
+      {{- with .Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- range . }}
+        - name: {{ . }}
+        {{- end }}
+      {{- end }}
+      securityContext:
+        {{- toYaml .Values.podSecurityContext | nindent 8 }}
+      containers:
+        - name: notify
+          # No image here: the operator sets its own (TODO_NOTIFY_IMAGE), so an image
+          # override (helm --set, kustomize images:) reaches the reminder Jobs too.
+          imagePullPolicy: {{ .Values.image.pullPolicy }}
+          args: [notify]
+          env:
+            {{- include "todo-operator.databaseEnv" . | nindent 12 }}
+          envFrom:
+            - secretRef:
+                name: {{ required "notify.smtpSecret is required (a Secret with the SMTP settings)" .Values.notify.smtpSecret }}
+          resources:
+            {{- toYaml .Values.notify.resources | nindent 12 }}
+          securityContext:
+            {{- toYaml .Values.securityContext | nindent 12 }}
+          volumeMounts:
+            {{- include "todo-operator.tmpMount" . | nindent 12 }}
+      volumes:
+        {{- include "todo-operator.tmpVolume" . | nindent 8 }}
+{{- end }}

@@ -1,0 +1,197 @@
+"""The Helm chart and the kustomize overlays, rendered offline and checked object by object."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.manifests import checks, conftest, rendering
+
+TARGETS = [f"chart {name}" for name in conftest.SCENARIOS] + [
+    f"kustomize {name}" for name in conftest.OVERLAYS
+]
+KUBERNETES_VERSIONS = ("1.31.0", "1.37.0")
+
+
+@pytest.fixture(params=TARGETS)
+def target(
+    request: pytest.FixtureRequest,
+    chart_renders: dict[str, list[rendering.Json]],
+    kustomize_renders: dict[str, list[rendering.Json]],
+) -> tuple[str, list[rendering.Json]]:
+    source, name = request.param.split(" ", 1)
+    objects = chart_renders[name] if source == "chart" else kustomize_renders[name]
+    return request.param, objects
+
+
+def test_helm_lint_passes() -> None:
+    # helm-sdkpy's Lint tells whether the chart is clean, not why (its message is lost).
+    code = (
+        "import asyncio, helm_sdkpy, sys; "
+        "r = asyncio.run(helm_sdkpy.Lint(helm_sdkpy.Configuration()).run(sys.argv[1])); print(r)"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code, str(rendering.CHART)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+
+
+@pytest.mark.parametrize("kubernetes_version", KUBERNETES_VERSIONS)
+def test_objects_match_the_kubernetes_schemas(
+    target: tuple[str, list[rendering.Json]], kubernetes_version: str
+) -> None:
+    _, objects = target
+    errors, warnings = checks.schema_errors(checks.with_notify_jobs(objects), kubernetes_version)
+    assert not errors
+    # Only custom resources (ServiceMonitor) may lack a schema.
+    assert all("ServiceMonitor" in warning for warning in warnings), warnings
+
+
+def test_rbac_has_no_wildcards(target: tuple[str, list[rendering.Json]]) -> None:
+    assert not checks.wildcard_rbac(target[1])
+
+
+def test_containers_are_locked_down(target: tuple[str, list[rendering.Json]]) -> None:
+    assert not checks.insecure_containers(checks.with_notify_jobs(target[1]))
+
+
+def test_deployments_have_http_probes(target: tuple[str, list[rendering.Json]]) -> None:
+    assert not checks.missing_probes(target[1])
+
+
+def test_network_policies_select_the_chart_pods(target: tuple[str, list[rendering.Json]]) -> None:
+    objects = target[1]
+    assert not checks.unselective_network_policies(objects)
+    if any(obj["kind"] == "NetworkPolicy" for obj in objects):
+        assert not checks.unprotected_pods(objects)
+
+
+def test_names_and_labels_fit_in_63_characters(target: tuple[str, list[rendering.Json]]) -> None:
+    assert not checks.long_names(target[1])
+
+
+def test_checkov_finds_nothing_unexplained(
+    target: tuple[str, list[rendering.Json]], checkov_failures: dict[str, list[rendering.Json]]
+) -> None:
+    assert not checks.unskipped(checkov_failures[target[0]], checks.load_checkov_skips())
+
+
+def test_every_checkov_skip_has_a_reason() -> None:
+    for skip in checks.load_checkov_skips():
+        assert skip["check"].startswith("CKV"), skip
+        assert len(skip.get("reason", "")) > 20, skip
+
+
+def test_chart_crds_equal_the_generated_crds(chart_renders: dict[str, list[rendering.Json]]) -> None:
+    assert not checks.crd_differences(chart_renders["defaults"], rendering.CRDS)
+
+
+def test_crds_are_kept_on_uninstall(chart_renders: dict[str, list[rendering.Json]]) -> None:
+    crds = [obj for obj in chart_renders["defaults"] if obj["kind"] == "CustomResourceDefinition"]
+    assert len(crds) == 3
+    assert all(crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for crd in crds)
+
+
+@pytest.mark.parametrize("name", sorted(conftest.REFUSED))
+def test_bad_values_are_refused(name: str, chart_results: dict[str, list[rendering.Json] | str]) -> None:
+    result = chart_results[f"refused:{name}"]
+    assert isinstance(result, str), f"{name} rendered, but must be refused"
+    assert conftest.REFUSED[name][1] in result
+
+
+def test_operator_runs_one_active_replica(chart_renders: dict[str, list[rendering.Json]]) -> None:
+    operator = _deployment(chart_renders["defaults"], "operator")
+    assert operator["spec"]["replicas"] == 1
+    assert operator["spec"]["strategy"]["type"] == "Recreate"
+    env = {e["name"]: e.get("value") for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TODO_STANDALONE"] == "true"
+    peering = _deployment(chart_renders["ci/namespaced-peering-values.yaml"], "operator")
+    env = {e["name"]: e.get("value") for e in peering["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (env["TODO_STANDALONE"], env["TODO_NAMESPACES"]) == ("false", "team-a,team-b")
+
+
+def test_operator_rbac_is_namespaced_when_namespaces_are_given(
+    chart_renders: dict[str, list[rendering.Json]],
+) -> None:
+    objects = chart_renders["ci/namespaced-peering-values.yaml"]
+    roles = {
+        (o["kind"], o["metadata"].get("namespace")) for o in objects if o["kind"] in ("Role", "ClusterRole")
+    }
+    assert {("Role", "team-a"), ("Role", "team-b")} <= roles
+    cluster_rules = [r for o in objects if o["kind"] == "ClusterRole" for r in o["rules"]]
+    assert all("todo.dev" not in rule["apiGroups"] for rule in cluster_rules)
+    assert all("namespaces" not in rule["resources"] for rule in cluster_rules)
+
+
+def test_secrets_are_referenced_never_inlined(chart_renders: dict[str, list[rendering.Json]]) -> None:
+    for name, objects in chart_renders.items():
+        assert not [o for o in objects if o["kind"] == "Secret"], name
+        for _, _, spec in checks.pod_templates(checks.with_notify_jobs(objects)):
+            for container in spec["containers"]:
+                for variable in container.get("env", []):
+                    if variable["name"] == "TODO_DATABASE_URL":
+                        assert "secretKeyRef" in variable["valueFrom"], name
+
+
+def test_dapr_annotations(chart_renders: dict[str, list[rendering.Json]]) -> None:
+    api = _deployment(chart_renders["defaults"], "api")["spec"]["template"]["metadata"]["annotations"]
+    assert api["dapr.io/enabled"] == "true"
+    assert (api["dapr.io/app-id"], api["dapr.io/app-port"], api["dapr.io/config"]) == (
+        "todo-api",
+        "8000",
+        "todo-tracing",
+    )
+    operator = _deployment(chart_renders["defaults"], "operator")["spec"]["template"]["metadata"][
+        "annotations"
+    ]
+    assert operator["dapr.io/app-id"] == "todo-operator"
+    assert "dapr.io/app-port" not in operator
+    minimal = _deployment(chart_renders["ci/minimal-values.yaml"], "operator")["spec"]["template"]["metadata"]
+    assert "dapr.io/enabled" not in minimal.get("annotations", {})
+
+
+def test_ingress_has_tls_redirect_and_issuer(chart_renders: dict[str, list[rendering.Json]]) -> None:
+    (ingress,) = [o for o in chart_renders["ci/full-values.yaml"] if o["kind"] == "Ingress"]
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
+    assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+    assert ingress["spec"]["tls"][0]["hosts"] == ["todo.example.org"]
+
+
+def test_migrations_run_as_a_pre_install_and_pre_upgrade_hook(
+    chart_renders: dict[str, list[rendering.Json]],
+) -> None:
+    (job,) = [o for o in chart_renders["defaults"] if o["kind"] == "Job"]
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate", "up"]
+    assert "dapr.io/enabled" not in job["spec"]["template"]["metadata"].get("annotations", {})
+
+
+def test_kustomize_base_is_generated_from_the_current_chart(
+    chart_results: dict[str, list[rendering.Json] | str],
+) -> None:
+    rendered = chart_results["kustomize-base"]
+    assert not isinstance(rendered, str), rendered
+    committed = [
+        d for d in yaml.safe_load_all((rendering.KUSTOMIZE_BASE / "todo-operator.yaml").read_text()) if d
+    ]
+    assert committed == rendering.kustomize_base_objects(rendered), (
+        "manifests/kustomize/base is stale: regenerate with"
+        " .venv/bin/python -m tests.manifests.rendering --write-kustomize-base"
+    )
+
+
+def _deployment(objects: list[rendering.Json], component: str) -> rendering.Json:
+    (deployment,) = [
+        o
+        for o in objects
+        if o["kind"] == "Deployment" and o["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    ]
+    return deployment
