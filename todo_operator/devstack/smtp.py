@@ -12,6 +12,7 @@ import email
 import email.policy
 import pathlib
 import threading
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from types import TracebackType
 from typing import Any
@@ -35,6 +36,7 @@ class SmtpSink:
         self._folder = folder
         self._lock = threading.Lock()
         self._messages: list[EmailMessage] = []
+        self._arrived_at: list[datetime] = []
         self._failures: list[str] = []
         self._arrived = threading.Condition(self._lock)
         self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
@@ -46,6 +48,7 @@ class SmtpSink:
             message = email.message_from_bytes(envelope.content, policy=email.policy.default)
             assert isinstance(message, EmailMessage)
             self._messages.append(message)
+            self._arrived_at.append(datetime.now(tz=UTC))
             if self._folder is not None:
                 self._folder.mkdir(parents=True, exist_ok=True)
                 (self._folder / f"{len(self._messages):05d}.eml").write_bytes(envelope.content)
@@ -61,6 +64,12 @@ class SmtpSink:
     def messages(self) -> list[EmailMessage]:
         with self._lock:
             return list(self._messages)
+
+    @property
+    def arrivals(self) -> list[tuple[datetime, EmailMessage]]:
+        """Each message with the moment it was accepted (for measuring delivery lag)."""
+        with self._lock:
+            return list(zip(self._arrived_at, self._messages, strict=True))
 
     def wait_for(self, count: int, *, timeout: float = 20.0) -> list[EmailMessage]:
         with self._lock:

@@ -44,6 +44,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from todo_operator.clock import Clock, SystemClock
 from todo_operator.events import dapr, schemas
+from todo_operator.store import pool as pools
 from todo_operator.store.outbox import Failure, OutboxRow, OutboxStore
 
 logger = logging.getLogger(__name__)
@@ -421,14 +422,7 @@ def _sleep_until(stop: asyncio.Event) -> Sleep:
 
 
 def open_pool(settings: RelaySettings) -> AsyncConnectionPool[AsyncConnection[Any]]:
-    return AsyncConnectionPool(
-        settings.database_url,
-        open=False,
-        min_size=1,
-        max_size=settings.database_pool_size,
-        check=AsyncConnectionPool.check_connection,
-        kwargs={"autocommit": True},
-    )
+    return pools.open_pool(settings.database_url, max_size=settings.database_pool_size)
 
 
 async def run_relay(

@@ -26,6 +26,7 @@ from todo_operator.operator.delivery import ReminderDelivery
 from todo_operator.operator.reminders import NotifyJob, ReminderReconciler, load_job_template
 from todo_operator.operator.scheduler import Doorbell, Scheduler
 from todo_operator.operator.settings import OperatorSettings
+from todo_operator.store import pool as pools
 from todo_operator.store import schema
 from todo_operator.store.records import Records
 
@@ -33,15 +34,7 @@ StopFlag = asyncio.Event | threading.Event | asyncio.Future[Any]
 
 
 def open_pool(settings: OperatorSettings) -> AsyncConnectionPool[AsyncConnection[Any]]:
-    return AsyncConnectionPool(
-        settings.database_url,
-        open=False,
-        min_size=1,
-        max_size=settings.database_pool_size,
-        # A connection broken by a database restart is noticed before use (F21).
-        check=AsyncConnectionPool.check_connection,
-        kwargs={"autocommit": True},
-    )
+    return pools.open_pool(settings.database_url, max_size=settings.database_pool_size)
 
 
 @dataclass(frozen=True, kw_only=True)

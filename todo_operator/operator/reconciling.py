@@ -134,6 +134,31 @@ class ObjectMeta:
         return f"{self.namespace}/{self.name}"
 
 
+def observed[StatusT: (resources.TaskStatus, resources.RecurringTaskStatus, resources.ReminderStatus)](
+    status: StatusT,
+    *,
+    meta: ObjectMeta,
+    ready: bool,
+    reason: str,
+    message: str,
+    now: datetime,
+    **changes: Any,
+) -> StatusT:
+    """``status`` with ``changes``, this generation observed and its Ready condition set."""
+    condition = conditions.with_condition(
+        status.conditions,
+        type_=READY,
+        status="True" if ready else "False",
+        reason=reason,
+        message=message,
+        now=now,
+        generation=meta.generation,
+    )
+    return status.model_copy(
+        update={**changes, "observed_generation": meta.generation, "conditions": condition}
+    )
+
+
 def _lifecycle_events(
     *,
     prefix: str,
@@ -221,22 +246,16 @@ class TaskReconciler:
                 )
             )
         reason = {"Open": "Open", "Overdue": "Overdue", "Completed": "Completed"}[phase]
-        new_status = status.model_copy(
-            update={
-                "phase": phase,
-                "recurring_task": owner_reference["name"] if owner_reference else None,
-                "occurrence": objects.occurrence_index(body),
-                "observed_generation": meta.generation,
-                "conditions": conditions.with_condition(
-                    status.conditions,
-                    type_=READY,
-                    status="True",
-                    reason=reason,
-                    message=f"task is {phase.lower()}",
-                    now=now,
-                    generation=meta.generation,
-                ),
-            }
+        new_status = observed(
+            status,
+            meta=meta,
+            ready=True,
+            reason=reason,
+            message=f"task is {phase.lower()}",
+            now=now,
+            phase=phase,
+            recurring_task=owner_reference["name"] if owner_reference else None,
+            occurrence=objects.occurrence_index(body),
         )
         completed_at = await self._records.save_task(
             TaskRow(
@@ -303,20 +322,7 @@ class TaskReconciler:
     async def _reject(
         self, body: Body, *, meta: ObjectMeta, status: resources.TaskStatus, message: str, now: datetime
     ) -> None:
-        rejected = status.model_copy(
-            update={
-                "observed_generation": meta.generation,
-                "conditions": conditions.with_condition(
-                    status.conditions,
-                    type_=READY,
-                    status="False",
-                    reason="InvalidSpec",
-                    message=message,
-                    now=now,
-                    generation=meta.generation,
-                ),
-            }
-        )
+        rejected = observed(status, meta=meta, ready=False, reason="InvalidSpec", message=message, now=now)
         await self._kube.patch_status(
             crds.TASK, namespace=meta.namespace, name=meta.name, status=status_wire(rejected)
         )
@@ -377,20 +383,8 @@ class RecurringTaskReconciler:
             "Suspended": "suspended: no new occurrences are created",
             "Ended": "the schedule has ended",
         }[reason]
-        new_status = advanced.model_copy(
-            update={
-                "rule": schedule.rule_text,
-                "observed_generation": meta.generation,
-                "conditions": conditions.with_condition(
-                    status.conditions,
-                    type_=READY,
-                    status="True",
-                    reason=reason,
-                    message=message,
-                    now=now,
-                    generation=meta.generation,
-                ),
-            }
+        new_status = observed(
+            advanced, meta=meta, ready=True, reason=reason, message=message, now=now, rule=schedule.rule_text
         )
         data = {
             "title": spec.task_template.title,
@@ -564,19 +558,8 @@ class RecurringTaskReconciler:
         message: str,
         now: datetime,
     ) -> None:
-        rejected = status.model_copy(
-            update={
-                "observed_generation": meta.generation,
-                "conditions": conditions.with_condition(
-                    status.conditions,
-                    type_=READY,
-                    status="False",
-                    reason="InvalidSchedule",
-                    message=message,
-                    now=now,
-                    generation=meta.generation,
-                ),
-            }
+        rejected = observed(
+            status, meta=meta, ready=False, reason="InvalidSchedule", message=message, now=now
         )
         await self._kube.patch_status(
             crds.RECURRING_TASK, namespace=meta.namespace, name=meta.name, status=status_wire(rejected)

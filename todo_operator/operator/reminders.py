@@ -31,13 +31,13 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
 from todo_operator.clock import Clock
-from todo_operator.domain import conditions, crds, resources
+from todo_operator.domain import crds, resources
 from todo_operator.domain import reminders as timing
 from todo_operator.domain.events import Event
 from todo_operator.operator import objects
 from todo_operator.operator.delivery import Outcome
 from todo_operator.operator.kube import AlreadyExists, Body, Kube
-from todo_operator.operator.reconciling import READY, EventRecorder, ObjectMeta, status_wire
+from todo_operator.operator.reconciling import EventRecorder, ObjectMeta, observed, status_wire
 from todo_operator.store import reminders as store
 
 logger = logging.getLogger(__name__)
@@ -385,23 +385,17 @@ class ReminderReconciler:
         else:
             self._wake_dispatcher()
         reason = "Scheduled" if self._delivery == "cronjob" else "Pending"
-        new_status = status.model_copy(
-            update={
-                "phase": phase,
-                "fire_at": fire,
-                "cron_job": cron_name,
-                "attempts": row["attempts"] if row else 0,
-                "observed_generation": meta.generation,
-                "conditions": conditions.with_condition(
-                    status.conditions,
-                    type_=READY,
-                    status="True",
-                    reason=reason,
-                    message=f"fires at {fire.isoformat()} ({self._delivery} delivery)",
-                    now=now,
-                    generation=meta.generation,
-                ),
-            }
+        new_status = observed(
+            status,
+            meta=meta,
+            ready=True,
+            reason=reason,
+            message=f"fires at {fire.isoformat()} ({self._delivery} delivery)",
+            now=now,
+            phase=phase,
+            fire_at=fire,
+            cron_job=cron_name,
+            attempts=row["attempts"] if row else 0,
         )
         await self._kube.patch_status(
             crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(new_status)
@@ -461,21 +455,15 @@ class ReminderReconciler:
         if row is not None and row["phase"] in ("Sent", "Failed"):
             await self._write_terminal(body, meta=meta, status=status, row=row)
             return
-        cancelled = status.model_copy(
-            update={
-                "phase": "Cancelled",
-                "cron_job": None,
-                "observed_generation": meta.generation,
-                "conditions": conditions.with_condition(
-                    status.conditions,
-                    type_=READY,
-                    status="True",
-                    reason="Cancelled",
-                    message=reason,
-                    now=now,
-                    generation=meta.generation,
-                ),
-            }
+        cancelled = observed(
+            status,
+            meta=meta,
+            ready=True,
+            reason="Cancelled",
+            message=reason,
+            now=now,
+            phase="Cancelled",
+            cron_job=None,
         )
         await self._kube.patch_status(
             crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(cancelled)
@@ -508,25 +496,19 @@ class ReminderReconciler:
             else "DeliveryFailed"
         )
         message = f"sent at {row['sent_at'].isoformat()}" if sent else row["last_error"] or "delivery failed"
-        final = status.model_copy(
-            update={
-                "phase": row["phase"],
-                "fire_at": row["fire_at"],
-                "sent_at": row["sent_at"],
-                "attempts": row["attempts"],
-                "last_error": row["last_error"],
-                "cron_job": None,
-                "observed_generation": meta.generation,
-                "conditions": conditions.with_condition(
-                    status.conditions,
-                    type_=READY,
-                    status="True" if sent else "False",
-                    reason=reason,
-                    message=message,
-                    now=self._clock.now(),
-                    generation=meta.generation,
-                ),
-            }
+        final = observed(
+            status,
+            meta=meta,
+            ready=sent,
+            reason=reason,
+            message=message,
+            now=self._clock.now(),
+            phase=row["phase"],
+            fire_at=row["fire_at"],
+            sent_at=row["sent_at"],
+            attempts=row["attempts"],
+            last_error=row["last_error"],
+            cron_job=None,
         )
         await self._kube.patch_status(
             crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(final)
@@ -541,21 +523,15 @@ class ReminderReconciler:
         self, body: Body, *, meta: ObjectMeta, status: resources.ReminderStatus, reason: str, message: str
     ) -> None:
         """A reminder that cannot fire: ``Failed`` with a readable reason, never retried in a loop."""
-        failed = status.model_copy(
-            update={
-                "phase": "Failed",
-                "last_error": message,
-                "observed_generation": meta.generation,
-                "conditions": conditions.with_condition(
-                    status.conditions,
-                    type_=READY,
-                    status="False",
-                    reason=reason,
-                    message=message,
-                    now=self._clock.now(),
-                    generation=meta.generation,
-                ),
-            }
+        failed = observed(
+            status,
+            meta=meta,
+            ready=False,
+            reason=reason,
+            message=message,
+            now=self._clock.now(),
+            phase="Failed",
+            last_error=message,
         )
         await self._kube.patch_status(
             crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(failed)

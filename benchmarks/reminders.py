@@ -1,0 +1,171 @@
+"""Inline reminder delivery: e-mails per second and delivery lag, 10,000 reminders due within one minute.
+
+Real parts: a throw-away PostgreSQL, the real scheduler and delivery path
+(row lock per attempt, aiosmtplib, the outbox event), an aiosmtpd sink on
+loopback, the system clock. Left out: the Kubernetes status write after each
+send (``ReminderReconciler.report``), which is the API server's throughput,
+not ours; it is replaced by a no-op here.
+
+Run: .venv/bin/python benchmarks/reminders.py [--reminders 10000] [--window 60]
+Targets (issue 4): >= 200 e-mails/s, p99 lag (sent - fire time) <= 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import pathlib
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from todo_operator.clock import SystemClock
+from todo_operator.devstack.postgres import ThrowawayPostgres
+from todo_operator.devstack.smtp import SmtpSink
+from todo_operator.domain import reminders as timing
+from todo_operator.notify import mail
+from todo_operator.operator.delivery import Outcome, ReminderDelivery
+from todo_operator.operator.scheduler import Scheduler
+from todo_operator.store import schema
+
+
+class NoStatusWrites:
+    """Stands in for the ReminderReconciler: the benchmark measures delivery, not the API server."""
+
+    async def report(self, *, namespace: str, name: str, outcome: Outcome) -> None:
+        return None
+
+
+class NoOverdueTasks:
+    async def reconcile(self, body: dict[str, Any]) -> None:
+        return None
+
+
+async def insert_reminders(
+    pool: AsyncConnectionPool[Any], *, count: int, start: datetime, window: float
+) -> None:
+    rows = []
+    for index in range(count):
+        fire = start + timedelta(seconds=window * index / count)
+        rows.append(
+            (
+                str(uuid.uuid4()),
+                "bench",
+                f"r{index}",
+                f"task-{index}",
+                f"Task {index}",
+                "alice@example.com",
+                "alice@example.com",
+                fire,
+                start - timedelta(minutes=1),
+            )
+        )
+    async with pool.connection() as connection, connection.cursor() as cursor:
+        async with cursor.copy(
+            "COPY reminders (uid, namespace, name, task_name, task_title, owner, recipient, fire_at,"
+            " created_at) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                await copy.write_row(row)
+        await cursor.execute(
+            "UPDATE reminders SET phase = 'Pending', delivery = 'inline', generation = 1, spec = '{}',"
+            " updated_at = created_at, time_zone = 'UTC'"
+        )
+
+
+async def run_case(dsn: str, sink: SmtpSink, *, count: int, window: float) -> tuple[float, list[float]]:
+    """Deliver ``count`` reminders due over ``window`` seconds; return (e-mails/s, lags in seconds)."""
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        dsn, open=False, min_size=10, max_size=60, kwargs={"autocommit": True}
+    )
+    await pool.open(wait=True)
+    async with pool.connection() as connection:
+        await connection.execute("DELETE FROM reminders")
+    already = len(sink.messages)
+    start = datetime.now(tz=UTC) + timedelta(seconds=3)
+    await insert_reminders(pool, count=count, start=start, window=window)
+    fire_times = {f"r{i}": start + timedelta(seconds=window * i / count) for i in range(count)}
+    async with pool.connection() as connection:
+        cursor = await connection.execute("SELECT uid::text, name FROM reminders")
+        name_of = dict(await cursor.fetchall())
+
+    smtp = mail.SmtpSettings(port=sink.port, sender="bench@example.com")
+
+    async def send(message: Any) -> None:
+        await mail.send(message, settings=smtp)
+
+    clock = SystemClock()
+    delivery = ReminderDelivery(
+        pool=pool,
+        clock=clock,
+        send=send,
+        sender=smtp.sender,
+        retry=mail.RetryPolicy(),
+        catch_up=timing.CatchUpPolicy(),
+    )
+    scheduler = Scheduler(
+        pool=pool,
+        clock=clock,
+        kube_api=None,  # type: ignore[arg-type]  # never used: no task falls due here
+        tasks=NoOverdueTasks(),  # type: ignore[arg-type]
+        reminders=NoStatusWrites(),  # type: ignore[arg-type]
+        delivery=delivery,
+        mode="inline",
+        catch_up=timing.CatchUpPolicy(),
+    )
+    running = asyncio.create_task(scheduler.run())
+    deadline = time.monotonic() + window + 180
+    # A benchmark's progress poll, not a product's wait: checking ten times a second is fine here.
+    while len(sink.messages) < already + count and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    await pool.close()
+
+    arrivals = sink.arrivals[already:]
+    lags = sorted(
+        (arrived - fire_times[name_of[message["X-Todo-Reminder"]]]).total_seconds()
+        for arrived, message in arrivals
+    )
+    first = min(arrived for arrived, _ in arrivals)
+    last = max(arrived for arrived, _ in arrivals)
+    rate = len(arrivals) / max((last - first).total_seconds(), 1e-9)
+    return rate, lags
+
+
+def _quantile(values: list[float], q: float) -> float:
+    return values[min(int(len(values) * q), len(values) - 1)]
+
+
+async def main(count: int, window: float) -> None:
+    with (
+        tempfile.TemporaryDirectory(dir=pathlib.Path.cwd()) as folder,
+        ThrowawayPostgres(base_dir=pathlib.Path(folder) / "pg") as database,
+        SmtpSink() as sink,
+    ):
+        dsn = database.create_database("bench")
+        schema.migrate_up(dsn)
+        rate, lags = await run_case(dsn, sink, count=count, window=window)
+        print(f"{count} reminders due evenly within {window:.0f} s ({count / window:.0f}/s offered):")
+        print(
+            f"  delivered at {rate:.0f} e-mails/s; lag p50 {statistics.median(lags) * 1000:.0f} ms,"
+            f" p99 {_quantile(lags, 0.99) * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms"
+        )
+        burst_rate, burst_lags = await run_case(dsn, sink, count=count, window=0.0)
+        print(f"{count} reminders due at the same instant (capacity):")
+        print(
+            f"  delivered at {burst_rate:.0f} e-mails/s; the last one {burst_lags[-1]:.1f} s after its time"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reminders", type=int, default=10_000)
+    parser.add_argument("--window", type=float, default=60.0)
+    options = parser.parse_args()
+    asyncio.run(main(options.reminders, options.window))
