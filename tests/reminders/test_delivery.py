@@ -10,7 +10,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 
 import psycopg
@@ -61,7 +61,7 @@ def delivery(
 ) -> ReminderDelivery:
     settings = mail.SmtpSettings(port=port, sender="todo@example.com", timeout_seconds=5)
 
-    async def send(message: EmailMessage) -> None:
+    async def send(message: Message) -> None:
         await mail.send(message, settings=settings)
 
     return ReminderDelivery(
@@ -225,3 +225,15 @@ async def test_the_catch_up_policy_applies_at_send_time(
     assert len(smtp.messages) == emails
     if late:
         assert "This reminder is late" in smtp.messages[0].get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+
+
+async def test_a_non_ascii_title_arrives_intact(pool: AsyncConnectionPool[Any], smtp: SmtpSink) -> None:
+    uid = await add_reminder(pool)
+    async with pool.connection() as connection:
+        await connection.execute(
+            "UPDATE reminders SET task_title = 'Reisepass erneuern – München' WHERE uid = %s", (uid,)
+        )
+    await delivery(pool, ManualClock(FIRE), port=smtp.port).deliver(uid=uid)
+    (message,) = smtp.messages
+    assert message["Subject"].startswith("Reminder: Reisepass erneuern – München (due ")
+    assert message["Message-ID"] == f"<{uid}@todo-operator>"

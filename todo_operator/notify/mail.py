@@ -9,12 +9,17 @@ failures fail fast; transient ones are retried by the caller with
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
 import aiosmtplib
@@ -80,8 +85,12 @@ def _due_text(mail: ReminderMail) -> str | None:
     return f"{local:%A %d %B %Y, %H:%M} {local.tzname()}"
 
 
-def compose(mail: ReminderMail, *, sender: str, now: datetime) -> EmailMessage:
-    """A plain-text and HTML e-mail; the Message-ID is derived from the reminder (duplicates collapse)."""
+def compose(mail: ReminderMail, *, sender: str, now: datetime) -> Message:
+    """A plain-text and HTML e-mail; the Message-ID is the reminder's uid (mail clients collapse duplicates).
+
+    Built with the classic (compat32) MIME classes: the modern ``Message``
+    parses every header it is given and took a third of the dispatcher's time.
+    """
     due = _due_text(mail)
     subject = f"Reminder: {mail.task_title}" + (f" (due {due})" if due else "")
     lines = [f"Reminder: {mail.task_title}"]
@@ -94,16 +103,18 @@ def compose(mail: ReminderMail, *, sender: str, now: datetime) -> EmailMessage:
     if mail.link:
         lines += ["", mail.link]
 
-    message = EmailMessage()
+    paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in lines if line)
+    message = MIMEMultipart("alternative")
     message["From"] = sender
     message["To"] = mail.recipient
-    message["Subject"] = subject
+    # RFC 2047 encoded words only where needed: an ASCII subject stays readable as is.
+    # (typeshed types the value as str; the email package takes a Header as well)
+    message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")  # type: ignore[assignment]
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid(idstring=mail.reminder_uid, domain="todo-operator")
+    message["Message-ID"] = f"<{mail.reminder_uid}@todo-operator>"
     message["X-Todo-Reminder"] = mail.reminder_uid
-    message.set_content("\n".join(lines) + "\n")
-    paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in lines if line)
-    message.add_alternative(f"<html><body>{paragraphs}</body></html>", subtype="html")
+    message.attach(MIMEText("\n".join(lines) + "\n", "plain", "utf-8"))
+    message.attach(MIMEText(f"<html><body>{paragraphs}</body></html>", "html", "utf-8"))
     return message
 
 
@@ -118,7 +129,7 @@ def _classify(error: Exception) -> MailError:
     return MailError(f"SMTP server unreachable: {error}", transient=True)
 
 
-async def send(message: EmailMessage, *, settings: SmtpSettings) -> None:
+async def send(message: Message, *, settings: SmtpSettings) -> None:
     """Send one message; raise :class:`MailError` saying whether a retry may help."""
     try:
         await aiosmtplib.send(
@@ -133,3 +144,53 @@ async def send(message: EmailMessage, *, settings: SmtpSettings) -> None:
         )
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
         raise _classify(error) from error
+
+
+class SmtpPool:
+    """Keeps a few SMTP connections open and reuses them.
+
+    A connection per message costs a TCP handshake, EHLO and QUIT each time;
+    a dispatcher that sends hundreds of reminders a second keeps them open
+    instead. A connection that failed in any way is closed, never reused.
+    """
+
+    def __init__(self, *, settings: SmtpSettings, size: int = 8) -> None:
+        self._settings = settings
+        self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
+        self._slots = asyncio.Semaphore(size)
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        with contextlib.suppress(asyncio.QueueEmpty):
+            client = self._idle.get_nowait()
+            if client.is_connected:
+                return client
+        settings = self._settings
+        client = aiosmtplib.SMTP(
+            hostname=settings.host,
+            port=settings.port,
+            username=settings.username,
+            password=settings.password,
+            start_tls=settings.starttls,
+            use_tls=settings.use_tls,
+            timeout=settings.timeout_seconds,
+        )
+        await client.connect()
+        return client
+
+    async def send(self, message: Message) -> None:
+        async with self._slots:
+            client: aiosmtplib.SMTP | None = None
+            try:
+                client = await self._connected()
+                await client.send_message(message)
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+                if client is not None:
+                    client.close()
+                raise _classify(error) from error
+            self._idle.put_nowait(client)
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            client = self._idle.get_nowait()
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.quit()

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any, Literal
 
 from psycopg import AsyncConnection
@@ -30,7 +30,7 @@ from todo_operator.store import reminders as store
 logger = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-Send = Callable[[EmailMessage], Awaitable[None]]
+Send = Callable[[Message], Awaitable[None]]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 
 import kopf
@@ -51,7 +51,7 @@ def build_delivery(
 ) -> ReminderDelivery:
     smtp = settings.smtp()
 
-    async def send(message: EmailMessage) -> None:
+    async def send(message: Message) -> None:
         await mail.send(message, settings=smtp)
 
     return ReminderDelivery(

@@ -137,7 +137,7 @@ class Scheduler:
             candidates = [await store.next_open_task_due(connection)]
             if self._mode == "inline":
                 fire = await store.next_inline_fire(connection)
-                candidates.append(fire - self._catch_up.early if fire else None)
+                candidates.append(fire)
             else:
                 fire = await store.next_cronjob_check(connection)
                 candidates.append(fire + self._catch_up.grace if fire else None)
@@ -154,7 +154,7 @@ class Scheduler:
 
     async def _send_due(self, now: datetime) -> None:
         async with self._pool.connection() as connection:
-            due = await store.due_inline(connection, now=now + self._catch_up.early, limit=self._batch_size)
+            due = await store.due_inline(connection, now=now, limit=self._batch_size)
         for uid, namespace, name in due:
             if uid not in self._in_flight:
                 task = asyncio.create_task(self._send_one(uid=uid, namespace=namespace, name=name))

@@ -72,6 +72,7 @@ class Claimed:
     fire_at: datetime
     attempts: int
     late: bool
+    task_uid: str | None
 
 
 _UPSERT = """
@@ -96,7 +97,7 @@ RETURNING phase
 
 _CLAIM = """
 SELECT uid::text, namespace, name, owner, recipient, task_name, task_title, task_due_at, time_zone, message,
-       fire_at, attempts, late
+       fire_at, attempts, late, task_uid::text
 FROM reminders
 WHERE uid = %s AND phase IN ('Pending', 'Scheduled') AND deleted_at IS NULL AND fire_at IS NOT NULL
 FOR UPDATE SKIP LOCKED
@@ -144,7 +145,7 @@ async def claim(connection: AsyncConnection[Any], *, uid: str) -> Claimed | None
         return None
     keys = (
         *("uid", "namespace", "name", "owner", "recipient", "task_name", "task_title", "task_due_at"),
-        *("time_zone", "message", "fire_at", "attempts", "late"),
+        *("time_zone", "message", "fire_at", "attempts", "late", "task_uid"),
     )
     return Claimed(**dict(zip(keys, found, strict=True)))
 
@@ -163,7 +164,7 @@ async def mark_sent(
         " updated_at = %s WHERE uid = %s",
         (at, attempts, late, at, claimed.uid),
     )
-    await _refresh_task_reminder_by_reminder(connection, uid=claimed.uid)
+    await _refresh_task_reminder(connection, task_uid=claimed.task_uid)
     await append_events(connection, [event])
 
 
@@ -184,15 +185,9 @@ async def record_failure(
         (attempts, error, at, final, claimed.uid),
     )
     if final:
-        await _refresh_task_reminder_by_reminder(connection, uid=claimed.uid)
+        await _refresh_task_reminder(connection, task_uid=claimed.task_uid)
     if event is not None:
         await append_events(connection, [event])
-
-
-async def _refresh_task_reminder_by_reminder(connection: AsyncConnection[Any], *, uid: str) -> None:
-    cursor = await connection.execute("SELECT task_uid::text FROM reminders WHERE uid = %s", (uid,))
-    found = await cursor.fetchone()
-    await _refresh_task_reminder(connection, task_uid=found[0] if found else None)
 
 
 async def set_phase(
