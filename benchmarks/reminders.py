@@ -76,10 +76,14 @@ async def insert_reminders(
                 start - timedelta(minutes=1),
             )
         )
-    async with pool.connection() as connection, connection.cursor() as cursor, cursor.copy(
-        "COPY reminders (uid, namespace, name, task_name, task_title, owner, recipient, fire_at,"
-        " phase, delivery, generation, spec, created_at, updated_at) FROM STDIN"
-    ) as copy:
+    async with (
+        pool.connection() as connection,
+        connection.cursor() as cursor,
+        cursor.copy(
+            "COPY reminders (uid, namespace, name, task_name, task_title, owner, recipient, fire_at,"
+            " phase, delivery, generation, spec, created_at, updated_at) FROM STDIN"
+        ) as copy,
+    ):
         for row in rows:
             await copy.write_row(row)
 

@@ -101,8 +101,13 @@ kubectl create secret generic todo-database -n "$NAMESPACE" \
   --dry-run=client -o yaml | kubectl apply -f -
 kubectl create secret generic todo-smtp -n "$NAMESPACE" \
   --from-literal=TODO_SMTP_HOST="mailpit.${NAMESPACE}.svc" --from-literal=TODO_SMTP_PORT=1025 \
-  --from-literal=TODO_SMTP_FROM=todo@minikube.local \
+  --from-literal=TODO_SMTP_SENDER=todo@minikube.local \
   --dry-run=client -o yaml | kubectl apply -f -
+# The API's token secret: made once, kept on later runs (tokens signed with it stay valid).
+if ! kubectl get secret todo-operator-api-auth -n "$NAMESPACE" >/dev/null 2>&1; then
+  kubectl create secret generic todo-operator-api-auth -n "$NAMESPACE" \
+    --from-literal=jwt-secret="$(head -c 32 /dev/urandom | base64)"
+fi
 kubectl apply -n "$NAMESPACE" -f manifests/dapr/
 # Mailpit: an SMTP sink with a web UI, so reminders can be seen without a real mail server.
 kubectl create deployment mailpit -n "$NAMESPACE" --image=axllent/mailpit:v1.21 --dry-run=client -o yaml | kubectl apply -f -

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "crds": ("crds", "print the CustomResourceDefinitions generated from the models"),
     "migrate": ("migrate", "apply or roll back the PostgreSQL schema migrations"),
     "preview": ("preview", "print the upcoming occurrences of a schedule"),
+    "api": ("api", "run the REST shim (FastAPI on uvicorn; settings from TODO_API_*)"),
     "relay": ("relay", "run the outbox relay alone (publishes the outbox through the Dapr sidecar)"),
     "notify": ("notify", "send one reminder now (the entry point of reminder CronJobs)"),
     "demo": ("demo", "run the whole system on this machine (no cluster needed)"),

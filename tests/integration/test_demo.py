@@ -24,9 +24,18 @@ def _port_in_use(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _free_port_run(length: int) -> int:
+    """A port whose next ``length - 1`` ports are free too (the demo uses consecutive ports)."""
+    for _ in range(50):
+        base = free_port()
+        if base + length <= 65535 and not any(_port_in_use(base + offset) for offset in range(length)):
+            return base
+    raise AssertionError("no run of free ports found")
+
+
 @pytest.mark.skipif(KUBECTL is None, reason="the kubectl binary is not installed on this machine")
 def test_demo_starts_serves_kubectl_and_stops_cleanly(tmp_path: pathlib.Path) -> None:
-    port = free_port()
+    port = _free_port_run(4)
     state = tmp_path / "demo"
     process = subprocess.Popen(
         [
@@ -76,3 +85,5 @@ def test_demo_starts_serves_kubectl_and_stops_cleanly(tmp_path: pathlib.Path) ->
     assert not _port_in_use(port)
     assert not _port_in_use(port + 1)  # PostgreSQL stopped too
     assert not _port_in_use(port + 2)  # and the SMTP sink
+    assert not _port_in_use(port + 3)  # and the Dapr endpoint
+    assert "Dapr        http://127.0.0.1:" in "".join(lines)

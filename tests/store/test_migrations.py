@@ -8,7 +8,7 @@ import pytest
 from todo_operator.cli import main
 from todo_operator.store import schema
 
-MIGRATIONS = ["0001.initial-schema", "0002.events", "0003.reminder-delivery"]
+MIGRATIONS = ["0001.initial-schema", "0002.events", "0003.reminder-delivery", "0004.api-search"]
 TABLES = {"tasks", "recurring_tasks", "reminders", "outbox", "dead_letters", "processed_events"}
 
 
@@ -73,9 +73,9 @@ def test_the_seed_partial_indexes_exist(database_url: str, index: str, predicate
 
 def test_cli_migrate_up_down(empty_database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["migrate", "up", "--database-url", empty_database_url]) == 0
-    assert f"applied 3 migration(s): {', '.join(MIGRATIONS)}" in capsys.readouterr().out
+    assert f"applied {len(MIGRATIONS)} migration(s): {', '.join(MIGRATIONS)}" in capsys.readouterr().out
     assert main(["migrate", "down", "--database-url", empty_database_url]) == 0
-    assert "rolled back 1 migration(s): 0003.reminder-delivery" in capsys.readouterr().out
+    assert f"rolled back 1 migration(s): {MIGRATIONS[-1]}" in capsys.readouterr().out
 
 
 def test_cli_migrate_without_database_is_a_usage_error(

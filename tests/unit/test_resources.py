@@ -126,3 +126,29 @@ def test_condition_transition_time_moves_only_when_status_flips() -> None:
     assert same[0].reason == "Overdue"
     assert flipped[0].last_transition_time == later
     assert len(flipped) == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            _recurring(every="daily", start="2026-13-45T99:99"),
+            "spec.schedule.start: '2026-13-45T99:99' is not a valid date and time",
+        ),
+        (
+            {"title": "x\x00y", "owner": "a@example.com"},
+            "spec.title: String should match pattern '^[^\\x00]*$'",
+        ),
+    ],
+    ids=["impossible-date", "nul-in-title"],
+)
+def test_values_postgresql_or_the_calendar_cannot_hold_are_refused(
+    data: dict[str, Any], message: str
+) -> None:
+    model = resources.RecurringTaskSpec if "schedule" in data else resources.TaskSpec
+    assert _error(model, data) == message
+
+
+def test_an_absurdly_long_duration_is_a_value_error_not_a_crash() -> None:
+    with pytest.raises(ValueError, match="too long a duration"):
+        resources.parse_duration("99999999999999d")

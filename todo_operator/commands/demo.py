@@ -13,7 +13,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--port-base",
         type=int,
         default=18080,
-        help="the API server listens here, PostgreSQL and the SMTP sink on the next two ports",
+        help="the API server listens here; PostgreSQL, the SMTP sink and Dapr on the next three ports",
     )
     parser.add_argument("--with-examples", action="store_true", help="apply examples/ at start")
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -23,9 +23,11 @@ def run(args: argparse.Namespace) -> int:
     from todo_operator.cli import UsageError
     from todo_operator.devstack import demo, postgres
 
-    if not 1024 <= args.port_base <= 65533:
-        raise UsageError(f"--port-base must be between 1024 and 65533, got {args.port_base}")
+    if not 1024 <= args.port_base <= 65532:
+        raise UsageError(f"--port-base must be between 1024 and 65532, got {args.port_base}")
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # What the demo is for: seeing each CloudEvent the relay publishes.
+    logging.getLogger("todo_operator.devstack.dapr").setLevel(logging.INFO)
     try:
         demo.run(state_dir=args.state_dir, port_base=args.port_base, with_examples=args.with_examples)
     except postgres.PostgresUnavailable as error:

@@ -2,10 +2,10 @@
 
 Starts, on loopback: the Kubernetes API emulator with our CRDs, a throw-away
 PostgreSQL (migrated), an SMTP sink that saves each e-mail as an ``.eml``
-file, and the operator with inline reminder delivery; writes a kubeconfig
+file, a Dapr publish endpoint that logs every CloudEvent the outbox relay
+sends, and the operator with inline reminder delivery; writes a kubeconfig
 into the state directory and prints what to type next. Ctrl-C stops
-everything and leaves no process behind. The event relay and the REST API
-join here as they land.
+everything and leaves no process behind. The REST API joins here next.
 """
 
 from __future__ import annotations
@@ -21,11 +21,18 @@ import httpx2 as httpx
 import yaml
 
 from todo_operator.devstack import apiserver, postgres
+from todo_operator.devstack.dapr import DaprDouble, DaprThread
 from todo_operator.devstack.operator_thread import OperatorThread
 from todo_operator.devstack.smtp import SmtpSink
 from todo_operator.domain import crds, resources
+from todo_operator.events.relay import RelaySettings
 from todo_operator.operator.settings import OperatorSettings
 from todo_operator.store import schema
+
+
+def _log_events(double: DaprDouble) -> None:
+    double.log_events = True
+
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 
@@ -96,6 +103,7 @@ def run(
         apiserver.ApiServerThread(crds=crds.all_crds(), port=port_base) as api,
         postgres.ThrowawayPostgres(base_dir=state_dir / "postgres", port=port_base + 1) as database,
         SmtpSink(folder=state_dir / "mail", port=port_base + 2) as smtp,
+        DaprThread(port=port_base + 3) as dapr,
     ):
         database_url = database.create_database("todo")
         schema.migrate_up(database_url)
@@ -108,10 +116,14 @@ def run(
             smtp_port=smtp.port,
             smtp_sender="todo-operator@demo.local",
         )
-        with OperatorThread(settings):
+        # The relay publishes every recorded change to the Dapr double, which logs each CloudEvent.
+        dapr.call(_log_events)
+        publishing = RelaySettings(database_url=database_url, dapr_http_endpoint=dapr.url)
+        with OperatorThread(settings, relay_settings=publishing):
             say(f"API server  {api.url}")
             say(f"PostgreSQL  {database_url}")
             say(f"SMTP sink   127.0.0.1:{smtp.port}, e-mails saved in {state_dir / 'mail'}")
+            say(f"Dapr        {dapr.url} (publish API; each CloudEvent is logged)")
             if with_examples:
                 for created in apply_examples(api.url):
                     say(f"applied     {created}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass
-from email.message import Message
 from typing import Any
 
 import kopf
@@ -50,14 +49,12 @@ def build_delivery(
     *, settings: OperatorSettings, pool: AsyncConnectionPool[AsyncConnection[Any]], clock: Clock
 ) -> ReminderDelivery:
     smtp = settings.smtp()
-
-    async def send(message: Message) -> None:
-        await mail.send(message, settings=smtp)
-
+    # Connections are kept open and reused: the inline dispatcher sends hundreds a second.
+    connections = mail.SmtpPool(settings=smtp)
     return ReminderDelivery(
         pool=pool,
         clock=clock,
-        send=send,
+        send=connections.send,
         sender=smtp.sender,
         retry=settings.retry(),
         catch_up=settings.catch_up(),

@@ -140,7 +140,10 @@ WITH letter AS (
     RETURNING *
 )
 INSERT INTO outbox (event_id, topic, event_type, subject, partition_key, payload, created_at, traceparent)
-SELECT event_id, topic, event_type, subject, partition_key, payload, created_at, traceparent FROM letter
+-- Letters from before created_at was kept fall back to when they failed.
+SELECT event_id, topic, event_type, subject, partition_key, payload,
+       COALESCE(created_at, failed_at), traceparent
+FROM letter
 ON CONFLICT (event_id) DO NOTHING
 RETURNING id
 """

@@ -1,0 +1,97 @@
+"""Route dependencies as ``Annotated`` aliases: ``user: CurrentUser``, ``services: Services``.
+
+Everything the routes need was built once by the app factory and hangs off
+``app.state.components`` (one typed dataclass, not a loose bag).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+
+from todo_operator.api import auth, problems, ratelimit, services
+from todo_operator.api import kube as api_kube
+from todo_operator.api.settings import ApiSettings
+from todo_operator.clock import Clock
+from todo_operator.store import queries
+
+
+@dataclass(frozen=True, kw_only=True)
+class Components:
+    settings: ApiSettings
+    clock: Clock
+    pool: queries.Pool
+    kube: api_kube.ApiKube
+    authenticator: auth.Authenticator
+    limiter: ratelimit.WriteLimiter
+    tasks: services.Tasks
+    recurring_tasks: services.RecurringTasks
+    reminders: services.Reminders
+    activity: services.Activity
+
+
+def components(request: Request) -> Components:
+    found: Components = request.app.state.components
+    return found
+
+
+Services = Annotated[Components, Depends(components)]
+
+
+async def current_user(
+    services: Services,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> auth.User:
+    return await services.authenticator.authenticate(authorization)
+
+
+CurrentUser = Annotated[auth.User, Depends(current_user)]
+
+
+def admin_user(user: CurrentUser, services: Services) -> auth.User:
+    if not user.is_admin:
+        raise problems.Problem(403, f"this needs the {services.settings.admin_role!r} role", kind="forbidden")
+    return user
+
+
+AdminUser = Annotated[auth.User, Depends(admin_user)]
+
+
+def writer(user: CurrentUser, services: Services) -> auth.User:
+    """The caller of a write, counted against their per-minute limit."""
+    services.limiter.check(user.id, now=services.clock.now())
+    return user
+
+
+WritingUser = Annotated[auth.User, Depends(writer)]
+
+
+def page_size(services: Services, limit: Annotated[int | None, Query(ge=1, le=1000)] = None) -> int:
+    if limit is None:
+        return services.settings.default_page_size
+    if limit > services.settings.max_page_size:
+        raise problems.Problem(
+            422,
+            f"limit must be at most {services.settings.max_page_size}",
+            errors=[problems.FieldError(field="limit", message="page too large")],
+        )
+    return limit
+
+
+PageSize = Annotated[int, Depends(page_size)]
+Cursor = Annotated[str | None, Query(max_length=1024, description="next_cursor of the previous page")]
+IfMatch = Annotated[str | None, Header(max_length=256, description="an ETag from a previous read")]
+
+
+def _pool(services: Services) -> queries.Pool:
+    return services.pool
+
+
+def _kube(services: Services) -> api_kube.ApiKube:
+    return services.kube
+
+
+DbPool = Annotated[queries.Pool, Depends(_pool)]
+Kube = Annotated[api_kube.ApiKube, Depends(_kube)]

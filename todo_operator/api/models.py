@@ -1,0 +1,265 @@
+"""Request and response bodies, built from the domain's field types.
+
+Request models reuse the annotated types of :mod:`todo_operator.domain.resources`
+(``Title``, ``Tags``, ``Reminders``, ``Schedule`` ...) and every write is
+validated once more as the full domain spec (``TaskSpec``,
+``RecurringTaskSpec``, ``ReminderSpec``) before it is sent, so the REST API
+refuses exactly what the CRD refuses, with the same words, before the API
+server is asked. What the API adds: ``owner`` is never accepted (it is the
+caller), names are the caller's short names (see :mod:`.names`), and text
+must not contain NUL characters, which PostgreSQL cannot store.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from todo_operator.api import names
+from todo_operator.domain import resources
+
+PublicName = Annotated[
+    str, Field(min_length=1, max_length=names.PUBLIC_NAME_MAX, pattern=names.PUBLIC_NAME_PATTERN)
+]
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+class Wire(BaseModel):
+    """camelCase on the wire, snake_case in Python (as the resources)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, validate_by_name=True)
+
+
+class Request(Wire):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if _has_nul(data):
+            raise ValueError("text must not contain NUL characters")
+        return data
+
+
+# ---------------------------------------------------------------------- tasks
+
+
+class TaskCreate(Request):
+    name: PublicName | None = Field(default=None, description="your name for it; generated when left out")
+    title: resources.Title
+    description: resources.Description = ""
+    priority: resources.Priority = "medium"
+    tags: resources.Tags = []
+    due_at: AwareDatetime | None = None
+    reminders: resources.Reminders = []
+
+
+class TaskUpdate(Request):
+    """A JSON merge patch of the task: fields left out stay; ``dueAt: null`` removes the due time."""
+
+    title: resources.Title | None = None
+    description: resources.Description | None = None
+    priority: resources.Priority | None = None
+    tags: resources.Tags | None = None
+    due_at: AwareDatetime | None = None
+    reminders: resources.Reminders | None = None
+    completed: bool | None = None
+
+
+class TaskPublic(Wire):
+    name: str
+    title: str
+    description: str
+    owner: str
+    priority: resources.Priority
+    tags: list[str]
+    due_at: datetime | None
+    reminders: list[dict[str, Any]]
+    completed: bool
+    completed_at: datetime | None
+    phase: str
+    recurring_task: str | None = None
+    occurrence: int | None = None
+    next_occurrence: datetime | None = None
+    created_at: datetime | None = None
+    live: bool = Field(description="false: kept as history after its object was pruned from the cluster")
+    resource_version: str | None = None
+
+
+class TaskPage(Wire):
+    items: list[TaskPublic]
+    next_cursor: str | None = None
+
+
+# ---------------------------------------------------------------------- recurring tasks
+
+
+class ScheduleIn(resources.Schedule):
+    """The resource's schedule; the CRD lists time zones as an enum, here the validator alone checks them.
+
+    (The CRD generator fills a placeholder enum that is not valid OpenAPI on its own.)
+    """
+
+    time_zone: resources.TimeZoneName = Field(default="UTC", description="an IANA time zone name")
+
+
+class TemplateIn(Request):
+    title: resources.Title
+    description: resources.Description = ""
+    priority: resources.Priority = "medium"
+    tags: resources.Tags = []
+    reminders: resources.Reminders = []
+
+
+class RecurringTaskCreate(Request):
+    name: PublicName | None = None
+    schedule: ScheduleIn
+    anchor: resources.Anchor = "schedule"
+    suspend: bool = False
+    history_limit: Annotated[int, Field(ge=0, le=100)] = 5
+    task_template: TemplateIn
+
+
+class RecurringTaskUpdate(Request):
+    schedule: ScheduleIn | None = None
+    anchor: resources.Anchor | None = None
+    suspend: bool | None = None
+    history_limit: Annotated[int, Field(ge=0, le=100)] | None = None
+    task_template: TemplateIn | None = None
+
+
+class RecurringTaskPublic(Wire):
+    name: str
+    title: str
+    schedule: dict[str, Any]
+    anchor: str
+    suspend: bool
+    history_limit: int
+    task_template: dict[str, Any]
+    phase: str | None = None
+    rule: str | None = None
+    current_task: str | None = None
+    next_due_at: datetime | None = None
+    occurrences: int = 0
+    last_completed_at: datetime | None = None
+    created_at: datetime | None = None
+    resource_version: str | None = None
+
+
+class RecurringTaskPage(Wire):
+    items: list[RecurringTaskPublic]
+    next_cursor: str | None = None
+
+
+class Occurrence(Wire):
+    name: str
+    occurrence: int | None
+    due_at: datetime | None
+    completed: bool
+    completed_at: datetime | None
+    live: bool
+
+
+class Occurrences(Wire):
+    past: list[Occurrence] = Field(description="recorded occurrences, oldest first (history included)")
+    upcoming: list[datetime] = Field(description="what the schedule gives after the current one")
+
+
+class SchedulePreview(Request):
+    schedule: ScheduleIn
+    count: Annotated[int, Field(ge=1, le=1000)] = 10
+    after: AwareDatetime | None = Field(default=None, description="default: now")
+
+
+class SchedulePreviewResult(Wire):
+    rule: str
+    time_zone: str
+    occurrences: list[datetime]
+
+
+# ---------------------------------------------------------------------- reminders
+
+
+class ReminderCreate(Request):
+    """A reminder e-mailed to you (the recipient is always the caller)."""
+
+    name: PublicName | None = None
+    task: PublicName
+    before: resources.Duration | None = None
+    at: AwareDatetime | None = None
+    message: Annotated[str, Field(max_length=1000)] = ""
+
+
+class ReminderPublic(Wire):
+    name: str
+    task: str
+    before: str | None = None
+    at: datetime | None = None
+    message: str = ""
+    phase: str | None = None
+    fire_at: datetime | None = None
+    sent_at: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+
+class ReminderPage(Wire):
+    items: list[ReminderPublic]
+    next_cursor: str | None = None
+
+
+# ---------------------------------------------------------------------- activity, admin
+
+
+class ActivityItem(Wire):
+    id: int
+    type: str
+    subject: str
+    summary: str
+    occurred_at: datetime
+
+
+class ActivityPage(Wire):
+    items: list[ActivityItem]
+    next_cursor: str | None = None
+
+
+class DeadLetterPublic(Wire):
+    id: int
+    event_id: str
+    topic: str
+    event_type: str | None
+    subject: str | None
+    partition_key: str | None
+    attempts: int
+    last_error: str | None
+    failed_at: datetime
+    retried_at: datetime | None
+    payload: dict[str, Any]
+
+
+class RetryResultPublic(Wire):
+    dead_letter_id: int
+    requeued: bool
+    outbox_id: int | None
+
+
+class Health(Wire):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = {}
+
+
+class DaprAnswer(BaseModel):
+    status: Literal["SUCCESS", "RETRY", "DROP"]

@@ -1,0 +1,120 @@
+"""RFC 9457 problem documents: every error this API answers has the same shape.
+
+Clients get ``application/problem+json`` with ``type``, ``title``,
+``status``, ``detail``, ``instance`` and, for bad input, ``errors`` — one
+``{field, message}`` per problem — so a form can put each message beside
+its field. Services raise :class:`Problem` (or the project's own errors,
+translated in :mod:`todo_operator.api.app`); nothing builds responses by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "https://todo.dev/problems/"
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    412: "Precondition failed",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Invalid input",
+    428: "Precondition required",
+    429: "Too many requests",
+    500: "Internal error",
+    503: "Service unavailable",
+}
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ProblemDocument(BaseModel):
+    """The body of every error answer (RFC 9457)."""
+
+    type: str = Field(description="a URI naming the kind of problem")
+    title: str
+    status: int
+    detail: str = ""
+    instance: str = Field(default="", description="the request path")
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+class Problem(Exception):
+    """An error answer; raise it anywhere below a route."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        kind: str | None = None,
+        errors: Iterable[FieldError] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.kind = kind or _default_kind(status)
+        self.errors = list(errors)
+        self.headers = dict(headers or {})
+
+    def document(self, *, instance: str) -> ProblemDocument:
+        return ProblemDocument(
+            type=TYPE_BASE + self.kind,
+            title=_TITLES.get(self.status, "Error"),
+            status=self.status,
+            detail=self.detail,
+            instance=instance,
+            errors=self.errors,
+        )
+
+
+def _default_kind(status: int) -> str:
+    return _TITLES.get(status, "error").lower().replace(" ", "-")
+
+
+def field_path(location: Sequence[int | str]) -> str:
+    """``("body", "schedule", "interval")`` → ``schedule.interval``; query/path/header names as they are."""
+    parts = [str(part) for part in location]
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def from_validation_errors(errors: Sequence[Mapping[str, Any]], *, prefix: Sequence[str] = ()) -> Problem:
+    """A 422 problem from pydantic's (or FastAPI's) error list, one entry per field."""
+    field_errors = [
+        FieldError(
+            field=field_path([*prefix, *error.get("loc", ())]) or "body",
+            message=str(error.get("msg", "invalid")).removeprefix("Value error, "),
+        )
+        for error in errors
+    ]
+    summary = "; ".join(f"{error.field}: {error.message}" for error in field_errors[:5])
+    if len(field_errors) > 5:
+        summary += f"; and {len(field_errors) - 5} more"
+    return Problem(422, summary or "the request is invalid", kind="invalid-input", errors=field_errors)
+
+
+# For the OpenAPI document: each error status a route can answer, with the problem schema.
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {
+            "description": _TITLES.get(status, "Error"),
+            "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,19 @@
+"""``/api/v1/activity``: the caller's feed, written by the activity consumer from our events."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from todo_operator.api import models, problems
+from todo_operator.api.deps import CurrentUser, Cursor, PageSize, Services
+
+router = APIRouter(
+    prefix="/api/v1/activity", tags=["activity"], responses=problems.responses(400, 401, 403, 422, 503)
+)
+
+
+@router.get("", response_model=models.ActivityPage)
+async def list_activity(
+    user: CurrentUser, services_: Services, limit: PageSize, cursor: Cursor = None
+) -> models.ActivityPage:
+    return await services_.activity.list(user=user, cursor=cursor, limit=limit)

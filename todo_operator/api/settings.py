@@ -1,0 +1,51 @@
+"""The REST shim's settings (``TODO_API_*``), loaded by the app factory, never at import.
+
+Everything a deployment tunes lives here: the one namespace the shim works
+in, how tokens are checked, and the limits that keep one user from hurting
+the others. The database and API-server addresses are the operator's own
+variables (``TODO_DATABASE_URL``, ``TODO_KUBE_API_URL``) and are read by the
+``todo-operator api`` command, not by the app: the app is handed a pool and
+a Kubernetes client, so tests and the demo can give it theirs.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TODO_API_", extra="ignore")
+
+    namespace: str = Field(default="default", min_length=1, max_length=63, description="where objects live")
+    jwt_secret: SecretStr | None = Field(default=None, description="HS256 shared secret")
+    jwks_url: str | None = Field(default=None, description="an OIDC issuer's JWKS (RS256/ES256 tokens)")
+    issuer: str | None = Field(default=None, description="required `iss` claim (None: not checked)")
+    audience: str | None = Field(default="todo-api", description="required `aud` claim (None: not checked)")
+    user_claim: str = Field(default="sub", description="the claim naming the user (an e-mail address)")
+    admin_role_claim: str = Field(
+        default="roles", description="claim holding the roles (dotted path, e.g. realm_access.roles)"
+    )
+    admin_role: str = Field(default="todo-admin", description="the role that may use /api/v1/admin")
+    leeway_seconds: int = Field(default=30, ge=0, le=300, description="clock skew allowed on exp/nbf")
+    cursor_secret: SecretStr | None = Field(
+        default=None,
+        description="signs page cursors; default: derived from the JWT secret (set it with JWKS + replicas)",
+    )
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_page_size: int = Field(default=200, ge=1, le=1000)
+    default_page_size: int = Field(default=50, ge=1, le=1000)
+    writes_per_minute: int = Field(default=100, ge=1, le=100_000, description="per user, per replica")
+    preview_max_occurrences: int = Field(default=100, ge=1, le=1000)
+    dapr_pubsub: str = Field(default="pubsub", description="the Dapr pub/sub component to subscribe on")
+    dapr_app_token: SecretStr | None = Field(
+        default=None, description="if set, Dapr deliveries must carry it in the dapr-api-token header"
+    )
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> ApiSettings:
+        if (self.jwt_secret is None) == (self.jwks_url is None):
+            raise ValueError("set exactly one of TODO_API_JWT_SECRET or TODO_API_JWKS_URL")
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("TODO_API_DEFAULT_PAGE_SIZE must not exceed TODO_API_MAX_PAGE_SIZE")
+        return self

@@ -1,0 +1,59 @@
+"""``todo-operator api``: the REST shim (FastAPI on uvicorn).
+
+Settings come from the environment like the operator's: ``TODO_DATABASE_URL``
+and ``TODO_KUBE_API_URL`` (default: kubeconfig or in-cluster), and the
+shim's own ``TODO_API_*`` (namespace, token checks, limits; see
+``todo_operator/api/settings.py`` and docs/API.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from todo_operator import cli
+from todo_operator.clock import SystemClock
+
+
+class _Connections(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TODO_", extra="ignore")
+
+    database_url: str = Field(description="PostgreSQL DSN")
+    kube_api_url: str | None = None
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from todo_operator.api import server
+    from todo_operator.api.settings import ApiSettings
+
+    if not 0 <= args.port <= 65535:
+        raise cli.UsageError(f"--port must be between 0 and 65535, got {args.port}")
+    try:
+        connections = _Connections()  # type: ignore[call-arg]  # database_url comes from the environment
+        settings = ApiSettings()
+    except ValidationError as error:
+        raise cli.UsageError(
+            "; ".join(f"{'.'.join(map(str, p['loc'])) or 'settings'}: {p['msg']}" for p in error.errors())
+        ) from None
+    try:
+        asyncio.run(
+            server.serve(
+                settings,
+                database_url=connections.database_url,
+                kube_api_url=connections.kube_api_url,
+                clock=SystemClock(),
+                host=args.host,
+                port=args.port,
+            )
+        )
+    except KeyboardInterrupt:
+        return 0
+    return 0
