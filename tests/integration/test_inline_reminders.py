@@ -180,3 +180,41 @@ def test_catch_up_after_an_outage(stack: Stack, ns: str, count: int, outage: tim
         )  # type: ignore[union-attr]
     assert len(stack.smtp.messages) == before + (count if sent else 0)  # once each, or never
     assert stack.outbox(ns).count("reminder.sent" if sent else "reminder.failed") == count
+
+
+def test_a_refused_reminder_is_dead_lettered_and_an_admin_retry_sends_it(stack: Stack, ns: str) -> None:
+    import asyncio
+
+    from todo_operator.events.deadletters import DeadLetters
+    from todo_operator.store.outbox import OutboxStore
+    from todo_operator.store.pool import open_pool
+
+    at = stack.clock.now() + timedelta(minutes=10)
+    stack.kube.create(
+        "tasks", ns, task("refused", due_at=at + timedelta(hours=1), reminders=[{"at": at.isoformat()}])
+    )
+    name = f"refused-at-{at.astimezone(UTC):%Y%m%dt%H%M}"
+    wait_phase(stack, ns, name, "Pending")
+    before = len(stack.smtp.messages)
+    stack.smtp.fail_next("550 5.1.1 Mailbox unavailable")
+    stack.clock.advance(timedelta(minutes=11))
+    failed = wait_phase(stack, ns, name, "Failed")
+    assert condition(failed["status"])["reason"] == "DeliveryFailed"
+    assert failed["status"]["lastError"] == "SMTP 550: 5.1.1 Mailbox unavailable"
+
+    async def retry() -> list[bool]:
+        pool = open_pool(stack.database_url, max_size=2)
+        await pool.open(wait=True)
+        try:
+            letters = DeadLetters(store=OutboxStore(pool), clock=stack.clock)
+            waiting = [letter for letter in await letters.list() if letter.subject == f"{ns}/{name}"]
+            assert [letter.reminder_uid is not None for letter in waiting] == [True]
+            return [(await letters.retry(dead_letter_id=letter.id)).requeued for letter in waiting]
+        finally:
+            await pool.close()
+
+    assert asyncio.run(retry()) == [True]
+    stack.clock.advance(timedelta(seconds=1))  # wakes the scheduler, as a new reminder would
+    sent = wait_phase(stack, ns, name, "Sent")
+    assert sent["status"]["attempts"] == 1  # the retry starts the count over
+    assert len(stack.smtp.wait_for(before + 1)) == before + 1

@@ -256,7 +256,7 @@ def test_a_deployment_owned_job_template_is_filled_in(tmp_path: Any) -> None:
         image="registry.example/todo:1.2.3", namespace="todo", template=load_job_template(str(path))
     )
     reminder = {"metadata": {"name": "r", "namespace": "team-a", "uid": "u"}}
-    spec = immediate_job(reminder=reminder, job=job)["spec"]
+    spec = immediate_job(reminder=reminder, job=job, now=datetime(2026, 12, 9, 17, 0, tzinfo=UTC))["spec"]
     (container,) = spec["template"]["spec"]["containers"]
     assert container["image"] == "registry.example/todo:1.2.3"
     assert container["args"] == ["notify", "--reminder", "team-a/r"]

@@ -8,7 +8,13 @@ import pytest
 from todo_operator.cli import main
 from todo_operator.store import schema
 
-MIGRATIONS = ["0001.initial-schema", "0002.events", "0003.reminder-delivery", "0004.api-search"]
+MIGRATIONS = [
+    "0001.initial-schema",
+    "0002.events",
+    "0003.reminder-delivery",
+    "0004.api-search",
+    "0005.reminder-dead-letters",
+]
 TABLES = {"tasks", "recurring_tasks", "reminders", "outbox", "dead_letters", "processed_events"}
 
 

@@ -22,8 +22,8 @@ def test_run_on_an_unmigrated_database(
     assert main(["run"]) == 2
     assert capsys.readouterr().err.strip() == (
         "todo-operator run: the database schema is not up to date"
-        " (missing 0001.initial-schema, 0002.events, 0003.reminder-delivery, 0004.api-search):"
-        " run `todo-operator migrate up`"
+        " (missing 0001.initial-schema, 0002.events, 0003.reminder-delivery, 0004.api-search,"
+        " 0005.reminder-dead-letters): run `todo-operator migrate up`"
     )
 
 

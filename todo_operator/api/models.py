@@ -238,6 +238,7 @@ class ActivityPage(Wire):
 
 class DeadLetterPublic(Wire):
     id: int
+    reminder_uid: str | None = None  # set for a reminder that could not be sent: retry sends it again
     event_id: str
     topic: str
     event_type: str | None

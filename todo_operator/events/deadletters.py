@@ -40,8 +40,15 @@ class DeadLetters:
         return await self._store.backlog()
 
     async def retry(self, *, dead_letter_id: int, now: datetime | None = None) -> RetryResult:
-        """Re-queue one dead letter; ``requeued`` is False if it is unknown or was retried already."""
-        outbox_id = await self._store.requeue(dead_letter_id=dead_letter_id, now=now or self._clock.now())
+        """Re-queue one dead letter; ``requeued`` is False if it is unknown or was retried already.
+
+        An event goes back into the outbox; a reminder that could not be sent becomes
+        pending again and is sent by its delivery mode (late, within the look-back).
+        """
+        at = now or self._clock.now()
+        if await self._store.revive_reminder(dead_letter_id=dead_letter_id, now=at):
+            return RetryResult(dead_letter_id=dead_letter_id, requeued=True, outbox_id=None)
+        outbox_id = await self._store.requeue(dead_letter_id=dead_letter_id, now=at)
         return RetryResult(dead_letter_id=dead_letter_id, requeued=outbox_id is not None, outbox_id=outbox_id)
 
     async def retry_all(self, *, limit: int = 1000) -> builtins.list[RetryResult]:

@@ -122,6 +122,7 @@ class ReminderDelivery:
                     event=self._event(claimed, "reminder.failed", attempts=attempts, reason=reason)
                     if final
                     else None,
+                    dead_letter=final,  # an admin can retry it once the cause is fixed
                 )
                 if final:
                     return Outcome(

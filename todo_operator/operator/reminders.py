@@ -22,7 +22,7 @@ import logging
 import pathlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import yaml
@@ -184,14 +184,18 @@ def cronjob(*, reminder: Body, fire_at: datetime, job: NotifyJob) -> dict[str, A
     }
 
 
-def immediate_job(*, reminder: Body, job: NotifyJob) -> dict[str, Any]:
-    """A Job that sends a reminder whose minute has already passed."""
+def immediate_job(*, reminder: Body, job: NotifyJob, now: datetime) -> dict[str, Any]:
+    """A Job that sends a reminder whose minute has already passed.
+
+    Named after the minute it is made in: a retry within that minute finds it, a
+    later catch-up or an admin's retry gets a new one (sending stays once: the row lock).
+    """
     meta = reminder["metadata"]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": trigger_name(reminder, job, suffix="mail-now", limit=63),
+            "name": trigger_name(reminder, job, suffix=f"mail-{now.astimezone(UTC):%m%d%H%M}", limit=63),
             "namespace": trigger_namespace(reminder, job),
             "labels": _trigger_labels(reminder),
             "ownerReferences": _owned_by(reminder, job),
@@ -291,8 +295,12 @@ class ReminderReconciler:
             )
             return
         if status.phase in ("Sent", "Failed", "Cancelled") and status.observed_generation == meta.generation:
-            await self._remove_cronjob(body)
-            return
+            async with self._pool.connection() as connection:
+                row = await store.find(connection, namespace=meta.namespace, name=meta.name)
+            if row is None or row["phase"] in store.TERMINAL:
+                await self._remove_cronjob(body)
+                return
+            # Otherwise an admin retried its dead letter: it is pending again, go on.
 
         task = task or await self._kube.get(crds.TASK, namespace=meta.namespace, name=spec.task_ref.name)
         if task is None:
@@ -405,7 +413,7 @@ class ReminderReconciler:
 
     async def _ensure_trigger(self, body: Body, *, fire: datetime, decision: timing.Decision) -> str | None:
         if decision in ("send", "send-late"):
-            manifest = immediate_job(reminder=body, job=self._job)
+            manifest = immediate_job(reminder=body, job=self._job, now=self._clock.now())
         else:
             manifest = cronjob(reminder=body, fire_at=fire, job=self._job)
         name: str = manifest["metadata"]["name"]

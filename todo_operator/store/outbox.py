@@ -55,7 +55,8 @@ class Failure:
 @dataclass(frozen=True, kw_only=True)
 class DeadLetter:
     id: int
-    outbox_id: int
+    outbox_id: int | None  # None for a reminder that could not be sent (reminder_uid)
+    reminder_uid: str | None
     event_id: str
     topic: str
     event_type: str | None
@@ -122,6 +123,19 @@ _RECORD_FAILURE = """
 UPDATE outbox SET attempts = attempts + 1, last_error = %s, next_attempt_at = %s,
                   claimed_by = NULL, claimed_until = NULL
 WHERE id = %s AND published_at IS NULL
+"""
+
+_REVIVE_REMINDER = """
+WITH letter AS (
+    UPDATE dead_letters SET retried_at = %(now)s
+    WHERE id = %(id)s AND retried_at IS NULL AND reminder_uid IS NOT NULL
+    RETURNING reminder_uid
+)
+UPDATE reminders SET phase = CASE delivery WHEN 'inline' THEN 'Pending' ELSE 'Scheduled' END,
+                     attempts = 0, last_error = NULL, late = false, updated_at = %(now)s
+FROM letter
+WHERE reminders.uid = letter.reminder_uid AND reminders.phase = 'Failed' AND reminders.deleted_at IS NULL
+RETURNING reminders.uid
 """
 
 _DEAD_LETTER = """
@@ -228,7 +242,8 @@ class OutboxStore:
 
     async def dead_letters(self, *, include_retried: bool = False, limit: int = 100) -> list[DeadLetter]:
         query = (
-            "SELECT id, outbox_id, event_id::text AS event_id, topic, event_type, subject, partition_key,"
+            "SELECT id, outbox_id, reminder_uid::text AS reminder_uid, event_id::text AS event_id, topic,"
+            " event_type, subject, partition_key,"
             " payload, attempts, last_error, failed_at, retried_at FROM dead_letters"
             + ("" if include_retried else " WHERE retried_at IS NULL")
             + " ORDER BY id LIMIT %s"
@@ -239,6 +254,12 @@ class OutboxStore:
         ):
             await cursor.execute(query, (limit,))
             return await cursor.fetchall()
+
+    async def revive_reminder(self, *, dead_letter_id: int, now: datetime) -> bool:
+        """A reminder's dead letter: make the reminder pending again (attempts start over)."""
+        async with self._pool.connection() as connection, connection.transaction():
+            cursor = await connection.execute(_REVIVE_REMINDER, {"id": dead_letter_id, "now": now})
+            return await cursor.fetchone() is not None
 
     async def requeue(self, *, dead_letter_id: int, now: datetime) -> int | None:
         """Put a dead letter back into the outbox as the same event; return its new outbox id.

@@ -177,8 +177,9 @@ async def record_failure(
     error: str,
     final: bool,
     event: Event | None = None,
+    dead_letter: bool = False,
 ) -> None:
-    """Count a failed attempt; ``final`` ends the reminder ``Failed``."""
+    """Count a failed attempt; ``final`` ends it ``Failed``, ``dead_letter`` keeps it retryable."""
     await connection.execute(
         "UPDATE reminders SET attempts = %s, last_error = %s, updated_at = %s,"
         " phase = CASE WHEN %s THEN 'Failed' ELSE phase END WHERE uid = %s",
@@ -188,6 +189,26 @@ async def record_failure(
         await _refresh_task_reminder(connection, task_uid=claimed.task_uid)
     if event is not None:
         await append_events(connection, [event])
+    if final and dead_letter and event is not None:
+        # Retryable by an admin (GET/POST /api/v1/admin/dead-letters): see store/outbox.py.
+        await connection.execute(
+            "INSERT INTO dead_letters (reminder_uid, event_id, topic, payload, attempts, last_error,"
+            " failed_at, event_type, subject, partition_key, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                claimed.uid,
+                event.id,
+                event.topic,
+                Jsonb(event.data),
+                attempts,
+                error,
+                at,
+                event.type,
+                event.subject,
+                event.partition_key,
+                at,
+            ),
+        )
 
 
 async def set_phase(
