@@ -4,31 +4,43 @@ from __future__ import annotations
 
 import os
 import pathlib
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from todo_operator.devstack.postgres import free_port
-
 KUBECTL = shutil.which("kubectl")
 
 
 def _port_in_use(port: int) -> bool:
-    import socket
-
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _free_port_run(length: int) -> int:
-    """A port whose next ``length - 1`` ports are free too (the demo uses consecutive ports)."""
-    for _ in range(50):
-        base = free_port()
-        if base + length <= 65535 and not any(_port_in_use(base + offset) for offset in range(length)):
+    """Consecutive free ports below Linux's ephemeral range (32768 and up).
+
+    The demo binds a run of consecutive ports; in the ephemeral range any of
+    them may be handed to an outgoing connection between the check and the bind.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20_000, 32_000)
+        if all(_bindable(base + offset) for offset in range(length)):
             return base
     raise AssertionError("no run of free ports found")
 

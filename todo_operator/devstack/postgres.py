@@ -15,6 +15,7 @@ import contextlib
 import glob
 import os
 import pathlib
+import random
 import shutil
 import socket
 import stat
@@ -44,10 +45,21 @@ def find_bin_dir() -> pathlib.Path:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A free loopback port below Linux's ephemeral range (32768 and up).
+
+    A port the kernel hands out for ``bind(0)`` lies in the ephemeral range,
+    where any outgoing connection may take it before the server binds it.
+    """
+    rng = random.Random()  # noqa: S311  # spreading test ports, not cryptography
+    for _ in range(500):
+        port = rng.randrange(20_000, 32_000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free port between 20000 and 32000 on 127.0.0.1")
 
 
 def _let_postgres_traverse(folder: pathlib.Path) -> None:
