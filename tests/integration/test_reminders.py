@@ -266,3 +266,28 @@ def test_a_deployment_owned_job_template_is_filled_in(tmp_path: Any) -> None:
     path.write_text("spec: {}\n")
     with pytest.raises(ValueError, match="not a JobTemplateSpec"):
         load_job_template(str(path))
+
+
+def test_a_reminder_a_person_made_follows_its_task(kube: KubeClient, namespace: str) -> None:
+    due = (datetime.now(tz=UTC) + timedelta(days=2)).replace(second=0, microsecond=0)
+    kube.create("tasks", namespace, task("passport", due_at=due, reminders=[]))
+    kube.create(
+        "reminders",
+        namespace,
+        {
+            "metadata": {"name": "extra"},
+            "spec": {"taskRef": {"name": "passport"}, "before": "2h", "message": "Photo!"},
+        },
+    )
+    scheduled(kube, namespace, "extra")
+    later = due + timedelta(days=1)
+    kube.patch("tasks", namespace, "passport", {"spec": {"dueAt": later.isoformat()}})
+    kube.wait_for_status(
+        "reminders",
+        namespace,
+        "extra",
+        lambda s: s.get("fireAt") and datetime.fromisoformat(s["fireAt"]) == later - timedelta(hours=2),
+        what="moved with the task",
+    )
+    kube.patch("tasks", namespace, "passport", {"spec": {"completed": True}})
+    scheduled(kube, namespace, "extra", phase="Cancelled")

@@ -270,10 +270,16 @@ class ReminderReconciler:
             if name not in existing:
                 with contextlib.suppress(AlreadyExists):  # created by an earlier run of this handler
                     await self._kube.create(crds.REMINDER, reminder_object(task=task, entry=entry))
-        # Every reminder of this task (ours and those people made) follows its dueAt and completion.
-        for reminder in await self._kube.list(crds.REMINDER, namespace=namespace, labels={}):
-            if (reminder.get("spec") or {}).get("taskRef", {}).get("name") == meta["name"]:
-                await self.reconcile(reminder, task=task)
+        # Every recorded reminder of this task (ours and those people made) follows its dueAt
+        # and completion. Found in PostgreSQL, not by listing the namespace's Reminders: that
+        # would cost every task reconcile a scan of all reminders. One not recorded yet is
+        # reconciled by its own create handler, which reads the task as it is then.
+        async with self._pool.connection() as connection:
+            recorded = await store.names_for_task(connection, namespace=namespace, task_uid=meta["uid"])
+        for name in sorted(set(recorded) | set(wanted)):
+            found = await self._kube.get(crds.REMINDER, namespace=namespace, name=name)
+            if found is not None and (found.get("spec") or {}).get("taskRef", {}).get("name") == meta["name"]:
+                await self.reconcile(found, task=task)
 
     # ------------------------------------------------------------------ one Reminder
 

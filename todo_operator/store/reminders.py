@@ -249,6 +249,15 @@ async def find(connection: AsyncConnection[Any], *, namespace: str, name: str) -
 Ref = tuple[str, str, str]  # (uid, namespace, name)
 
 
+async def names_for_task(connection: AsyncConnection[Any], *, namespace: str, task_uid: str) -> list[str]:
+    """The reminders recorded for a task (made from its spec or by people)."""
+    cursor = await connection.execute(
+        "SELECT name FROM reminders WHERE namespace = %s AND task_uid = %s AND deleted_at IS NULL",
+        (namespace, task_uid),
+    )
+    return [row[0] for row in await cursor.fetchall()]
+
+
 async def due_inline(connection: AsyncConnection[Any], *, now: datetime, limit: int) -> list[Ref]:
     """Inline reminders whose moment has come (or comes within a minute), oldest first."""
     cursor = await connection.execute(
