@@ -19,10 +19,10 @@ that does not exist.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -264,6 +264,11 @@ def parse_sort(text: str) -> tuple[queries.SortKey, bool]:
     )
 
 
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
 class Pager:
     """Signs and checks cursors for one caller and one query."""
 
@@ -285,6 +290,17 @@ class Pager:
 
     def next_cursor(self, position: cursors.Position, *, user: User, digest: str) -> str:
         return cursors.encode(position, secret=self._secret, user=user.id, digest=digest)
+
+    def by_name[Row: _Named](
+        self, rows: Sequence[Row], *, limit: int, user: User, digest: str
+    ) -> tuple[Sequence[Row], str | None]:
+        """One page of ``rows`` (fetched ``limit + 1`` to know if more follow) and the next cursor."""
+        page = rows[:limit]
+        if len(rows) <= limit:
+            return page, None
+        return page, self.next_cursor(
+            cursors.Position(value=None, key=page[-1].name), user=user, digest=digest
+        )
 
 
 class Tasks:
@@ -468,12 +484,7 @@ class RecurringTasks:
             after_name=None if position is None else position.key,
             limit=limit + 1,
         )
-        page = rows[:limit]
-        next_cursor = (
-            self._pager.next_cursor(cursors.Position(value=None, key=page[-1].name), user=user, digest=digest)
-            if len(rows) > limit
-            else None
-        )
+        page, next_cursor = self._pager.by_name(rows, limit=limit, user=user, digest=digest)
         return m.RecurringTaskPage(
             items=[recurring_task_from_record(row, user=user) for row in page], next_cursor=next_cursor
         )
@@ -647,12 +658,7 @@ class Reminders:
             after_name=None if position is None else position.key,
             limit=limit + 1,
         )
-        page = rows[:limit]
-        next_cursor = (
-            self._pager.next_cursor(cursors.Position(value=None, key=page[-1].name), user=user, digest=digest)
-            if len(rows) > limit
-            else None
-        )
+        page, next_cursor = self._pager.by_name(rows, limit=limit, user=user, digest=digest)
         return m.ReminderPage(
             items=[reminder_from_record(row, user=user) for row in page], next_cursor=next_cursor
         )

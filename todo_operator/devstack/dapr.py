@@ -14,12 +14,13 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
+
+from todo_operator.devstack import loopthread
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -234,11 +235,16 @@ class DaprThread:
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self._double = DaprDouble(host=host, port=port)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="devstack-dapr", daemon=True)
+
+        @contextlib.asynccontextmanager
+        async def serve() -> AsyncIterator[DaprDouble]:
+            await self._double.start()
+            try:
+                yield self._double
+            finally:
+                await self._double.stop()
+
+        self._thread = loopthread.LoopThread(name="devstack-dapr", serve=serve)
 
     @property
     def url(self) -> str:
@@ -246,43 +252,14 @@ class DaprThread:
 
     def __enter__(self) -> DaprThread:
         self._thread.start()
-        self._ready.wait(timeout=30)
-        if self._error is not None:
-            raise RuntimeError("the Dapr double failed to start") from self._error
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        try:
-            await self._double.start()
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            raise
-        self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            await self._double.stop()
+        self._thread.stop()
 
     def call(self, fn: Callable[[DaprDouble], T]) -> T:
         """Run ``fn(double)`` in the server's loop and return its result."""
-        if self._loop is None:
-            raise RuntimeError("the Dapr double is not running")
-
-        async def call() -> T:
-            return fn(self._double)
-
-        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=30)
+        return self._thread.call(fn)
 
     def events(self, topic: str | None = None) -> list[Received]:
         return self.call(lambda d: [r for r in d.received if topic is None or r.topic == topic])
@@ -300,12 +277,10 @@ class DaprThread:
         self.call(lambda d: d.heal())
 
     def go_away(self) -> None:
-        assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(self._double.go_away(), self._loop).result(timeout=30)
+        self._thread.run(self._double.go_away())
 
     def come_back(self) -> None:
-        assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(self._double.come_back(), self._loop).result(timeout=30)
+        self._thread.run(self._double.come_back())
 
 
 async def _serve(*, host: str, port: int, log_events: bool) -> None:

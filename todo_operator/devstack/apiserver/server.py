@@ -32,7 +32,6 @@ import datetime
 import json
 import logging
 import pathlib
-import threading
 import typing
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -43,6 +42,7 @@ import kmock
 import yaml
 from kmock._internal import rendering as kmock_rendering  # StreamingError is not exported
 
+from todo_operator.devstack import loopthread
 from todo_operator.devstack.apiserver import (
     cluster,
     discovery,
@@ -522,18 +522,11 @@ class ApiServerThread:
         port: int = 0,
         request_history: int = 0,
     ) -> None:
-        self._options = {
-            "crds": [dict(crd) for crd in crds],
-            "host": host,
-            "port": port,
-            "request_history": request_history,
-        }
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._running: RunningServer | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="devstack-apiserver", daemon=True)
+        definitions = [dict(crd) for crd in crds]
+        self._thread = loopthread.LoopThread(
+            name="devstack-apiserver",
+            serve=lambda: serve(host=host, port=port, crds=definitions, request_history=request_history),
+        )
 
     @property
     def url(self) -> str:
@@ -545,39 +538,14 @@ class ApiServerThread:
 
     @property
     def _server(self) -> RunningServer:
-        if self._running is None:
-            raise RuntimeError("the API server is not running")
-        return self._running
+        return self._thread.served
 
     def __enter__(self) -> ApiServerThread:
         self._thread.start()
-        self._ready.wait(timeout=30)
-        if self._error is not None:
-            raise RuntimeError("the API server failed to start") from self._error
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        try:
-            async with serve(**self._options) as running:  # type: ignore[arg-type]  # built from typed arguments
-                self._running = running
-                self._ready.set()
-                await self._stop.wait()
-        except BaseException as exc:
-            self._error = exc
-            raise
-        finally:
-            self._running = None
-            self._ready.set()
+        self._thread.stop()
 
     def inject(self, fn: Callable[[Emulator], T]) -> T:
         """Run ``fn(emulator)`` in the server's loop (e.g. to declare a fault) and return its result."""
@@ -594,10 +562,4 @@ class ApiServerThread:
         return write_kubeconfig(self.url, path)
 
     def _call(self, fn: Callable[[], T]) -> T:
-        if self._loop is None:
-            raise RuntimeError("the API server is not running")
-
-        async def call() -> T:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=30)
+        return self._thread.call(lambda _: fn())
