@@ -21,6 +21,7 @@ from todo_operator.devstack.operator_thread import OperatorThread
 from todo_operator.domain import crds
 from todo_operator.events.relay import RelaySettings
 from todo_operator.operator.settings import OperatorSettings
+from todo_operator.telemetry.settings import TelemetrySettings
 
 _namespaces = itertools.count(1)
 
@@ -42,6 +43,14 @@ def clock() -> ManualClock:
     return ManualClock(datetime.now(tz=UTC).replace(microsecond=0))
 
 
+@pytest.fixture
+def clock_at_real_time(clock: ManualClock) -> ManualClock:
+    """The session clock caught up with real time, for tests whose other half (a ``notify``
+    process, as a CronJob's pod runs it) reads the real clock. It only ever moves forward."""
+    clock.set(max(clock.now(), datetime.now(tz=UTC).replace(microsecond=0)))
+    return clock
+
+
 def operator_settings(*, database_url: str, api_url: str) -> OperatorSettings:
     return OperatorSettings(
         database_url=database_url,
@@ -60,12 +69,25 @@ def dapr() -> Iterator[DaprThread]:
 
 @pytest.fixture(scope="session")
 def operator(
-    api_server: apiserver.ApiServerThread, operator_database_url: str, clock: ManualClock, dapr: DaprThread
+    api_server: apiserver.ApiServerThread,
+    operator_database_url: str,
+    clock: ManualClock,
+    dapr: DaprThread,
+    operator_metrics_port: int,
 ) -> Iterator[OperatorThread]:
     settings = operator_settings(database_url=operator_database_url, api_url=api_server.url)
     publishing = RelaySettings(database_url=operator_database_url, dapr_http_endpoint=dapr.url)
-    with OperatorThread(settings, clock=clock, relay_settings=publishing) as running:
+    # /metrics on loopback, read fresh from PostgreSQL at every scrape (tests/integration/test_metrics.py).
+    telemetry = TelemetrySettings(
+        metrics_host="127.0.0.1", metrics_port=operator_metrics_port, metrics_max_age_seconds=0
+    )
+    with OperatorThread(settings, clock=clock, relay_settings=publishing, telemetry=telemetry) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def operator_metrics_port() -> int:
+    return postgres.free_port()
 
 
 @pytest.fixture

@@ -136,6 +136,7 @@ def test_completing_the_task_cancels_its_reminders(kube: KubeClient, namespace: 
     kube.wait_for("the CronJob deleted", lambda: not cronjobs(kube, namespace))
 
 
+@pytest.mark.usefixtures("clock_at_real_time")
 def test_a_reminder_whose_time_has_come_runs_a_job_and_notify_sends_it(
     kube: KubeClient,
     namespace: str,

@@ -20,6 +20,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,6 +39,7 @@ from todo_operator.api.routers import (
 from todo_operator.api.settings import ApiSettings
 from todo_operator.clock import Clock
 from todo_operator.store import queries
+from todo_operator.telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -141,36 +143,21 @@ class _TooLarge(Exception):
 
 def _metrics(app: FastAPI) -> None:
     """Request counts and latencies per route template, on the app's own registry."""
-    try:
-        import prometheus_client
-    except ImportError:  # optional: without it there is no /metrics
-        return
-    registry = prometheus_client.CollectorRegistry()
-    requests = prometheus_client.Counter(
-        "todo_api_requests", "HTTP requests answered", ["method", "route", "status"], registry=registry
-    )
-    latency = prometheus_client.Histogram(
-        "todo_api_request_duration_seconds",
-        "time to answer",
-        ["method", "route"],
-        registry=registry,
-        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-    )
+    measured = metrics.ApiMetrics(metrics.new_registry())
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Any) -> Response:
         started = time.perf_counter()
         response: Response = await call_next(request)
         route = getattr(request.scope.get("route"), "path", "unmatched")
-        latency.labels(request.method, route).observe(time.perf_counter() - started)
-        requests.labels(request.method, route, str(response.status_code)).inc()
+        measured.latency.labels(request.method, route).observe(time.perf_counter() - started)
+        measured.requests.labels(request.method, route, str(response.status_code)).inc()
         return response
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(
-            prometheus_client.generate_latest(registry), media_type=prometheus_client.CONTENT_TYPE_LATEST
-        )
+    async def scrape() -> Response:
+        body, content_type = metrics.exposition(measured.registry)
+        return Response(body, headers={"Content-Type": content_type})
 
 
 def _cursor_secret(settings: ApiSettings) -> bytes:
@@ -241,4 +228,7 @@ def create_app(
 
     _metrics(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    # A server span per request (continuing the caller's traceparent); the objects the
+    # request writes carry it on to the operator (telemetry/tracing.py).
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="/metrics,/healthz,/readyz")
     return app

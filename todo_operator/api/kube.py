@@ -19,6 +19,7 @@ from lightkube.types import PatchType
 
 from todo_operator.domain import crds
 from todo_operator.operator import kube
+from todo_operator.telemetry import tracing
 
 Body = kube.Body
 KubeError = kube.KubeError
@@ -51,7 +52,8 @@ class ApiKube(kube.Kube):
     async def create_object(self, kind: crds.Kind, manifest: Mapping[str, Any]) -> Body:
         cls = self._cls(kind)
         try:
-            created = await self._client.create(cls.from_dict(dict(manifest)))  # type: ignore[attr-defined]  # generic resources build from dicts
+            # The operator's reconcile of this object continues the request's trace.
+            created = await self._client.create(cls.from_dict(tracing.annotate(manifest)))  # type: ignore[attr-defined]  # generic resources build from dicts
         except kube._TRANSLATED as error:
             raise _translate(error) from error
         return kube._as_dict(created)
@@ -66,9 +68,9 @@ class ApiKube(kube.Kube):
         resource_version: str | None,
     ) -> Body:
         """JSON-merge-patch ``spec`` (``None`` removes a field); with a resourceVersion, only if current."""
-        body: dict[str, Any] = {"spec": dict(spec)}
+        body: dict[str, Any] = tracing.annotate({"spec": dict(spec), "metadata": {}})
         if resource_version is not None:
-            body["metadata"] = {"resourceVersion": resource_version}
+            body["metadata"]["resourceVersion"] = resource_version
         try:
             patched = await self._client.patch(
                 self._cls(kind), name, body, namespace=namespace, patch_type=PatchType.MERGE

@@ -54,7 +54,13 @@ async def serve(
     async with resources(database_url=database_url, kube_api_url=kube_api_url) as (pool, kube):
         app = api_app.create_app(settings, kube=kube, pool=pool, clock=clock)
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            log_config=None,  # uvicorn's records go to the process' handler (JSON lines)
         )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())

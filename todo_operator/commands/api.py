@@ -28,11 +28,13 @@ class _Connections(BaseSettings):
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
 def run(args: argparse.Namespace) -> int:
     from todo_operator.api import server
     from todo_operator.api.settings import ApiSettings
+    from todo_operator.telemetry.process import TelemetryError, configure_process
 
     if not 0 <= args.port <= 65535:
         raise cli.UsageError(f"--port must be between 0 and 65535, got {args.port}")
@@ -43,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
         raise cli.UsageError(
             "; ".join(f"{'.'.join(map(str, p['loc'])) or 'settings'}: {p['msg']}" for p in error.errors())
         ) from None
+    try:
+        configure_process(service="todo-api", level=args.log_level)
+    except TelemetryError as error:
+        raise cli.UsageError(str(error)) from None
     try:
         asyncio.run(
             server.serve(

@@ -27,11 +27,15 @@ def run(args: argparse.Namespace) -> int:
 
     from todo_operator.cli import UsageError
     from todo_operator.operator.settings import load_settings
+    from todo_operator.telemetry.process import TelemetryError, configure_process
 
     match = _REFERENCE.fullmatch(args.reminder)
     if match is None:
         raise UsageError(f"--reminder must be NAMESPACE/NAME, got {args.reminder!r}")
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        configure_process(service="todo-operator-notify", level=args.log_level)
+    except TelemetryError as error:
+        raise UsageError(str(error)) from None
     settings = load_settings()
     try:
         return asyncio.run(notify(settings, namespace=match["namespace"], name=match["name"]))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import signal
 
 
@@ -24,9 +23,15 @@ def run(args: argparse.Namespace) -> int:
 
     from todo_operator.cli import UsageError
     from todo_operator.events.relay import RelaySettings, run_relay
+    from todo_operator.operator.main import TOPICS
     from todo_operator.store import schema
+    from todo_operator.telemetry import metrics, server
+    from todo_operator.telemetry.process import TelemetryError, configure_process
 
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        telemetry = configure_process(service="todo-operator-relay", level=args.log_level)
+    except TelemetryError as error:
+        raise UsageError(str(error)) from None
     try:
         settings = RelaySettings()  # type: ignore[call-arg]  # database_url comes from TODO_DATABASE_URL
     except ValidationError as error:
@@ -42,7 +47,14 @@ def run(args: argparse.Namespace) -> int:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
         await asyncio.to_thread(schema.require_current, settings.database_url)
-        await run_relay(settings, stop=stop)
+        registry = metrics.new_registry()
+        measured = metrics.RelayMetrics(registry, topics=TOPICS)
+        async with contextlib.AsyncExitStack() as serving:
+            if telemetry.metrics_port is not None:
+                await serving.enter_async_context(
+                    server.serving(registry, host=telemetry.metrics_host, port=telemetry.metrics_port)
+                )
+            await run_relay(settings, stop=stop, metrics=measured)
 
     try:
         asyncio.run(main())

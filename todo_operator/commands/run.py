@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -32,14 +31,16 @@ def run(args: argparse.Namespace) -> int:
     from todo_operator.operator import main
     from todo_operator.operator.settings import load_settings
     from todo_operator.store import schema
+    from todo_operator.telemetry.process import TelemetryError, configure_process
 
     overrides = {"namespaces": args.namespace} if args.namespace else {}
     settings = load_settings(**overrides)
-    logging.basicConfig(
-        level=args.log_level or settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
     try:
-        asyncio.run(main.run(settings, liveness_endpoint=args.liveness))
+        telemetry = configure_process(service="todo-operator", level=args.log_level or settings.log_level)
+    except TelemetryError as error:
+        raise UsageError(str(error)) from None
+    try:
+        asyncio.run(main.run(settings, liveness_endpoint=args.liveness, telemetry=telemetry))
     except schema.SchemaOutOfDate as error:
         raise UsageError(str(error)) from error
     except psycopg.OperationalError as error:

@@ -17,6 +17,7 @@ from todo_operator.clock import Clock
 from todo_operator.events.relay import RelaySettings
 from todo_operator.operator import main
 from todo_operator.operator.settings import OperatorSettings
+from todo_operator.telemetry.settings import TelemetrySettings
 
 
 class _NoSignalWarning(logging.Filter):
@@ -36,8 +37,10 @@ class OperatorThread:
         *,
         clock: Clock | None = None,
         relay_settings: RelaySettings | None = None,
+        telemetry: TelemetrySettings | None = None,
     ) -> None:
         self._settings = settings
+        self._telemetry = telemetry or TelemetrySettings(metrics_port=None)
         self._clock = clock
         self._relay_settings = relay_settings
         self._stop = threading.Event()
@@ -54,6 +57,7 @@ class OperatorThread:
                     stop_flag=self._stop,
                     ready_flag=self._ready,
                     relay_settings=self._relay_settings,
+                    telemetry=self._telemetry,
                 )
             )
         except BaseException as error:  # reported by start()/stop(); a thread cannot raise to its caller

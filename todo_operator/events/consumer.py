@@ -21,12 +21,14 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import psycopg
+from opentelemetry import trace
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
 from todo_operator.domain.events import TOPIC_REMINDERS, TOPIC_TASK_EVENTS, TOPIC_TASK_UPDATES
 from todo_operator.events import schemas
+from todo_operator.telemetry import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -90,17 +92,37 @@ class ActivityConsumer:
             return "DROP"
         if event.type == schemas.TASK_UPDATE_TYPE:
             return "SUCCESS"  # not an activity; subscribed by mistake
+        with tracing.tracer.start_as_current_span(
+            f"consume {event.type}",
+            context=tracing.context_from(event.traceparent),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"cloudevents.event_id": event.id, "todo.consumer": self._name},
+        ) as span:
+            answer = await self._record(event)
+            span.set_attribute("todo.answer", answer)
+            return answer
+
+    async def _record(self, event: schemas.CloudEvent) -> Answer:
         owner = event.data.get("owner") or event.partitionkey
         try:
             async with self._pool.connection() as connection, connection.transaction():
                 cursor = await connection.execute(_CLAIM_EVENT, (self._name, event.id))
                 if cursor.rowcount == 0:
-                    logger.info("event %s was processed already: dropping the duplicate", event.id)
+                    logger.info(
+                        "event %s was processed already: dropping the duplicate",
+                        event.id,
+                        extra={"event_id": event.id, "user": owner},
+                    )
                     return "SUCCESS"
                 await connection.execute(
                     _ADD_ACTIVITY, (owner, event.id, event.type, event.subject, summary(event), event.time)
                 )
         except psycopg.Error as error:
-            logger.warning("event %s: database unavailable (%s); asking Dapr to retry", event.id, error)
+            logger.warning(
+                "event %s: database unavailable (%s); asking Dapr to retry",
+                event.id,
+                error,
+                extra={"event_id": event.id, "user": owner},
+            )
             return "RETRY"
         return "SUCCESS"

@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,6 +38,7 @@ from typing import Any, Protocol
 
 import aiohttp
 import psycopg
+from opentelemetry import trace
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from pydantic import Field
@@ -46,6 +48,8 @@ from todo_operator.clock import Clock, SystemClock
 from todo_operator.events import dapr, schemas
 from todo_operator.store import pool as pools
 from todo_operator.store.outbox import Failure, OutboxRow, OutboxStore
+from todo_operator.telemetry import tracing
+from todo_operator.telemetry.metrics import RelayMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +113,35 @@ class CycleResult:
 class _Prepared:
     row: OutboxRow
     messages: list[tuple[str, dapr.Message]] = field(default_factory=list)  # (topic, message)
+    span: trace.Span | None = None  # when the row carries a trace context
+
+
+def _publish_span(row: OutboxRow) -> trace.Span | None:
+    """A producer span in the trace of the change the row records (rows without one get none)."""
+    parent = tracing.context_from(row.traceparent)
+    if parent is None:
+        return None
+    return tracing.tracer.start_span(
+        f"publish {row.event_type}",
+        context=parent,
+        kind=trace.SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "dapr",
+            "messaging.destination.name": row.topic,
+            "cloudevents.event_id": row.event_id,
+            "cloudevents.event_type": row.event_type,
+        },
+    )
+
+
+def _end_spans(waves: Sequence[Sequence[_Prepared]], *, published: set[int]) -> None:
+    for wave in waves:
+        for item in wave:
+            if item.span is None:
+                continue
+            if item.row.id not in published:
+                item.span.set_status(trace.StatusCode.ERROR, "not published in this attempt")
+            item.span.end()
 
 
 def exponential(*, attempt: int, base: float, cap: float) -> float:
@@ -129,7 +162,9 @@ class Relay:
         settings: RelaySettings,
         clock: Clock | None = None,
         name: str | None = None,
+        metrics: RelayMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._publisher = publisher
         self._settings = settings
@@ -151,6 +186,7 @@ class Relay:
         result = CycleResult(claimed=len(rows))
         if not rows:
             return result
+        waves: list[list[_Prepared]] = []
         self.stats.cycles += 1
         published: list[int] = []
         failures: list[tuple[OutboxRow, str]] = []
@@ -183,7 +219,10 @@ class Relay:
         finally:
             now = self._clock.now()
             await self._store.mark_published(ids=published, now=now)
-            await self._settle_failures(failures, invalid=invalid, result=result)
+            _end_spans(waves, published=set(published))
+            await self._settle_failures(
+                failures, invalid=invalid, result=result, topics={row.id: row.topic for row in rows}
+            )
             await self._store.release(ids=untouched, error=result.sidecar_error)
         result.published = len(published)
         self.stats.published += len(published)
@@ -209,6 +248,7 @@ class Relay:
         return waves
 
     def _prepare(self, row: OutboxRow) -> _Prepared:
+        span = _publish_span(row)
         event = schemas.build(
             event_id=row.event_id,
             event_type=row.event_type,
@@ -216,9 +256,10 @@ class Relay:
             partition_key=row.partition_key,
             time=row.created_at,
             data=row.payload,
-            traceparent=row.traceparent,
+            # The consumer's span is a child of this publish, in the trace of the change.
+            traceparent=tracing.traceparent_of(span) if span is not None else row.traceparent,
         )
-        prepared = _Prepared(row=row)
+        prepared = _Prepared(row=row, span=span)
         prepared.messages.append(
             (row.topic, dapr.Message(entry_id=event["id"], event=event, partition_key=row.partition_key))
         )
@@ -279,6 +320,25 @@ class Relay:
         self, topic: str, messages: Sequence[dapr.Message]
     ) -> tuple[dict[str, str | None], set[str]] | str:
         """(entry id -> error or None, rejected entry ids), or the sidecar's error as a string."""
+        started = time.perf_counter()
+        outcome = await self._publish_topic_once(topic, messages)
+        if self._metrics is not None:
+            self._metrics.publish_duration.observe(time.perf_counter() - started)
+            if isinstance(outcome, str):
+                self._metrics.publish_errors.labels(topic, "unavailable").inc(len(messages))
+            else:
+                entries, rejected = outcome
+                delivered = sum(error is None for error in entries.values())
+                self._metrics.published.labels(topic).inc(delivered)
+                if rejected:
+                    self._metrics.publish_errors.labels(topic, "rejected").inc(len(rejected))
+                if unavailable := len(entries) - delivered - len(rejected):
+                    self._metrics.publish_errors.labels(topic, "unavailable").inc(unavailable)
+        return outcome
+
+    async def _publish_topic_once(
+        self, topic: str, messages: Sequence[dapr.Message]
+    ) -> tuple[dict[str, str | None], set[str]] | str:
         try:
             if self._bulk and len(messages) > 1:
                 try:
@@ -327,6 +387,7 @@ class Relay:
         *,
         invalid: Sequence[tuple[int, str]],
         result: CycleResult,
+        topics: dict[int, str],
     ) -> None:
         settings = self._settings
         now = self._clock.now()
@@ -347,6 +408,8 @@ class Relay:
         await self._store.dead_letter(ids_and_errors=dead, now=now)
         for outbox_id, error in dead:
             logger.error("outbox row %s moved to the dead letters: %s", outbox_id, error)
+            if self._metrics is not None:
+                self._metrics.dead_lettered.labels(topics[outbox_id]).inc()
         result.failed = len(failures)
         result.dead_lettered = len(dead)
         self.stats.failed_attempts += len(failures)
@@ -431,6 +494,7 @@ async def run_relay(
     stop: asyncio.Event,
     clock: Clock | None = None,
     pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None,
+    metrics: RelayMetrics | None = None,
 ) -> None:
     """Run one relay until ``stop`` is set (own pool unless one is given; own HTTP session)."""
     own_pool = pool is None
@@ -447,7 +511,9 @@ async def run_relay(
                 pubsub=settings.pubsub_name,
                 timeout=settings.relay_publish_timeout_seconds,
             )
-            relay = Relay(store=OutboxStore(pool), publisher=publisher, settings=settings, clock=clock)
+            relay = Relay(
+                store=OutboxStore(pool), publisher=publisher, settings=settings, clock=clock, metrics=metrics
+            )
             logger.info(
                 "outbox relay %s publishing to %s (pub/sub %r)",
                 relay.name,

@@ -12,18 +12,23 @@ anything else falls to Kopf's own retry with backoff.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 import psycopg
+from opentelemetry import context as otel_context
 
 from todo_operator.domain import resources
 from todo_operator.operator import kube, reconciling
 from todo_operator.operator.reminders import ReminderReconciler
 from todo_operator.operator.settings import OperatorSettings
+from todo_operator.telemetry import tracing
+from todo_operator.telemetry.metrics import OperatorMetrics
 
 TASKS = (resources.GROUP, resources.VERSION, "tasks")
 RECURRING_TASKS = (resources.GROUP, resources.VERSION, "recurringtasks")
@@ -38,6 +43,7 @@ class Services:
     tasks: reconciling.TaskReconciler
     recurring_tasks: reconciling.RecurringTaskReconciler
     reminders: ReminderReconciler
+    metrics: OperatorMetrics | None = None
 
 
 def _plain(body: Mapping[str, Any]) -> kube.Body:
@@ -45,11 +51,32 @@ def _plain(body: Mapping[str, Any]) -> kube.Body:
 
 
 async def _call(
-    action: Callable[[kube.Body], Awaitable[None]], body: Mapping[str, Any], *, delay: float
+    action: Callable[[kube.Body], Awaitable[None]],
+    body: Mapping[str, Any],
+    *,
+    delay: float,
+    kind: str,
+    verb: str,
+    metrics: OperatorMetrics | None,
+    change: str | None = None,
+    diff: kopf.Diff | None = None,
 ) -> None:
+    started = time.perf_counter()
+    reason = "unexpected"
     try:
-        await action(_plain(body))
+        with tracing.tracer.start_as_current_span(
+            f"{verb} {kind}",
+            context=_traced_change(body, change=change, diff=diff),
+            attributes={
+                "todo.kind": kind,
+                "k8s.namespace.name": str((body.get("metadata") or {}).get("namespace", "")),
+                "todo.name": str((body.get("metadata") or {}).get("name", "")),
+            },
+        ):
+            await action(_plain(body))
+        reason = ""
     except reconciling.InvalidSpec as error:
+        reason = "invalid_spec"
         raise kopf.PermanentError(str(error)) from error
     except (
         reconciling.RetryLater,
@@ -57,7 +84,28 @@ async def _call(
         kube.Conflict,
         psycopg.OperationalError,
     ) as error:
+        reason = "transient"
         raise kopf.TemporaryError(f"{type(error).__name__}: {error}", delay=delay) from error
+    finally:
+        if metrics is not None:
+            metrics.reconcile_duration.labels(kind, verb).observe(time.perf_counter() - started)
+            if reason:
+                metrics.reconcile_errors.labels(kind, reason).inc()
+
+
+def _traced_change(
+    body: Mapping[str, Any], *, change: str | None, diff: kopf.Diff | None
+) -> otel_context.Context | None:
+    """The trace this handler call continues: the one that made the change, if it came with it.
+
+    A create carries the trace of whoever created the object (the REST API, or the
+    operator for an occurrence); an update only if it set the annotation itself.
+    Otherwise (a resume, a kubectl edit) the call starts a trace of its own.
+    """
+    field = ("metadata", "annotations", tracing.TRACEPARENT_ANNOTATION)
+    if change == "create" or (change == "update" and any(tuple(item[1]) == field for item in diff or ())):
+        return tracing.context_from(tracing.annotation_of(body))
+    return None
 
 
 def configure_kopf(settings: kopf.OperatorSettings, operator_settings: OperatorSettings) -> None:
@@ -87,7 +135,7 @@ def build_registry(
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    delay = settings.retry_delay_seconds
+    call = functools.partial(_call, delay=settings.retry_delay_seconds, metrics=services.metrics)
     running: list[asyncio.Task[None]] = []
 
     @kopf.on.startup(registry=registry)
@@ -117,31 +165,40 @@ def build_registry(
     @kopf.on.resume(*RECURRING_TASKS, registry=registry)
     @kopf.on.create(*RECURRING_TASKS, registry=registry)
     @kopf.on.update(*RECURRING_TASKS, registry=registry)
-    async def reconcile_recurring_task(body: kopf.Body, **_: Any) -> None:
-        await _call(services.recurring_tasks.reconcile, body, delay=delay)
+    async def reconcile_recurring_task(body: kopf.Body, reason: str, diff: kopf.Diff, **_: Any) -> None:
+        await call(
+            services.recurring_tasks.reconcile,
+            body,
+            kind="RecurringTask",
+            verb="reconcile",
+            change=reason,
+            diff=diff,
+        )
 
     @kopf.on.delete(*RECURRING_TASKS, registry=registry)
     async def forget_recurring_task(body: kopf.Body, **_: Any) -> None:
-        await _call(services.recurring_tasks.forget, body, delay=delay)
+        await call(services.recurring_tasks.forget, body, kind="RecurringTask", verb="delete")
 
     @kopf.on.resume(*TASKS, registry=registry)
     @kopf.on.create(*TASKS, registry=registry)
     @kopf.on.update(*TASKS, registry=registry)
-    async def reconcile_task(body: kopf.Body, **_: Any) -> None:
-        await _call(services.tasks.reconcile, body, delay=delay)
+    async def reconcile_task(body: kopf.Body, reason: str, diff: kopf.Diff, **_: Any) -> None:
+        await call(services.tasks.reconcile, body, kind="Task", verb="reconcile", change=reason, diff=diff)
 
     @kopf.on.delete(*TASKS, registry=registry)
     async def forget_task(body: kopf.Body, **_: Any) -> None:
-        await _call(services.tasks.forget, body, delay=delay)
+        await call(services.tasks.forget, body, kind="Task", verb="delete")
 
     @kopf.on.resume(*REMINDERS, registry=registry)
     @kopf.on.create(*REMINDERS, registry=registry)
     @kopf.on.update(*REMINDERS, registry=registry)
-    async def reconcile_reminder(body: kopf.Body, **_: Any) -> None:
-        await _call(services.reminders.reconcile, body, delay=delay)
+    async def reconcile_reminder(body: kopf.Body, reason: str, diff: kopf.Diff, **_: Any) -> None:
+        await call(
+            services.reminders.reconcile, body, kind="Reminder", verb="reconcile", change=reason, diff=diff
+        )
 
     @kopf.on.delete(*REMINDERS, registry=registry)
     async def forget_reminder(body: kopf.Body, **_: Any) -> None:
-        await _call(services.reminders.forget, body, delay=delay)
+        await call(services.reminders.forget, body, kind="Reminder", verb="delete")
 
     return registry

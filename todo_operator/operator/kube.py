@@ -22,6 +22,7 @@ from lightkube.resources import batch_v1, core_v1
 from lightkube.types import CascadeType, PatchType
 
 from todo_operator.domain import crds, resources
+from todo_operator.telemetry import tracing
 
 Body = dict[str, Any]
 
@@ -101,7 +102,8 @@ class Kube:
     async def create(self, kind: crds.Kind, manifest: Mapping[str, Any]) -> Body:
         cls = self._cls(kind)
         try:
-            created = await self._client.create(cls.from_dict(dict(manifest)))  # type: ignore[attr-defined]  # generic resources build from dicts
+            # What the operator creates (occurrences, reminders) continues the trace that made it.
+            created = await self._client.create(cls.from_dict(tracing.annotate(manifest)))  # type: ignore[attr-defined]  # generic resources build from dicts
         except _TRANSLATED as error:
             raise _translate(error) from error
         return _as_dict(created)

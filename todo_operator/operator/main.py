@@ -8,15 +8,18 @@ stops), and closed here when Kopf returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Final
 
 import kopf
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from todo_operator.clock import Clock, SystemClock
+from todo_operator.domain import events as domain_events
 from todo_operator.domain import recurrence
 from todo_operator.events import relay
 from todo_operator.notify import mail
@@ -26,9 +29,16 @@ from todo_operator.operator.reminders import NotifyJob, ReminderReconciler, load
 from todo_operator.operator.scheduler import Doorbell, Scheduler
 from todo_operator.operator.settings import OperatorSettings
 from todo_operator.store import pool as pools
-from todo_operator.store import schema
+from todo_operator.store import schema, stats
 from todo_operator.store.records import Records
+from todo_operator.telemetry import metrics, server
+from todo_operator.telemetry.settings import TelemetrySettings
 
+TOPICS: Final = (
+    domain_events.TOPIC_TASK_EVENTS,
+    domain_events.TOPIC_REMINDERS,
+    domain_events.TOPIC_TASK_UPDATES,
+)
 StopFlag = asyncio.Event | threading.Event | asyncio.Future[Any]
 
 
@@ -43,6 +53,7 @@ class Runtime:
     services: handlers.Services
     scheduler: Scheduler
     events: reconciling.PostedEvents
+    metrics: metrics.OperatorMetrics
 
 
 def build_delivery(
@@ -97,13 +108,15 @@ def build_runtime(
     kube_api: kube.Kube,
     pool: AsyncConnectionPool[AsyncConnection[Any]],
     clock: Clock,
+    measured: metrics.OperatorMetrics | None = None,
 ) -> Runtime:
+    measured = measured or metrics.OperatorMetrics(metrics.new_registry())
     events = reconciling.PostedEvents(kube=kube_api, clock=clock, component="todo-operator")
     records = Records(pool)
     doorbell = Doorbell()
     limits = recurrence.Limits(min_spacing=settings.min_occurrence_spacing)
     recurring = reconciling.RecurringTaskReconciler(
-        kube=kube_api, records=records, clock=clock, events=events, limits=limits
+        kube=kube_api, records=records, clock=clock, events=events, limits=limits, metrics=measured
     )
     reminders = build_reminders(
         settings=settings, kube_api=kube_api, pool=pool, clock=clock, doorbell=doorbell, events=events
@@ -121,12 +134,28 @@ def build_runtime(
         mode=settings.reminder_delivery,
         catch_up=settings.catch_up(),
         doorbell=doorbell,
+        heartbeat=lambda now: measured.scheduler_last_run.set(now.timestamp()),
     )
     return Runtime(
-        services=handlers.Services(recurring_tasks=recurring, tasks=tasks, reminders=reminders),
+        services=handlers.Services(
+            recurring_tasks=recurring, tasks=tasks, reminders=reminders, metrics=measured
+        ),
         scheduler=scheduler,
         events=events,
+        metrics=measured,
     )
+
+
+def record_collector(
+    pool: AsyncConnectionPool[AsyncConnection[Any]], *, clock: Clock, max_age: float
+) -> metrics.RecordCollector:
+    """The figures of the durable record (reminders sent, tasks completed, outbox lag ...)."""
+
+    async def read(now: datetime) -> stats.RecordSnapshot:
+        async with pool.connection() as connection:
+            return await stats.snapshot(connection, now=now)
+
+    return metrics.RecordCollector(snapshot=read, now=clock.now, max_age=max_age)
 
 
 async def run(
@@ -137,46 +166,70 @@ async def run(
     ready_flag: asyncio.Event | threading.Event | None = None,
     liveness_endpoint: str | None = None,
     relay_settings: relay.RelaySettings | None = None,
+    telemetry: TelemetrySettings | None = None,
 ) -> None:
     """Run the operator until ``stop_flag`` is set (or a signal arrives).
 
     Beside Kopf run the scheduler (due work), the Event poster and, when Dapr is
-    enabled, the outbox relay (``relay_settings``; default: from ``TODO_*``).
+    enabled, the outbox relay (``relay_settings``; default: from ``TODO_*``);
+    ``/metrics`` is served when ``telemetry.metrics_port`` is set.
     """
+    telemetry = telemetry or TelemetrySettings()
+    clock = clock or SystemClock()
     # Refuse to start on an old schema rather than fail on every write later.
     await asyncio.to_thread(schema.require_current, settings.database_url)
     pool = open_pool(settings)
     await pool.open(wait=True, timeout=30)
     client = kube.client_for(api_url=settings.kube_api_url)
+    registry = metrics.new_registry()
+    records = record_collector(pool, clock=clock, max_age=telemetry.metrics_max_age_seconds)
+    registry.register(records)
     try:
         runtime = build_runtime(
-            settings=settings, kube_api=kube.Kube(client), pool=pool, clock=clock or SystemClock()
+            settings=settings,
+            kube_api=kube.Kube(client),
+            pool=pool,
+            clock=clock,
+            measured=metrics.OperatorMetrics(registry),
         )
         background = [runtime.scheduler.run, runtime.events.run]
         if settings.dapr_enabled:
             publishing = relay_settings or relay.RelaySettings(database_url=settings.database_url)
-            relay_clock = clock or SystemClock()
+            relay_clock = clock
+            relay_metrics = metrics.RelayMetrics(registry, topics=TOPICS)
 
             async def run_relay() -> None:
                 # Stopped by cancellation with the rest: an unfinished batch rolls back and is
                 # published again later (consumers drop the duplicates by event id).
-                await relay.run_relay(publishing, stop=asyncio.Event(), clock=relay_clock, pool=pool)
+                await relay.run_relay(
+                    publishing, stop=asyncio.Event(), clock=relay_clock, pool=pool, metrics=relay_metrics
+                )
 
             background.append(run_relay)
-        registry = handlers.build_registry(
+        kopf_registry = handlers.build_registry(
             services=runtime.services, settings=settings, background=background
         )
-        await kopf.operator(
-            registry=registry,
-            clusterwide=not settings.namespaces,
-            namespaces=settings.namespaces,
-            # Not peering_name: Kopf makes peering mandatory whenever a name is passed here.
-            standalone=settings.standalone,
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
-            # Kopf's own probe endpoint: healthy while its watches and workers are.
-            liveness_endpoint=liveness_endpoint,
-        )
+        async with contextlib.AsyncExitStack() as serving:
+            if telemetry.metrics_port is not None:
+                await serving.enter_async_context(
+                    server.serving(
+                        registry,
+                        host=telemetry.metrics_host,
+                        port=telemetry.metrics_port,
+                        before_scrape=records.refresh,
+                    )
+                )
+            await kopf.operator(
+                registry=kopf_registry,
+                clusterwide=not settings.namespaces,
+                namespaces=settings.namespaces,
+                # Not peering_name: Kopf makes peering mandatory whenever a name is passed here.
+                standalone=settings.standalone,
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+                # Kopf's own probe endpoint: healthy while its watches and workers are.
+                liveness_endpoint=liveness_endpoint,
+            )
     finally:
         await client.close()
         await pool.close()

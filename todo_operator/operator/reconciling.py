@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ from todo_operator.domain.events import Event, EventType
 from todo_operator.operator import objects
 from todo_operator.operator.kube import AlreadyExists, Body, Kube, KubeError, event_manifest
 from todo_operator.store.records import RecordNotFound, Records, RecurringTaskRow, TaskRow
+from todo_operator.telemetry.metrics import OperatorMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -338,12 +340,17 @@ class RecurringTaskReconciler:
         clock: Clock,
         events: EventRecorder,
         limits: recurrence.Limits,
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self._kube = kube
         self._records = records
         self._clock = clock
         self._events = events
         self._limits = limits
+        self._metrics = metrics
+
+    def _timed[T](self, compute: Callable[[], T]) -> T:
+        return self._metrics.time_next_occurrence(compute) if self._metrics else compute()
 
     async def reconcile(self, body: Body) -> None:
         meta = ObjectMeta.of(body)
@@ -456,7 +463,7 @@ class RecurringTaskReconciler:
 
         if status.current_task is None:
             # The creation instant, not "now": a retry must compute the same first slot.
-            due = occurrences.first_due(schedule, created_at=meta.created_at)
+            due = self._timed(lambda: occurrences.first_due(schedule, created_at=meta.created_at))
             if due is None:
                 return status.model_copy(update={"phase": "Ended", "next_due_at": None})
             name = await self._ensure_occurrence(body, spec=spec, due_at=due, index=1)
@@ -476,12 +483,14 @@ class RecurringTaskReconciler:
             except RecordNotFound as error:
                 raise RetryLater(str(error)) from error
 
-        due = recurrence.next_due(
-            schedule,
-            anchor=spec.anchor,
-            previous_due=previous_due,
-            completed_at=completed_at,
-            occurrences_so_far=status.occurrences,
+        due = self._timed(
+            lambda: recurrence.next_due(
+                schedule,
+                anchor=spec.anchor,
+                previous_due=previous_due,
+                completed_at=completed_at,
+                occurrences_so_far=status.occurrences,
+            )
         )
         finished = active.model_copy(update={"last_completed_at": completed_at})
         if due is None:

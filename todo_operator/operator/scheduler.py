@@ -69,6 +69,7 @@ class Scheduler:
         concurrency: int = 50,
         doorbell: Doorbell | None = None,
         max_idle: timedelta = timedelta(seconds=60),
+        heartbeat: Callable[[datetime], None] = lambda _: None,
     ) -> None:
         self._pool = pool
         self._clock = clock
@@ -81,6 +82,8 @@ class Scheduler:
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
         self._max_idle = max_idle
+        # Called after every complete pass: the "operator is reconciling" signal for alerts.
+        self._heartbeat = heartbeat
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -116,6 +119,7 @@ class Scheduler:
                     else:
                         await self._catch_up_cronjobs(now)
                     next_at = await self._next_work()
+                    self._heartbeat(now)
                 except (psycopg.OperationalError, kube.TransientKubeError) as error:
                     logger.warning("scheduler: %s; trying again shortly", error)
                     next_at = self._clock.now() + timedelta(seconds=5)

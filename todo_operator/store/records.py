@@ -10,7 +10,8 @@ after a crash.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from todo_operator.domain.events import Event
+from todo_operator.telemetry import tracing
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,6 +131,8 @@ def _row_parameters(row: TaskRow | RecurringTaskRow) -> dict[str, Any]:
 
 
 async def append_events(connection: AsyncConnection[Any], events: Sequence[Event]) -> None:
+    """Append to the outbox; an event without a trace context takes the active one (its change's)."""
+    active = tracing.current_traceparent()
     async with connection.cursor() as cursor:
         await cursor.executemany(
             _OUTBOX_APPEND,
@@ -140,7 +144,7 @@ async def append_events(connection: AsyncConnection[Any], events: Sequence[Event
                     event.subject,
                     event.partition_key,
                     Jsonb(event.data),
-                    event.traceparent,
+                    event.traceparent or active,
                 )
                 for event in events
             ],
@@ -153,9 +157,16 @@ class Records:
     def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
         self._pool = pool
 
+    @contextlib.asynccontextmanager
+    async def _unit_of_work(self, operation: str) -> AsyncIterator[AsyncConnection[Any]]:
+        """One transaction, traced: its span is the parent of the outbox events it appends."""
+        with tracing.database_span(operation):
+            async with self._pool.connection() as connection, connection.transaction():
+                yield connection
+
     async def save_task(self, row: TaskRow, *, events: Sequence[Event] = ()) -> datetime | None:
         """Upsert a Task with its events; return the durable completion instant (if completed)."""
-        async with self._pool.connection() as connection, connection.transaction():
+        async with self._unit_of_work("save task") as connection:
             cursor = await connection.execute(_TASK_UPSERT, _row_parameters(row))
             stored = await cursor.fetchone()
             await append_events(connection, events)
@@ -163,7 +174,7 @@ class Records:
         return completed_at
 
     async def save_recurring_task(self, row: RecurringTaskRow, *, events: Sequence[Event] = ()) -> None:
-        async with self._pool.connection() as connection, connection.transaction():
+        async with self._unit_of_work("save recurring task") as connection:
             await connection.execute(_RECURRING_TASK_UPSERT, _row_parameters(row))
             await append_events(connection, events)
 
@@ -182,7 +193,7 @@ class Records:
     async def mark_deleted(self, *, table: str, uid: str, at: datetime, events: Sequence[Event] = ()) -> None:
         if table not in {"tasks", "recurring_tasks", "reminders"}:
             raise ValueError(f"unknown table {table!r}")
-        async with self._pool.connection() as connection, connection.transaction():
+        async with self._unit_of_work(f"delete from {table}") as connection:
             # The table name is one of three constants checked above, never user text.
             statement = f"UPDATE {table} SET deleted_at = COALESCE(deleted_at, %s) WHERE uid = %s"
             await connection.execute(statement, (at, uid))
