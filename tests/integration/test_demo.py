@@ -1,101 +1,199 @@
-"""``todo-operator demo`` as a person runs it: start, use with kubectl, Ctrl-C, nothing left behind."""
+"""``todo-operator demo`` as a person runs it: start, use with kubectl and curl, Ctrl-C, nothing left behind.
+
+The README's walkthroughs run against the demo in test_readme.py; here: what
+the demo prints and writes, the REST API's demo token, ``--keep`` against a
+fresh start, and a clear refusal when a port is taken.
+"""
 
 from __future__ import annotations
 
-import os
+import json
 import pathlib
-import random
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
+from datetime import datetime, timedelta
+from typing import Any
 
+import httpx2 as httpx
 import pytest
 
+from tests.integration.demo_runner import (
+    PORTS,
+    ROOT,
+    Demo,
+    assert_nothing_left,
+    demo_environment,
+    free_port_run,
+    todo_operator_command,
+)
+
 KUBECTL = shutil.which("kubectl")
+needs_kubectl = pytest.mark.skipif(
+    KUBECTL is None, reason="the kubectl binary is not installed on this machine"
+)
+RTASKS = "/apis/todo.dev/v1alpha1/namespaces/default/recurringtasks"
+REMINDERS = "/apis/todo.dev/v1alpha1/namespaces/default/reminders"
 
 
-def _port_in_use(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+def kubectl(demo: Demo, *args: str) -> str:
+    assert KUBECTL is not None
+    env = demo_environment(KUBECONFIG=str(demo.state_dir / "kubeconfig"), HOME=str(demo.state_dir.parent))
+    return subprocess.run(
+        [KUBECTL, *args], env=env, capture_output=True, text=True, check=True, timeout=60
+    ).stdout
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+def recurring_tasks(demo: Demo) -> dict[str, dict[str, Any]]:
+    """The RecurringTasks in the emulator, by name (read over HTTP, as any client would)."""
+    response = httpx.get(demo.api_url + RTASKS, timeout=10)
+    response.raise_for_status()
+    return {item["metadata"]["name"]: item for item in response.json()["items"]}
 
 
-def _free_port_run(length: int) -> int:
-    """Consecutive free ports below Linux's ephemeral range (32768 and up).
-
-    The demo binds a run of consecutive ports; in the ephemeral range any of
-    them may be handed to an outgoing connection between the check and the bind.
-    """
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20_000, 32_000)
-        if all(_bindable(base + offset) for offset in range(length)):
-            return base
-    raise AssertionError("no run of free ports found")
+def wait_until_active(demo: Demo, count: int) -> dict[str, dict[str, Any]]:
+    """Poll (with a deadline) until ``count`` RecurringTasks show phase Active."""
+    found: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = recurring_tasks(demo)
+        if sum(1 for item in found.values() if item.get("status", {}).get("phase") == "Active") == count:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"expected {count} active RecurringTasks, got {json.dumps(found)[:2000]}")
 
 
-@pytest.mark.skipif(KUBECTL is None, reason="the kubectl binary is not installed on this machine")
-def test_demo_starts_serves_kubectl_and_stops_cleanly(tmp_path: pathlib.Path) -> None:
-    port = _free_port_run(4)
+def wait_for_reminder_of(demo: Demo, task_prefix: str) -> dict[str, Any]:
+    """Poll (with a deadline) for the one Reminder on a task named ``task_prefix...`` with a fire time."""
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        items = httpx.get(demo.api_url + REMINDERS, timeout=10).json()["items"]
+        found = [item for item in items if item["spec"]["taskRef"]["name"].startswith(task_prefix)]
+        if len(found) == 1 and found[0].get("status", {}).get("fireAt"):
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError(f"expected one scheduled reminder on {task_prefix}*, got {found}")
+
+
+@needs_kubectl
+def test_demo_prints_what_to_type_serves_kubectl_and_rest_and_stops_cleanly(tmp_path: pathlib.Path) -> None:
     state = tmp_path / "demo"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "todo_operator.cli",
-            "demo",
-            "--with-examples",
-            "--port-base",
-            str(port),
-            "--state-dir",
-            str(state),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "Press Ctrl-C to stop." in line:
-                break
-        assert "Press Ctrl-C to stop.\n" in lines, "".join(lines)
-        assert f"  export KUBECONFIG={state / 'kubeconfig'}\n" in lines
+    with Demo(state_dir=state, port_base=free_port_run(), args=["--with-examples"], cwd=ROOT) as demo:
+        printed = demo.output.splitlines()
+        env = demo.env_file()
+        # What a newcomer types next, both as the printed lines and as the file to `source`.
+        assert f"  source {state / 'env'}" in printed
+        assert env["KUBECONFIG"] == str(state / "kubeconfig")
+        assert env["TODO_API"] == f"http://127.0.0.1:{demo.port_base + 4}/api/v1"
+        for name, value in env.items():
+            assert f"  export {name}={value}" in printed
+        assert any(line.startswith("  kubectl apply -f examples/try-a-reminder.yaml") for line in printed)
+        assert f"E-mails land in {state / 'mail'}/" in demo.output
 
-        env = {**os.environ, "KUBECONFIG": str(state / "kubeconfig")}
         listing = ""
         for _ in range(100):  # the operator opens the occurrences within moments
-            listing = subprocess.run(
-                [str(KUBECTL), "get", "rtask"], env=env, capture_output=True, text=True, check=True
-            ).stdout
-            if listing.count("Active") == 3:
+            listing = kubectl(demo, "get", "rtask")
+            if listing.count("Active") == 4:
                 break
             time.sleep(0.1)
-        assert listing.count("Active") == 3, listing
-    finally:
-        process.send_signal(signal.SIGINT)
-        remaining, _ = process.communicate(timeout=60)
-    assert process.returncode == 0, remaining
-    assert "stopping ..." in remaining
-    assert not _port_in_use(port)
-    assert not _port_in_use(port + 1)  # PostgreSQL stopped too
-    assert not _port_in_use(port + 2)  # and the SMTP sink
-    assert not _port_in_use(port + 3)  # and the Dapr endpoint
-    assert "Dapr        http://127.0.0.1:" in "".join(lines)
+        assert listing.count("Active") == 4, listing
+
+        # The example made for trying reminders keeps its promise: an e-mail within two minutes of
+        # being applied (a reminder whose minute passed less than the five-minute grace ago is sent at once).
+        reminder = wait_for_reminder_of(demo, "stretch-break-")
+        applied_at = datetime.fromisoformat(
+            recurring_tasks(demo)["stretch-break"]["metadata"]["creationTimestamp"]
+        )
+        fire_at = datetime.fromisoformat(reminder["status"]["fireAt"])
+        assert timedelta(minutes=-3) <= fire_at - applied_at <= timedelta(minutes=2), (applied_at, fire_at)
+
+        # The token is alice's: the REST API shows her recurring tasks and not bob's.
+        response = httpx.get(
+            env["TODO_API"] + "/recurring-tasks",
+            headers={"Authorization": f"Bearer {env['TOKEN']}"},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        names = {item["name"] for item in response.json()["items"]}
+        assert names == {"daily-standup", "weekly-review", "stretch-break"}
+
+        # --with-examples applies as kubectl apply does, so applying the files again is quiet.
+        applied = subprocess.run(
+            [str(KUBECTL), "apply", "-f", str(ROOT / "examples")],
+            env=demo_environment(KUBECONFIG=env["KUBECONFIG"], HOME=str(tmp_path)),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "last-applied-configuration" not in applied.stderr, applied.stderr
+    assert demo.returncode == 0, demo.output
+    assert "stopping ..." in demo.output
+    assert "Dapr        http://127.0.0.1:" in demo.output
+    assert_nothing_left(state_dir=state, port_base=demo.port_base)
+
+
+@needs_kubectl
+def test_keep_reuses_objects_database_and_mail_and_a_plain_run_starts_afresh(tmp_path: pathlib.Path) -> None:
+    state = tmp_path / "demo"
+    port = free_port_run()
+    with Demo(state_dir=state, port_base=port) as first:
+        kubectl(first, "apply", "-f", str(ROOT / "examples" / "recurring-tasks.yaml"))
+        before = wait_until_active(first, 3)
+    assert first.returncode == 0, first.output
+    (state / "mail").mkdir(exist_ok=True)
+    (state / "mail" / "00001.eml").write_text("Subject: kept\n\nfrom an earlier run\n")
+
+    with Demo(state_dir=state, port_base=port, args=["--keep"]) as kept:
+        assert "kept        " in kept.output
+        after = wait_until_active(kept, 3)
+        # The same objects (uids tie them to their rows in PostgreSQL), no second first occurrence.
+        assert {name: item["metadata"]["uid"] for name, item in after.items()} == {
+            name: item["metadata"]["uid"] for name, item in before.items()
+        }
+        assert {item["status"]["occurrences"] for item in after.values()} == {1}
+        # The operator goes on from the kept database: completing the occurrence opens the next one.
+        current = after["weekly-review"]["status"]["currentTask"]
+        kubectl(kept, "patch", "todo", current, "--type", "merge", "-p", '{"spec":{"completed":true}}')
+        kubectl(kept, "wait", "rtask/weekly-review", "--for=jsonpath={.status.occurrences}=2")
+        env = kept.env_file()
+        history = httpx.get(
+            env["TODO_API"] + "/recurring-tasks/weekly-review/occurrences",
+            headers={"Authorization": f"Bearer {env['TOKEN']}"},
+            timeout=10,
+        )
+        assert [past["occurrence"] for past in history.json()["past"]] == [1, 2], history.text
+    assert kept.returncode == 0, kept.output
+    assert (state / "mail" / "00001.eml").exists()
+
+    with Demo(state_dir=state, port_base=port) as fresh:
+        assert recurring_tasks(fresh) == {}
+        assert not (state / "mail" / "00001.eml").exists()
+    assert fresh.returncode == 0, fresh.output
+    assert_nothing_left(state_dir=state, port_base=port)
+
+
+def test_a_port_in_use_is_refused_by_name_before_anything_starts(tmp_path: pathlib.Path) -> None:
+    port = free_port_run()
+    state = tmp_path / "demo"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port + PORTS - 1))  # the REST API's port, the last of the run
+        taken.listen()
+        result = subprocess.run(
+            [
+                *todo_operator_command(),
+                "demo",
+                "--port-base",
+                str(port),
+                "--state-dir",
+                str(state),
+            ],
+            env=demo_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"port {port + PORTS - 1} on 127.0.0.1 is in use" in result.stderr
+    assert not (state / "postgres").exists()

@@ -6,30 +6,55 @@ import argparse
 import logging
 import pathlib
 
+_PORTS = 5  # as devstack.demo.PORTS; not imported, so that `--help` loads no server code
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state-dir", type=pathlib.Path, default=pathlib.Path(".demo"))
+    parser.add_argument(
+        "--state-dir",
+        type=pathlib.Path,
+        default=pathlib.Path(".demo"),
+        help="kubeconfig, env file, e-mails, database and saved objects (default .demo)",
+    )
     parser.add_argument(
         "--port-base",
         type=int,
         default=18080,
-        help="the API server listens here; PostgreSQL, the SMTP sink and Dapr on the next three ports",
+        help="the API server listens here; PostgreSQL, the SMTP sink, Dapr and the REST API"
+        " on the next four ports (default 18080)",
     )
     parser.add_argument("--with-examples", action="store_true", help="apply examples/ at start")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="reuse the state directory's database, e-mails and objects instead of starting fresh",
+    )
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def _say(line: str) -> None:
+    # Flushed line by line: whoever reads the demo through a pipe (a test, `tee`) sees each line as it comes.
+    print(line, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
     from todo_operator.cli import UsageError
     from todo_operator.devstack import demo, postgres
 
-    if not 1024 <= args.port_base <= 65532:
-        raise UsageError(f"--port-base must be between 1024 and 65532, got {args.port_base}")
+    highest = 65535 - (_PORTS - 1)
+    if not 1024 <= args.port_base <= highest:
+        raise UsageError(f"--port-base must be between 1024 and {highest}, got {args.port_base}")
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # What the demo is for: seeing each CloudEvent the relay publishes.
     logging.getLogger("todo_operator.devstack.dapr").setLevel(logging.INFO)
     try:
-        demo.run(state_dir=args.state_dir, port_base=args.port_base, with_examples=args.with_examples)
+        demo.run(
+            state_dir=args.state_dir,
+            port_base=args.port_base,
+            with_examples=args.with_examples,
+            keep=args.keep,
+            say=_say,
+        )
     except postgres.PostgresUnavailable as error:
         raise UsageError(str(error)) from error
     except OSError as error:

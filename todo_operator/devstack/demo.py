@@ -1,26 +1,50 @@
-"""``todo-operator demo``: the system on one machine, no cluster, no Docker.
+"""``todo-operator demo``: the whole system on one machine, no cluster, no Docker.
 
-Starts, on loopback: the Kubernetes API emulator with our CRDs, a throw-away
-PostgreSQL (migrated), an SMTP sink that saves each e-mail as an ``.eml``
-file, a Dapr publish endpoint that logs every CloudEvent the outbox relay
-sends, and the operator with inline reminder delivery; writes a kubeconfig
-into the state directory and prints what to type next. Ctrl-C stops
-everything and leaves no process behind. The REST API joins here next.
+Starts, on loopback, on five consecutive ports from ``port_base``: the
+Kubernetes API emulator with our CRDs (+0), a throw-away PostgreSQL, migrated
+(+1), an SMTP sink that saves each e-mail as an ``.eml`` file and prints a
+line about it (+2), a Dapr publish endpoint that logs every CloudEvent the
+outbox relay sends (+3) and the REST API (+4); and the operator, with inline
+reminder delivery because there is no CronJob controller here. It writes a
+kubeconfig and an ``env`` file (``KUBECONFIG``, ``TODO_API`` and a demo
+user's ``TOKEN``, ready for ``source``) into the state directory and prints
+what to type next. Ctrl-C stops everything and leaves no process behind.
+
+Each run starts from nothing unless ``keep`` is set. Then it reuses the
+database, the e-mails and the emulated cluster's objects, which every run
+saves to ``cluster.json`` when it stops: verbatim, uids included, because
+the rows in PostgreSQL and the occurrences' owner references point at the
+uids — re-creating the objects through the API would give them new ones.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import copy
+import json
 import pathlib
+import secrets
 import shutil
 import signal
+import socket
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from email.message import EmailMessage
 from typing import Any
 
 import httpx2 as httpx
+import jwt
+import psycopg
 import yaml
+from pydantic import SecretStr
 
-from todo_operator.devstack import apiserver, postgres
+from todo_operator.api import server as api_server
+from todo_operator.api.settings import ApiSettings
+from todo_operator.clock import SystemClock
+from todo_operator.devstack import apiserver, loopthread, postgres
+from todo_operator.devstack.apiserver import builtin
 from todo_operator.devstack.dapr import DaprDouble, DaprThread
 from todo_operator.devstack.operator_thread import OperatorThread
 from todo_operator.devstack.smtp import SmtpSink
@@ -29,12 +53,22 @@ from todo_operator.events.relay import RelaySettings
 from todo_operator.operator.settings import OperatorSettings
 from todo_operator.store import schema
 
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+PORTS = 5  # API server, PostgreSQL, SMTP sink, Dapr endpoint, REST API
+DEMO_USER = "alice@example.com"
+AUDIENCE = "todo-api"  # the REST API's default audience
+TOKEN_LIFETIME_SECONDS = 30 * 24 * 3600  # a demo runs for days; a token that expires mid-way confuses
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+NAMESPACE = "default"
+
+Json = dict[str, Any]
+
 
 def _log_events(double: DaprDouble) -> None:
     double.log_events = True
 
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+# --- the examples ---------------------------------------------------------------------------------
 
 
 def _example_documents(folder: pathlib.Path) -> Iterator[dict[str, Any]]:
@@ -44,15 +78,31 @@ def _example_documents(folder: pathlib.Path) -> Iterator[dict[str, Any]]:
                 yield document
 
 
-def apply_examples(api_url: str, *, namespace: str = "default", folder: pathlib.Path = EXAMPLES) -> list[str]:
-    """Create every object in ``examples/``; return ``kind/name`` of each."""
+def _as_applied(document: Json, *, namespace: str) -> Json:
+    """The document with the annotation ``kubectl apply`` would have put on it.
+
+    Without it, a later ``kubectl apply -f examples/`` warns about every object
+    (and cannot compute which fields were removed from the file).
+    """
+    applied = copy.deepcopy(document)
+    metadata = applied.setdefault("metadata", {})
+    metadata.setdefault("namespace", namespace)
+    metadata["annotations"] = {**metadata.get("annotations", {})}
+    # kubectl records the object as it was given, with the namespace filled in and without this annotation.
+    metadata["annotations"][LAST_APPLIED] = json.dumps(applied, separators=(",", ":")) + "\n"
+    return applied
+
+
+def apply_examples(api_url: str, *, namespace: str = NAMESPACE, folder: pathlib.Path = EXAMPLES) -> list[str]:
+    """Create every object in ``examples/`` as ``kubectl apply`` would; return ``kind/name`` of each."""
     created = []
     plurals = {kind.kind: kind.plural for kind in crds.KINDS}
     with httpx.Client(base_url=api_url, timeout=10) as client:
         for document in _example_documents(folder):
             plural = plurals[document["kind"]]
             response = client.post(
-                f"/apis/{resources.API_VERSION}/namespaces/{namespace}/{plural}", json=document
+                f"/apis/{resources.API_VERSION}/namespaces/{namespace}/{plural}",
+                json=_as_applied(document, namespace=namespace),
             )
             if response.status_code >= 400:
                 raise RuntimeError(
@@ -62,20 +112,206 @@ def apply_examples(api_url: str, *, namespace: str = "default", folder: pathlib.
     return created
 
 
-def next_steps(*, kubeconfig: pathlib.Path, database_url: str) -> str:
+# --- the emulated cluster's objects, kept between runs ----------------------------------------------
+
+
+def _export_objects(emulator: apiserver.Emulator) -> list[Json]:
+    """Every stored object but the CRDs (each run installs the current ones)."""
+    cluster = emulator.cluster
+    storage_keys = {rt.storage_key for rt in cluster.registry} - {builtin.CRDS.storage_key}
+    return [
+        {"group": group, "plural": plural, "object": copy.deepcopy(obj)}
+        for group, plural in sorted(storage_keys)
+        for obj in cluster.store.list_objects((group, plural))
+    ]
+
+
+def _import_objects(emulator: apiserver.Emulator, saved: list[Json]) -> int:
+    """Put saved objects back as they were (uids, status, finalizers); skip what exists or is not served."""
+    cluster = emulator.cluster
+    served = {rt.storage_key for rt in cluster.registry}
+    restored = 0
+    for entry in saved:
+        storage_key = (entry["group"], entry["plural"])
+        obj = entry["object"]
+        metadata = obj["metadata"]
+        if storage_key not in served or cluster.store.get(
+            storage_key, metadata.get("namespace", ""), metadata["name"]
+        ):
+            continue  # a CRD no longer served, or a namespace every emulator starts with
+        cluster.store.put(storage_key, obj, "ADDED")
+        restored += 1
+    return restored
+
+
+def _save_cluster(api: apiserver.ApiServerThread, path: pathlib.Path) -> None:
+    objects = api.inject(_export_objects)
+    path.write_text(json.dumps({"objects": objects}))
+
+
+def _restore_cluster(api: apiserver.ApiServerThread, path: pathlib.Path) -> int:
+    if not path.exists():
+        return 0
+    saved: list[Json] = json.loads(path.read_text())["objects"]
+    return api.inject(lambda emulator: _import_objects(emulator, saved))
+
+
+# --- the REST API ---------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _serve_rest_api(
+    settings: ApiSettings, *, database_url: str, kube_api_url: str, port: int
+) -> AsyncIterator[str]:
+    """``todo-operator api``'s server (``api.server.serve``) for the duration of the block."""
+    started = threading.Event()
+    stop = asyncio.Event()
+    serving = asyncio.create_task(
+        api_server.serve(
+            settings,
+            database_url=database_url,
+            kube_api_url=kube_api_url,
+            clock=SystemClock(),
+            host="127.0.0.1",
+            port=port,
+            started=started,
+            stop=stop,
+        )
+    )
+    while not started.is_set():
+        if serving.done():
+            await serving  # raises what kept it from starting
+            raise RuntimeError("the REST API stopped before it started")
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop.set()
+        await serving
+
+
+class RestApiThread:
+    """The REST API in its own thread and event loop (uvicorn must not share the operator's)."""
+
+    def __init__(self, settings: ApiSettings, *, database_url: str, kube_api_url: str, port: int) -> None:
+        self._thread = loopthread.LoopThread(
+            name="demo-rest-api",
+            serve=lambda: _serve_rest_api(
+                settings, database_url=database_url, kube_api_url=kube_api_url, port=port
+            ),
+        )
+
+    @property
+    def url(self) -> str:
+        return self._thread.served
+
+    def __enter__(self) -> RestApiThread:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._thread.stop()
+
+
+def demo_token(secret: str, *, user: str = DEMO_USER) -> str:
+    """An HS256 bearer token the demo's REST API accepts, for ``user``, valid for 30 days."""
+    issued = int(time.time())
+    claims = {"sub": user, "aud": AUDIENCE, "iat": issued, "exp": issued + TOKEN_LIFETIME_SECONDS}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+# --- the state directory --------------------------------------------------------------------------
+
+
+def _check_ports_free(port_base: int) -> None:
+    """Fail before starting anything, naming the port, rather than half-way with a stack trace."""
+    for port in range(port_base, port_base + PORTS):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the servers bind: a previous run's connections lingering in TIME_WAIT do not count.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+                probe.listen()
+            except OSError:
+                raise OSError(
+                    f"port {port} on 127.0.0.1 is in use (the demo needs {port_base}-{port_base + PORTS - 1};"
+                    " choose another --port-base)"
+                ) from None
+
+
+def _stop_leftover_postgres(base_dir: pathlib.Path) -> None:
+    """Stop the PostgreSQL of a demo that was killed (SIGKILL) before it could stop it itself."""
+    if (base_dir / "data" / "postmaster.pid").exists():
+        with contextlib.suppress(RuntimeError):  # a stale pid file: nothing runs, pg_ctl start copes
+            postgres.ThrowawayPostgres(base_dir=base_dir, port=0).stop(mode="fast")
+
+
+def _forget(state_dir: pathlib.Path) -> None:
+    """Remove what an earlier run left, and only that: the state directory may hold other files."""
+    shutil.rmtree(state_dir / "postgres", ignore_errors=True)
+    for saved in (state_dir / "mail").glob("*.eml"):
+        saved.unlink()
+    for name in ("cluster.json", "jwt-secret"):
+        (state_dir / name).unlink(missing_ok=True)
+
+
+def _jwt_secret(state_dir: pathlib.Path) -> str:
+    """The REST API's signing secret: random, and kept with the state so kept tokens stay valid."""
+    path = state_dir / "jwt-secret"
+    if path.exists():
+        return path.read_text().strip()
+    secret = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(secret + "\n")
+    return secret
+
+
+def _ensure_database(database: postgres.ThrowawayPostgres, name: str) -> str:
+    with psycopg.connect(database.dsn(), autocommit=True) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return database.dsn(name) if exists else database.create_database(name)
+
+
+def _write_env(path: pathlib.Path, *, kubeconfig: pathlib.Path, api_url: str, token: str) -> list[str]:
+    lines = [
+        f"export KUBECONFIG={kubeconfig}",
+        f"export TODO_API={api_url}/api/v1",
+        f"export TOKEN={token}",
+    ]
+    path.write_text("".join(f"{line}\n" for line in lines))
+    path.chmod(0o600)  # it holds a bearer token
+    return lines
+
+
+def _shown(path: pathlib.Path) -> str:
+    """``path`` relative to the working directory when below it (what a person would type)."""
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(pathlib.Path.cwd()))
+    return str(path)
+
+
+def next_steps(*, env_file: pathlib.Path, env_lines: list[str], mail: pathlib.Path, database_url: str) -> str:
     return "\n".join(
         [
             "todo-operator demo is running. In another terminal:",
             "",
-            f"  export KUBECONFIG={kubeconfig}",
-            "  kubectl apply -f examples/recurring-tasks.yaml",
-            "  kubectl get todos",
-            "  kubectl get rtask weekly-review",
-            "  kubectl patch todo $(kubectl get rtask weekly-review -o jsonpath='{.status.currentTask}') \\",
-            '      --type merge -p \'{"spec":{"completed":true}}\'',
-            "  kubectl describe rtask weekly-review",
+            f"  source {env_file}",
             "",
-            f"  psql {database_url} -c 'SELECT event_type, subject FROM outbox ORDER BY id'",
+            "which sets (as you may type instead):",
+            "",
+            *(f"  {line}" for line in env_lines),
+            "",
+            "then, with kubectl:",
+            "",
+            f"  kubectl apply -f {_shown(EXAMPLES / 'try-a-reminder.yaml')}   # an e-mail within two minutes",
+            "  kubectl get todos",
+            "",
+            f"or with curl, as {DEMO_USER} (the token is valid for 30 days):",
+            "",
+            '  curl -s "$TODO_API/tasks" -H "Authorization: Bearer $TOKEN"',
+            "",
+            f"E-mails land in {mail}/ (a line here for each); each CloudEvent published is logged here.",
+            f"PostgreSQL: psql {database_url}",
             "",
             "Press Ctrl-C to stop.",
         ]
@@ -87,25 +323,36 @@ def run(
     state_dir: pathlib.Path,
     port_base: int,
     with_examples: bool,
+    keep: bool = False,
     say: Callable[[str], None] = print,
     stop: threading.Event | None = None,
 ) -> None:
-    """Run until ``stop`` is set or SIGINT/SIGTERM arrives."""
+    """Run until ``stop`` is set or SIGINT, SIGTERM or SIGHUP arrives."""
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP too: closing the terminal must stop PostgreSQL, which runs as a process of its own.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, lambda *_: stop.set())
     state_dir = state_dir.resolve()
-    shutil.rmtree(state_dir / "postgres", ignore_errors=True)  # throw-away: a fresh database each run
+    _stop_leftover_postgres(state_dir / "postgres")
+    _check_ports_free(port_base)
+    if not keep:
+        _forget(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
+    mail = state_dir / "mail"
+    saved_cluster = state_dir / "cluster.json"
+
+    def tell_mail(message: EmailMessage, saved_as: pathlib.Path | None) -> None:
+        say(f"e-mail      to {message['To']}: {message['Subject']}  ({saved_as})")
 
     with (
         apiserver.ApiServerThread(crds=crds.all_crds(), port=port_base) as api,
         postgres.ThrowawayPostgres(base_dir=state_dir / "postgres", port=port_base + 1) as database,
-        SmtpSink(folder=state_dir / "mail", port=port_base + 2) as smtp,
+        SmtpSink(folder=mail, port=port_base + 2, on_message=tell_mail) as smtp,
         DaprThread(port=port_base + 3) as dapr,
     ):
-        database_url = database.create_database("todo")
+        restored = _restore_cluster(api, saved_cluster) if keep else 0
+        database_url = _ensure_database(database, "todo")
         schema.migrate_up(database_url)
         kubeconfig = api.write_kubeconfig(state_dir / "kubeconfig")
         settings = OperatorSettings(
@@ -119,15 +366,41 @@ def run(
         # The relay publishes every recorded change to the Dapr double, which logs each CloudEvent.
         dapr.call(_log_events)
         publishing = RelaySettings(database_url=database_url, dapr_http_endpoint=dapr.url)
-        with OperatorThread(settings, relay_settings=publishing):
-            say(f"API server  {api.url}")
-            say(f"PostgreSQL  {database_url}")
-            say(f"SMTP sink   127.0.0.1:{smtp.port}, e-mails saved in {state_dir / 'mail'}")
-            say(f"Dapr        {dapr.url} (publish API; each CloudEvent is logged)")
-            if with_examples:
-                for created in apply_examples(api.url):
-                    say(f"applied     {created}")
-            say("")
-            say(next_steps(kubeconfig=kubeconfig, database_url=database_url))
-            stop.wait()
-            say("stopping ...")
+        secret = _jwt_secret(state_dir)
+        rest_settings = ApiSettings(
+            namespace=NAMESPACE, jwt_secret=SecretStr(secret), jwks_url=None, issuer=None, audience=AUDIENCE
+        )
+        try:
+            with (
+                OperatorThread(settings, relay_settings=publishing),
+                RestApiThread(
+                    rest_settings, database_url=database_url, kube_api_url=api.url, port=port_base + 4
+                ) as rest,
+            ):
+                say(f"API server  {api.url}")
+                say(f"PostgreSQL  {database_url}")
+                say(f"SMTP sink   127.0.0.1:{smtp.port}, e-mails saved in {mail}")
+                say(f"Dapr        {dapr.url} (publish API; each CloudEvent is logged)")
+                say(f"REST API    {rest.url}/api/v1 (OpenAPI: {rest.url}/docs)")
+                if keep:
+                    say(f"kept        {restored} object(s) and the database from {state_dir}")
+                if with_examples:
+                    for created in apply_examples(api.url):
+                        say(f"applied     {created}")
+                env_file = state_dir / "env"
+                env_lines = _write_env(
+                    env_file, kubeconfig=kubeconfig, api_url=rest.url, token=demo_token(secret)
+                )
+                say("")
+                say(next_steps(env_file=env_file, env_lines=env_lines, mail=mail, database_url=database_url))
+                stop.wait()
+                say("stopping ...")
+        finally:
+            # After the operator stopped, so the saved objects and the database agree.
+            try:
+                _save_cluster(api, saved_cluster)
+            except Exception as error:  # only --keep loses by it; stopping everything matters more
+                say(f"could not save the objects for --keep: {error}")
+            # A clean shutdown (not the context's "immediate" one) so that a kept database needs no recovery.
+            with contextlib.suppress(RuntimeError):
+                database.stop(mode="fast")

@@ -1,7 +1,9 @@
 """An SMTP sink on loopback (aiosmtpd) for the tests and the demo.
 
 It keeps every message it accepts (and, given a folder, writes each as an
-``.eml`` file), and can be told to answer the next N messages with an SMTP
+``.eml`` file, numbered after those already there, so a demo that keeps its
+state never overwrites an earlier e-mail), tells an optional listener about
+each one (the demo prints a line), and can be told to answer the next N messages with an SMTP
 error — 4xx for "try again later", 5xx for "this will not work" — so that
 retry and fail-fast paths are tested against a real SMTP conversation.
 """
@@ -12,6 +14,7 @@ import email
 import email.policy
 import pathlib
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from types import TracebackType
@@ -30,10 +33,28 @@ class _Handler:
         return self._sink._accept(envelope)
 
 
+Listener = Callable[[EmailMessage, pathlib.Path | None], None]
+
+
+def _last_number(folder: pathlib.Path | None) -> int:
+    if folder is None or not folder.is_dir():
+        return 0
+    return max((int(path.stem) for path in folder.glob("*.eml") if path.stem.isdigit()), default=0)
+
+
 class SmtpSink:
-    def __init__(self, *, folder: pathlib.Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        folder: pathlib.Path | None = None,
+        port: int | None = None,
+        on_message: Listener | None = None,
+    ) -> None:
+        """``on_message(message, saved_as)`` runs in the server's thread for each message accepted."""
         self.port = port or free_port()
         self._folder = folder
+        self._on_message = on_message
+        self._saved = _last_number(folder)
         self._lock = threading.Lock()
         self._messages: list[EmailMessage] = []
         self._arrived_at: list[datetime] = []
@@ -42,6 +63,7 @@ class SmtpSink:
         self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
 
     def _accept(self, envelope: Any) -> str:
+        saved_as: pathlib.Path | None = None
         with self._lock:
             if self._failures:
                 return self._failures.pop(0)
@@ -51,8 +73,12 @@ class SmtpSink:
             self._arrived_at.append(datetime.now(tz=UTC))
             if self._folder is not None:
                 self._folder.mkdir(parents=True, exist_ok=True)
-                (self._folder / f"{len(self._messages):05d}.eml").write_bytes(envelope.content)
+                self._saved += 1
+                saved_as = self._folder / f"{self._saved:05d}.eml"
+                saved_as.write_bytes(envelope.content)
             self._arrived.notify_all()
+        if self._on_message is not None:
+            self._on_message(message, saved_as)  # outside the lock: a slow listener holds up no one
         return "250 OK"
 
     def fail_next(self, reply: str, *, times: int = 1) -> None:
