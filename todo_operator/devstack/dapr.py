@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import orjson
 from aiohttp import web
 
 from todo_operator.devstack import loopthread
@@ -172,7 +173,7 @@ class DaprDouble:
         if failed is not None:
             return failed
         try:
-            event = json.loads(await request.read())
+            event = orjson.loads(await request.read())
         except ValueError:
             return _error(400, "ERR_PUBSUB_CLOUD_EVENTS_SER", "body is not JSON")
         if request.content_type != "application/cloudevents+json" or not isinstance(event, dict):
@@ -202,7 +203,7 @@ class DaprDouble:
         if failed is not None:
             return failed
         try:
-            entries = json.loads(await request.read())
+            entries = orjson.loads(await request.read())
         except ValueError:
             return _error(400, "ERR_PUBSUB_EVENTS_SER", "body is not a JSON array")
         if not isinstance(entries, list) or not all(isinstance(e, dict) and "entryId" in e for e in entries):

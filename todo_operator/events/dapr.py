@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 
 from todo_operator.events import schemas
 
@@ -98,7 +99,7 @@ class DaprPublisher:
         url = f"{self._endpoint}/v1.0/publish/{self._pubsub}/{quote(topic, safe='')}"
         status, body = await self._post(
             url,
-            data=json.dumps(message.event).encode(),
+            data=orjson.dumps(message.event),
             content_type=schemas.CLOUDEVENTS_CONTENT_TYPE,
             params={"metadata.partitionKey": message.partition_key},
         )
@@ -122,7 +123,10 @@ class DaprPublisher:
             for message in messages
         ]
         status, body = await self._post(
-            url, data=json.dumps(entries).encode(), content_type="application/json"
+            # orjson: a batch of a thousand CloudEvents is encoded several times faster than by json.
+            url,
+            data=orjson.dumps(entries),
+            content_type="application/json",
         )
         if status in (200, 204):
             return BulkOutcome()
