@@ -195,3 +195,35 @@ def _deployment(objects: list[rendering.Json], component: str) -> rendering.Json
         if o["kind"] == "Deployment" and o["metadata"]["labels"]["app.kubernetes.io/component"] == component
     ]
     return deployment
+
+
+def test_every_component_gets_the_same_log_and_trace_settings(
+    chart_renders: dict[str, list[rendering.Json]],
+) -> None:
+    def environments(objects: list[rendering.Json]) -> dict[str, dict[str, str | None]]:
+        return {
+            f"{kind}/{container['name']}": {e["name"]: e.get("value") for e in container.get("env", [])}
+            for kind, _, spec in checks.pod_templates(checks.with_notify_jobs(objects))
+            for container in spec["containers"]
+            if container["name"] in ("operator", "api", "notify")
+        }
+
+    traced = environments(chart_renders["ci/full-values.yaml"])
+    assert len(traced) == 3, traced.keys()
+    for where, env in traced.items():
+        assert env["TODO_LOG_FORMAT"] == "json", where
+        assert env["TODO_ZIPKIN_ENDPOINT"] == "http://zipkin.observability:9411/api/v2/spans", where
+        assert env["TODO_TRACE_SAMPLE_RATIO"] == "1", where
+    # No collector configured: nothing is exported, and no egress to one is opened.
+    for where, env in environments(chart_renders["defaults"]).items():
+        assert "TODO_ZIPKIN_ENDPOINT" not in env, where
+
+    def notify_egress_ports(objects: list[rendering.Json]) -> set[int]:
+        (policy,) = [
+            o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"].endswith("notify")
+        ]
+        return {port["port"] for rule in policy["spec"]["egress"] for port in rule.get("ports", [])}
+
+    # The notify pod has no Dapr sidecar: it reaches Zipkin only when our spans are exported.
+    assert 9411 in notify_egress_ports(chart_renders["ci/full-values.yaml"])
+    assert 9411 not in notify_egress_ports(chart_renders["defaults"])

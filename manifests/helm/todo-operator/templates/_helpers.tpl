@@ -97,6 +97,20 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.database.poolSize | quote }}
 {{- end }}
 
+{{/* Logs and traces (docs/MONITORING.md), the same for every component. */}}
+{{- define "todo-operator.telemetryEnv" -}}
+- name: TODO_LOG_FORMAT
+  value: {{ .Values.telemetry.logFormat | quote }}
+{{- with .Values.telemetry.tracing }}
+{{- if .zipkinEndpoint }}
+- name: TODO_ZIPKIN_ENDPOINT
+  value: {{ .zipkinEndpoint | quote }}
+- name: TODO_TRACE_SAMPLE_RATIO
+  value: {{ .sampleRatio | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* A writable, memory-backed /tmp: the root file system is read-only. */}}
 {{- define "todo-operator.tmpVolume" -}}
 - name: tmp

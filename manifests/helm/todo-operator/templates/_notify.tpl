@@ -33,6 +33,7 @@ spec:
           args: [notify]
           env:
             {{- include "todo-operator.databaseEnv" . | nindent 12 }}
+            {{- include "todo-operator.telemetryEnv" . | nindent 12 }}
           envFrom:
             - secretRef:
                 name: {{ required "notify.smtpSecret is required (a Secret with the SMTP settings)" .Values.notify.smtpSecret }}
