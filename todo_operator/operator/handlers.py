@@ -120,6 +120,8 @@ def configure_kopf(settings: kopf.OperatorSettings, operator_settings: OperatorS
     settings.watching.server_timeout = operator_settings.watch_server_timeout_seconds
     settings.watching.client_timeout = operator_settings.watch_server_timeout_seconds + 30
     settings.watching.connect_timeout = 30
+    settings.batching.worker_limit = operator_settings.worker_limit
+    settings.batching.idle_timeout = operator_settings.worker_idle_seconds
     # Our own Events say what happened; Kopf's per-handler chatter stays in the log.
     settings.posting.level = logging.WARNING
     settings.peering.standalone = operator_settings.standalone

@@ -380,7 +380,9 @@ class RecurringTaskReconciler:
                     f"occurrence {advanced.occurrences} {advanced.current_task} due {advanced.next_due_at}"
                 ),
             )
-        await self._prune_history(meta=meta, spec=spec, current_task=advanced.current_task)
+        if advanced.occurrences - 1 > spec.history_limit:
+            # Until then there are no more completed occurrences than history keeps (and no list).
+            await self._prune_history(meta=meta, spec=spec, current_task=advanced.current_task)
 
         reason = {"Active": "Scheduled", "Suspended": "Suspended", "Ended": "Ended"}[
             advanced.phase or "Active"
@@ -466,7 +468,7 @@ class RecurringTaskReconciler:
             due = self._timed(lambda: occurrences.first_due(schedule, created_at=meta.created_at))
             if due is None:
                 return status.model_copy(update={"phase": "Ended", "next_due_at": None})
-            name = await self._ensure_occurrence(body, spec=spec, due_at=due, index=1)
+            name = await self._ensure_occurrence(body, spec=spec, due_at=due, index=1, status=status)
             return active.model_copy(update={"current_task": name, "next_due_at": due, "occurrences": 1})
 
         current = await self._kube.get(crds.TASK, namespace=meta.namespace, name=status.current_task)
@@ -496,24 +498,39 @@ class RecurringTaskReconciler:
         if due is None:
             return finished.model_copy(update={"phase": "Ended", "next_due_at": None})
         index = status.occurrences + 1
-        name = await self._ensure_occurrence(body, spec=spec, due_at=due, index=index)
+        name = await self._ensure_occurrence(body, spec=spec, due_at=due, index=index, status=status)
         return finished.model_copy(update={"current_task": name, "next_due_at": due, "occurrences": index})
 
     async def _ensure_occurrence(
-        self, body: Body, *, spec: resources.RecurringTaskSpec, due_at: datetime, index: int
+        self,
+        body: Body,
+        *,
+        spec: resources.RecurringTaskSpec,
+        due_at: datetime,
+        index: int,
+        status: resources.RecurringTaskStatus,
     ) -> str:
-        """Create occurrence ``index`` unless it exists already (found by its labels or its name)."""
+        """Create occurrence ``index`` unless it exists already (found by its name, or its labels).
+
+        Its name follows from the spec and the durable record, so an attempt that runs again
+        after a crash computes the same name and finds it (AlreadyExists). Only an edit of the
+        spec since the last reconcile can change the name an earlier attempt used: then the
+        occurrence is looked up by its labels. That list costs the API server a scan of the
+        namespace, so it is not done for every occurrence (benchmarks/operator_scale.py).
+        """
         meta = ObjectMeta.of(body)
-        existing = await self._kube.list(
-            crds.TASK,
-            namespace=meta.namespace,
-            labels=objects.occurrence_labels(recurring_task_uid=meta.uid, index=index),
-        )
-        if existing:
-            name: str = existing[0]["metadata"]["name"]
-            return name
+        edited = meta.generation != (status.observed_generation or 1)
+        if edited:
+            existing = await self._kube.list(
+                crds.TASK,
+                namespace=meta.namespace,
+                labels=objects.occurrence_labels(recurring_task_uid=meta.uid, index=index),
+            )
+            if existing:
+                found_name: str = existing[0]["metadata"]["name"]
+                return found_name
         manifest = objects.occurrence_task(recurring_task=body, spec=spec, due_at=due_at, index=index)
-        name = manifest["metadata"]["name"]
+        name: str = manifest["metadata"]["name"]
         try:
             await self._kube.create(crds.TASK, manifest)
         except AlreadyExists:

@@ -31,6 +31,13 @@ class OperatorSettings(BaseSettings):
         default=10.0, gt=0, description="delay before retrying a transient failure"
     )
     watch_server_timeout_seconds: int = Field(default=300, ge=1)
+    # Kopf runs one worker (an asyncio task) per object with pending events; a burst of
+    # thousands of objects would otherwise run thousands of handlers at once, each holding
+    # its body and a request in flight (benchmarks/operator_scale.py: memory).
+    worker_limit: int = Field(default=100, ge=1, description="objects handled at once")
+    worker_idle_seconds: float = Field(
+        default=1.0, gt=0, description="an idle per-object worker exits after this long, freeing its slot"
+    )
     min_occurrence_spacing_minutes: int = Field(default=5, ge=1)
 
     # Reminders (docs/REMINDERS.md)

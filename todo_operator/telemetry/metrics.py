@@ -88,6 +88,12 @@ class OperatorMetrics:
             "When the scheduler (overdue tasks, due reminders, catch-up) last finished a pass",
             registry=registry,
         )
+        self.asyncio_tasks = prometheus_client.Gauge(
+            "todo_asyncio_tasks",
+            "asyncio tasks alive in the operator's event loop (Kopf's workers and watchers, ours)",
+            registry=registry,
+        )
+        self.asyncio_tasks.set_function(_asyncio_tasks)
         for kind in KINDS:  # every series exists from the start, so rate() and absent() behave
             for action in ("reconcile", "delete"):
                 self.reconcile_duration.labels(kind, action)
@@ -100,6 +106,14 @@ class OperatorMetrics:
             return compute()
         finally:
             self.next_occurrence_duration.observe(time.perf_counter() - started)
+
+
+def _asyncio_tasks() -> float:
+    # Collected by the /metrics handler, which runs in the operator's loop.
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # collected outside a running loop (a test's registry)
+        return float("nan")
 
 
 class RelayMetrics:
