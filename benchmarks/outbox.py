@@ -14,6 +14,8 @@ the Dapr double in a process of its own on loopback (as daprd would be), then me
 
 Targets (docs/PERFORMANCE.md): >= 10,000 events/s sustained, p99 lag < 1 s at
 1,000 events/s, >= 5x the baseline.
+
+Writes ``benchmarks/results/outbox.json`` and the plot ``docs/images/outbox.png``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import uuid
 from typing import Any
 
 import aiohttp
+import plotting
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -47,6 +50,8 @@ BATCH = int(os.environ.get("BENCH_BATCH", "1000"))
 LANES = int(os.environ.get("BENCH_LANES", "1"))
 OFFERED_PER_SECOND = 1000
 OFFERED_SECONDS = 10
+TARGET_RATE = 10_000  # outbox events/s, sustained
+TARGET_LAG = 1.0  # seconds, p99 at OFFERED_PER_SECOND
 
 _APPEND = """
 INSERT INTO outbox (event_id, topic, event_type, subject, partition_key, payload)
@@ -151,7 +156,7 @@ async def lag(
         return [float(row[0]) for row in await cursor.fetchall()]
 
 
-async def main(dsn: str, url: str) -> None:
+async def main(dsn: str, url: str) -> dict[str, Any]:
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         dsn, open=False, min_size=4, max_size=8, kwargs={"autocommit": True}
     )
@@ -163,7 +168,7 @@ async def main(dsn: str, url: str) -> None:
         lags = await lag(pool, publisher, dsn, url)
     await pool.close()
     quantiles = statistics.quantiles(lags, n=100)
-    print(f"load average before: {os.getloadavg()}")
+    print(f"load average after the runs: {os.getloadavg()}")
     print(
         f"sustained: {rate:,.0f} events/s, {2 * rate:,.0f} CloudEvents/s"
         f" ({BACKLOG:,} events, {USERS} users, bulk, batch {BATCH}, {LANES} lanes)"
@@ -174,6 +179,79 @@ async def main(dsn: str, url: str) -> None:
         f"lag at {OFFERED_PER_SECOND}/s for {OFFERED_SECONDS}s ({len(lags):,} events):"
         f" p50 {quantiles[49] * 1000:.0f} ms, p99 {quantiles[98] * 1000:.0f} ms,"
         f" max {max(lags) * 1000:.0f} ms"
+    )
+    return {
+        "backlog": BACKLOG,
+        "baseline_events": BASELINE,
+        "users": USERS,
+        "batch": BATCH,
+        "lanes": LANES,
+        "offered_per_second": OFFERED_PER_SECOND,
+        "offered_seconds": OFFERED_SECONDS,
+        "targets": {"events_per_second": TARGET_RATE, "lag_p99_seconds": TARGET_LAG, "speed_up": 5},
+        "sustained_events_per_second": rate,
+        "sustained_cloud_events_per_second": 2 * rate,
+        "baseline_events_per_second": base,
+        "speed_up": rate / base,
+        "lag_p50_seconds": quantiles[49],
+        "lag_p99_seconds": quantiles[98],
+        "lag_max_seconds": max(lags),
+        "lags_seconds": [round(value, 6) for value in lags],  # by outbox id, i.e. in the order offered
+    }
+
+
+def plot(run: plotting.Run, results: dict[str, Any]) -> pathlib.Path:
+    """Left: sustained vs baseline events/s and the target. Right: the lag distribution at 1,000/s."""
+    figure, (rates, lags) = plotting.new_figure(1, 2, width_ratios=(2, 3))
+    values = [results["sustained_events_per_second"], results["baseline_events_per_second"]]
+    bars = rates.bar(
+        [
+            f"sustained\nbulk, batch {results['batch']:,}\n{results['lanes']} lane(s)",
+            "baseline\none per claim",
+        ],
+        values,
+        color=[plotting.MEASURED, plotting.BASELINE],
+        width=0.6,
+    )
+    texts = [f"{value:,.0f}/s" for value in values]
+    big = [value > 0.3 * max(values) for value in values]  # labelled inside, the others above
+    rates.bar_label(
+        bars, [t if b else "" for t, b in zip(texts, big, strict=True)], label_type="center", color="white"
+    )
+    small = [(bar, t) for bar, t, b in zip(bars, texts, big, strict=True) if not b]
+    plotting.label_bars(rates, [bar for bar, _ in small], [t for _, t in small])
+    plotting.target_line(rates, results["targets"]["events_per_second"], "target 10,000/s")
+    rates.set_ylim(0, max([*values, results["targets"]["events_per_second"]]) * 1.2)
+    rates.yaxis.set_major_formatter(lambda value, _: f"{value:,.0f}")
+    rates.set_ylabel("outbox events published per second")
+    rates.set_title(
+        f"{results['backlog']:,}-event backlog: {results['speed_up']:.1f}× the baseline\n"
+        f"({2 * values[0]:,.0f} CloudEvents/s)",
+        fontsize=9,
+    )
+    rates.legend(loc="upper right", fontsize=8)
+
+    milliseconds = [value * 1000 for value in results["lags_seconds"]]
+    plotting.cdf(lags, [max(value, 0.1) for value in milliseconds], color=plotting.MEASURED, label="lag")
+    plotting.percentile_lines(
+        lags,
+        {"p50": results["lag_p50_seconds"] * 1000, "p99": results["lag_p99_seconds"] * 1000},
+        vertical=True,
+        unit=" ms",
+    )
+    plotting.target_line(lags, results["targets"]["lag_p99_seconds"] * 1000, "target p99 1 s", vertical=True)
+    lags.set_xscale("log")
+    lags.xaxis.set_major_formatter(lambda value, _: f"{value:,.0f}" if value >= 1 else f"{value:g}")
+    lags.set_xlabel("publish lag, commit to published (ms, log scale)")
+    lags.set_title(
+        f"lag at {results['offered_per_second']:,} events/s offered for {results['offered_seconds']} s"
+        f" ({len(milliseconds):,} events)",
+        fontsize=9,
+    )
+    lags.legend(loc="upper left", fontsize=8)
+    lags.grid(color="0.9")
+    return plotting.save_figure(
+        run, figure, f"Outbox relay to the Dapr double, {results['users']:,} users: throughput and lag"
     )
 
 
@@ -196,6 +274,7 @@ def _start_double() -> tuple[subprocess.Popen[bytes], str]:
 
 
 if __name__ == "__main__":
+    run = plotting.Run.start("outbox")
     print(f"load average: {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="bench-outbox-") as folder:
         base_dir = pathlib.Path(folder)
@@ -204,9 +283,13 @@ if __name__ == "__main__":
             schema.migrate_up(dsn)
             double, url = _start_double()
             try:
-                asyncio.run(main(dsn, url))
+                results = asyncio.run(main(dsn, url))
+                run.finish()
                 with urllib.request.urlopen(f"{url}/_devstack/received") as response:
-                    print(f"the Dapr double received {json.load(response)['received']:,} CloudEvents")
+                    received = json.load(response)["received"]
+                    print(f"the Dapr double received {received:,} CloudEvents")
+                results["cloud_events_received"] = received
             finally:
                 double.terminate()
                 double.wait(timeout=10)
+    plotting.done(plotting.write_results(run, results), plot(run, results))

@@ -11,6 +11,7 @@ The SMTP sink runs in a process of its own, as a real mail server would
 
 Run: .venv/bin/python benchmarks/reminders.py [--reminders 10000] [--window 60]
 Targets (issue 4): >= 200 e-mails/s, p99 lag (sent - fire time) <= 1 s.
+Writes ``benchmarks/results/reminders.json`` and the plot ``docs/images/reminders.png``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import multiprocessing
 import pathlib
 import queue
@@ -25,9 +27,11 @@ import statistics
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import plotting
 from psycopg_pool import AsyncConnectionPool
 
 from todo_operator.clock import SystemClock
@@ -38,6 +42,16 @@ from todo_operator.notify import mail
 from todo_operator.operator.delivery import Outcome, ReminderDelivery
 from todo_operator.operator.scheduler import Scheduler
 from todo_operator.store import schema
+
+TARGET_RATE = 200  # e-mails/s
+TARGET_LAG = 1.0  # seconds, p99
+
+
+@dataclass
+class Case:
+    rate: float  # e-mails/s, first to last arrival
+    lags: list[float]  # sent - fire time, seconds, sorted
+    deliveries: list[tuple[float, float]]  # (fire time, arrival), seconds after the first fire time
 
 
 class NoStatusWrites:
@@ -125,8 +139,8 @@ class RemoteSink:
         return len(self.received)
 
 
-async def run_case(dsn: str, sink: RemoteSink, *, count: int, window: float) -> tuple[float, list[float]]:
-    """Deliver ``count`` reminders due over ``window`` seconds; return (e-mails/s, lags in seconds)."""
+async def run_case(dsn: str, sink: RemoteSink, *, count: int, window: float) -> Case:
+    """Deliver ``count`` reminders due over ``window`` seconds: e-mails/s, lags, each one's times."""
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         dsn, open=False, min_size=10, max_size=60, kwargs={"autocommit": True}
     )
@@ -178,7 +192,14 @@ async def run_case(dsn: str, sink: RemoteSink, *, count: int, window: float) -> 
     first = min(arrived for arrived, _ in arrivals)
     last = max(arrived for arrived, _ in arrivals)
     rate = len(arrivals) / max((last - first).total_seconds(), 1e-9)
-    return rate, lags
+    deliveries = sorted(
+        (
+            round((fire_times[name_of[uid]] - start).total_seconds(), 6),
+            round((arrived - start).total_seconds(), 6),
+        )
+        for arrived, uid in arrivals
+    )
+    return Case(rate=rate, lags=lags, deliveries=deliveries)
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -186,6 +207,7 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 async def main(count: int, window: float) -> None:
+    run = plotting.Run.start("reminders")
     with (
         tempfile.TemporaryDirectory(dir=pathlib.Path.cwd()) as folder,
         ThrowawayPostgres(base_dir=pathlib.Path(folder) / "pg") as database,
@@ -193,17 +215,88 @@ async def main(count: int, window: float) -> None:
     ):
         dsn = database.create_database("bench")
         schema.migrate_up(dsn)
-        rate, lags = await run_case(dsn, sink, count=count, window=window)
+        steady = await run_case(dsn, sink, count=count, window=window)
+        rate, lags = steady.rate, steady.lags
         print(f"{count} reminders due evenly within {window:.0f} s ({count / window:.0f}/s offered):")
         print(
             f"  delivered at {rate:.0f} e-mails/s; lag p50 {statistics.median(lags) * 1000:.0f} ms,"
             f" p99 {_quantile(lags, 0.99) * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms"
         )
-        burst_rate, burst_lags = await run_case(dsn, sink, count=count, window=0.0)
+        burst = await run_case(dsn, sink, count=count, window=0.0)
+        burst_rate, burst_lags = burst.rate, burst.lags
         print(f"{count} reminders due at the same instant (capacity):")
         print(
             f"  delivered at {burst_rate:.0f} e-mails/s; the last one {burst_lags[-1]:.1f} s after its time"
         )
+    run.finish()
+    results = {
+        "reminders": count,
+        "window_seconds": window,
+        "targets": {"emails_per_second": TARGET_RATE, "lag_p99_seconds": TARGET_LAG},
+        "steady": {
+            "emails_per_second": rate,
+            "lag_p50_seconds": statistics.median(lags),
+            "lag_p99_seconds": _quantile(lags, 0.99),
+            "lag_max_seconds": lags[-1],
+            "deliveries": steady.deliveries,
+        },
+        "burst": {
+            "emails_per_second": burst_rate,
+            "last_lag_seconds": burst_lags[-1],
+            "deliveries": burst.deliveries,
+        },
+    }
+    plotting.done(plotting.write_results(run, results), plot(run, results))
+
+
+def plot(run: plotting.Run, results: dict[str, Any]) -> pathlib.Path:
+    """Top: each reminder's lag against its fire time. Bottom: e-mails sent per second, both cases."""
+    figure, (top, bottom) = plotting.new_figure(2, 1, figsize=(8, 6))
+    count, window = results["reminders"], results["window_seconds"]
+    steady, burst = results["steady"], results["burst"]
+    due = [fire for fire, _ in steady["deliveries"]]
+    lags_ms = [max((sent - fire) * 1000, 0.1) for fire, sent in steady["deliveries"]]
+    top.scatter(due, lags_ms, s=3, color=plotting.MEASURED, alpha=0.5, linewidths=0, label="one reminder")
+    plotting.percentile_lines(
+        top, {"p50": steady["lag_p50_seconds"] * 1000, "p99": steady["lag_p99_seconds"] * 1000}, unit=" ms"
+    )
+    plotting.target_line(top, results["targets"]["lag_p99_seconds"] * 1000, "target p99 1 s")
+    top.set_yscale("log")
+    top.set_ylim(top=max(*lags_ms, results["targets"]["lag_p99_seconds"] * 1000) * 5)  # room for the legend
+    top.yaxis.set_major_formatter(lambda value, _: f"{value:,.0f}" if value >= 1 else f"{value:g}")
+    top.set_ylabel("lag, sent − due (ms, log)")
+    top.set_xlabel("due time (s after the first)", fontsize=9)
+    top.set_title(
+        f"{count:,} reminders due evenly within {window:.0f} s ({count / window:,.0f}/s offered)", fontsize=9
+    )
+    top.legend(loc="upper center", fontsize=7, ncol=4, markerscale=3)
+    top.grid(color="0.9")
+
+    busiest = 0
+    for case, label, colour in (
+        (steady, f"due within {window:.0f} s", plotting.MEASURED),
+        (burst, "due at the same instant (capacity)", plotting.OTHER),
+    ):
+        sent = [arrival for _, arrival in case["deliveries"]]
+        first = math.floor(min(sent))
+        per_second = [0] * (math.floor(max(sent)) - first + 1)
+        for arrival in sent:
+            per_second[math.floor(arrival) - first] += 1
+        busiest = max(busiest, *per_second)
+        bottom.stairs(
+            per_second,
+            range(first, first + len(per_second) + 1),
+            color=colour,
+            linewidth=1.5,
+            label=f"{label}: {case['emails_per_second']:,.0f}/s overall",
+        )
+    plotting.target_line(bottom, results["targets"]["emails_per_second"], "target 200/s")
+    bottom.set_ylim(0, max(busiest, results["targets"]["emails_per_second"]) * 1.4)
+    bottom.set_ylabel("e-mails sent per second")
+    bottom.set_xlabel("seconds after the case's first due time")
+    bottom.legend(loc="upper center", fontsize=7, ncol=2)
+    bottom.grid(color="0.9")
+    return plotting.save_figure(run, figure, "Reminders, inline delivery to an SMTP sink: lag and throughput")
 
 
 if __name__ == "__main__":
