@@ -15,6 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks as st_checks
 
+from tests.hostile import tally
 from tests.integration import test_api_harness as harness
 from tests.integration.test_api_harness import ALICE, Api, token
 
@@ -32,6 +33,7 @@ def api_schema(make_api: Callable[..., Api], namespace: str, operator: object) -
 def test_no_server_errors_and_no_schema_violations(api_schema: schemathesis.Schema) -> None:
     headers = {"Authorization": f"Bearer {token(ALICE, admin=True)}"}
     failures: list[str] = []
+    cases = 0  # generated requests, for the run's count of hostile cases (tests/hostile/tally.py)
     deadline = time.monotonic() + 60
     for result in api_schema.get_all_operations():
         operation = result.ok()
@@ -39,6 +41,8 @@ def test_no_server_errors_and_no_schema_violations(api_schema: schemathesis.Sche
         @given(case=operation.as_strategy())
         @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def exercise(case: schemathesis.Case) -> None:
+            nonlocal cases
+            cases += 1
             case.call_and_validate(
                 headers=headers,
                 checks=[
@@ -55,4 +59,5 @@ def test_no_server_errors_and_no_schema_violations(api_schema: schemathesis.Sche
             failures.append(f"{operation.label}: {str(error)[:1500]}")
         if time.monotonic() > deadline:
             break
+    tally.record("schemathesis/REST API", cases)
     assert not failures, "\n\n".join(failures)

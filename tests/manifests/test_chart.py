@@ -163,6 +163,8 @@ def test_ingress_has_tls_redirect_and_issuer(chart_renders: dict[str, list[rende
     assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
     assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
     assert ingress["spec"]["tls"][0]["hosts"] == ["todo.example.org"]
+    # Only the REST API is published; /events/* and /dapr/* are for the pod's own sidecar.
+    assert [path["path"] for path in ingress["spec"]["rules"][0]["http"]["paths"]] == ["/api/"]
 
 
 def test_migrations_run_as_a_pre_install_and_pre_upgrade_hook(
@@ -227,3 +229,24 @@ def test_every_component_gets_the_same_log_and_trace_settings(
     # The notify pod has no Dapr sidecar: it reaches Zipkin only when our spans are exported.
     assert 9411 in notify_egress_ports(chart_renders["ci/full-values.yaml"])
     assert 9411 not in notify_egress_ports(chart_renders["defaults"])
+
+
+def test_rbac_covers_what_the_reminder_code_does(chart_renders: dict[str, list[rendering.Json]]) -> None:
+    """Each verb the code uses on a real cluster (the emulator has no RBAC to catch a missing one)."""
+
+    def granted(component: str) -> set[tuple[str, str]]:
+        return {
+            (resource, verb)
+            for role in chart_renders["defaults"]
+            if role["kind"] in ("Role", "ClusterRole") and component in role["metadata"]["name"]
+            for rule in role["rules"]
+            for resource in rule["resources"]
+            for verb in rule["verbs"]
+        }
+
+    # The operator moves a CronJob when its reminder's due time moves (reminders.py _ensure_trigger).
+    assert ("cronjobs", "patch") in granted("-operator-jobs")
+    # The notify Job posts the "Sent" Event and removes its one-shot CronJob (report()).
+    notify = granted("-notify")
+    assert {("events", "create"), ("cronjobs", "delete"), ("reminders/status", "patch")} <= notify
+    assert ("cronjobs", "create") not in notify

@@ -247,6 +247,12 @@ class TestMonthEndsAndLeapYears:
         assert [f"{occurrence:%m-%d}" for occurrence in recurrence.first(3)] == ["01-30", "02-27", "03-31"]
 
 
+_EVERY_SECOND_OF_THE_DAY = ";".join(
+    f"{part}={','.join(str(value) for value in range(count))}"
+    for part, count in (("BYHOUR", 24), ("BYMINUTE", 60), ("BYSECOND", 60))
+)
+
+
 class TestLimitsAndErrors:
     @pytest.mark.parametrize(
         ("fields", "message"),
@@ -256,14 +262,21 @@ class TestLimitsAndErrors:
             ({"rrule": "FREQ=SECONDLY"}, "FREQ=SECONDLY is not supported"),
             ({"rrule": "FREQ=MINUTELY"}, "at least 5 minutes apart"),
             ({"rrule": "FREQ=MINUTELY;INTERVAL=4"}, "at least 5 minutes apart"),
+            ({"rrule": "FREQ=MINUTELY;BYYEARDAY=318;BYHOUR=21,22"}, "has them 1 minute apart in every hour"),
+            ({"rrule": "FREQ=MINUTELY;BYMINUTE=0,1"}, "09:00:00 and 2026-01-01 09:01:00"),
             ({"rrule": "FREQ=HOURLY;BYMINUTE=0,1"}, "at least 5 minutes apart"),
             ({"rrule": "FREQ=DAILY;BYHOUR=9;BYMINUTE=0,2"}, "09:00:00 and 09:02:00"),
             ({"rrule": "FREQ=DAILY;BYHOUR=23,0;BYMINUTE=59,1"}, "at least 5 minutes apart"),
+            ({"rrule": "FREQ=DAILY;" + _EVERY_SECOND_OF_THE_DAY}, "the rule has 86400 times of day"),
             ({"rrule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"}, "produces no occurrence within 30 years"),
             ({"rrule": "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"}, "produces no occurrence"),
             ({"rrule": "FREQ=MONTHLY;INTERVAL=12;BYMONTH=3"}, "produces no occurrence"),
             ({"rrule": "FREQ=HOURLY;INTERVAL=2;BYHOUR=4"}, "can never produce an occurrence"),
-            ({"rrule": "FREQ=WEEKLY;BYDAY=MO;BYSETPOS=2"}, "produces no occurrence"),
+            ({"rrule": "FREQ=WEEKLY;BYDAY=MO;BYSETPOS=2"}, "than one weekly period has"),
+            ({"rrule": "FREQ=MONTHLY;BYDAY=MO;BYSETPOS=32"}, "than one monthly period has"),
+            ({"rrule": "FREQ=WEEKLY;BYDAY=MO,TU;BYSETPOS=3;BYMONTH=1"}, "than one weekly period has"),
+            ({"rrule": "FREQ=MONTHLY;BYDAY=MO;BYSETPOS=6"}, "produces no occurrence"),  # scanned
+            ({"rrule": "FREQ=YEARLY;INTERVAL=10000;BYWEEKNO=48;BYYEARDAY=334"}, "produces no occurrence"),
             ({"rrule": "FREQ=MINUTELY;INTERVAL=5;BYSECOND=0;BYSETPOS=2"}, "BYSETPOS asks for more"),
             ({"rrule": "FREQ=HOURLY;BYMINUTE=0,30;BYSETPOS=3,-3"}, "than one hourly period has"),
             ({"rrule": "FREQ=DAILY;INTERVAL=7;BYDAY=TU"}, "produces no occurrence"),  # from a Thursday

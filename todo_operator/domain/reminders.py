@@ -55,7 +55,12 @@ def fire_at(entry: ReminderOffset | ReminderSpec, *, due_at: datetime | None) ->
     assert entry.before is not None  # the models guarantee exactly one of at/before
     if due_at is None:
         raise ReminderError("the task has no dueAt, so 'before' has nothing to count back from")
-    return (due_at - parse_duration(entry.before)).astimezone(UTC)
+    try:
+        return (due_at - parse_duration(entry.before)).astimezone(UTC)
+    except OverflowError:  # 999999999d before any dueAt, or 1d before 0001-01-01
+        raise ReminderError(
+            f"{entry.before} before {due_at.isoformat()} is before the year 1: the reminder can never fire"
+        ) from None
 
 
 def entry_suffix(entry: ReminderOffset) -> str:

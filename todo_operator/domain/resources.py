@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -89,6 +89,15 @@ def _check_duration(text: str) -> str:
     return text
 
 
+def _check_instant(value: datetime) -> datetime:
+    # 0001-01-01T00:00+01:00 parses, but is in the year 0 in UTC: nothing downstream can compute with it.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} is outside the years 1 to 9999 in UTC") from None
+    return value
+
+
 def _check_time_zone(name: str) -> str:
     if name not in known_time_zones():
         raise ValueError(f"unknown time zone {name!r}")
@@ -119,6 +128,8 @@ LocalDateTime = Annotated[
     str, Field(pattern=LOCAL_DATETIME_PATTERN, max_length=40), AfterValidator(_check_local_datetime)
 ]
 TimeZoneName = Annotated[str, AfterValidator(_check_time_zone)]
+# An instant users write (dueAt, at): RFC 3339 with an offset, and representable in UTC.
+Instant = Annotated[AwareDatetime, AfterValidator(_check_instant)]
 ResourceName = Annotated[
     str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 ]
@@ -177,7 +188,7 @@ class ReminderOffset(Model):
     )
 
     before: Duration | None = None
-    at: AwareDatetime | None = None
+    at: Instant | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ReminderOffset:
@@ -210,7 +221,7 @@ class TaskSpec(Model):
     owner: Email
     priority: Priority = "medium"
     tags: Tags = []
-    due_at: AwareDatetime | None = None
+    due_at: Instant | None = None
     reminders: Reminders = []
     completed: bool = False
 
@@ -333,7 +344,7 @@ class ReminderSpec(Model):
 
     task_ref: TaskRef
     before: Duration | None = None
-    at: AwareDatetime | None = None
+    at: Instant | None = None
     channel: Literal["email"] = "email"
     to: Email | None = None
     message: Message = ""

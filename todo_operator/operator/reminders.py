@@ -318,7 +318,19 @@ class ReminderReconciler:
                 message=f"task {spec.task_ref.name!r} not found",
             )
             return
-        task_spec = resources.TaskSpec.model_validate(task.get("spec") or {})
+        try:
+            task_spec = resources.TaskSpec.model_validate(task.get("spec") or {})
+        except ValidationError as error:
+            # The operator refuses that Task (its own status says why). Not a failure of this
+            # reminder, which fires once the Task is fixed: the Task's reconcile brings it back here.
+            message = f"task {spec.task_ref.name!r} is invalid: {resources.describe_validation_error(error)}"
+            waiting = observed(status, meta=meta, ready=False, reason="InvalidTask", message=message, now=now)
+            await self._kube.patch_status(
+                crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(waiting)
+            )
+            if not any(c.type == "Ready" and c.reason == "InvalidTask" for c in status.conditions):
+                self._events.warning(body, reason="InvalidTask", message=message)
+            return
         if task_spec.completed or task["metadata"].get("deletionTimestamp"):
             await self.cancel(body, reason="TaskCompleted" if task_spec.completed else "TaskDeleted")
             return
@@ -554,5 +566,7 @@ class ReminderReconciler:
             self._events.warning(body, reason=reason, message=message)
 
     async def forget(self, body: Body) -> None:
-        """The Reminder is being deleted: it must not fire any more."""
+        """The Reminder is being deleted: it must not fire any more, and its row is marked deleted."""
         await self.cancel(body, reason="ReminderDeleted")
+        async with self._pool.connection() as connection:
+            await store.mark_deleted(connection, uid=body["metadata"]["uid"], at=self._clock.now())

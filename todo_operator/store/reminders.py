@@ -235,6 +235,24 @@ async def set_phase(
     return True
 
 
+async def mark_deleted(connection: AsyncConnection[Any], *, uid: str, at: datetime) -> None:
+    """The Reminder object is being deleted: its row stays (the history) but gives up its name.
+
+    Without this, a Reminder made again under the same name (a Task deleted and
+    re-created) could not be recorded: ``reminders_live_name`` is unique among
+    rows not marked deleted.
+    """
+    async with connection.transaction():
+        cursor = await connection.execute(
+            "UPDATE reminders SET deleted_at = COALESCE(deleted_at, %s) WHERE uid = %s"
+            " RETURNING task_uid::text",
+            (at, uid),
+        )
+        changed = await cursor.fetchone()
+        if changed is not None:
+            await _refresh_task_reminder(connection, task_uid=changed[0])
+
+
 async def find(connection: AsyncConnection[Any], *, namespace: str, name: str) -> dict[str, Any] | None:
     """The live row of a reminder, by name (what ``todo-operator notify`` is given)."""
     async with connection.cursor(row_factory=dict_row) as cursor:

@@ -12,9 +12,9 @@ fixes what it gets wrong or leaves open, and nothing else:
   subclass turns that read into a budget that runs out after the search
   horizon without an occurrence (the budget is renewed by every occurrence).
   ``tests/unit/test_recurrence_dateutil.py`` pins this hook. Two cases are
-  refused before any scan: BYSETPOS positions a DAILY/HOURLY/MINUTELY period
-  never has (:func:`set_positions_never_match`; the budget counts months, and
-  a MINUTELY rule would try millions of periods within it), and impossible
+  refused before any scan: BYSETPOS positions no period of the rule can have
+  (:func:`set_positions_never_match`; the budget counts months, and a
+  MINUTELY rule would try millions of periods within it), and impossible
   dates (:func:`days_never_match`: a yearly check, instead of scanning the
   horizon day by day).
 * **Cost growing with the past.** ``rrule(...).after(now)`` walks from
@@ -248,13 +248,15 @@ class WallClockExpansion:
                 return
             if wall_time.year > LAST_YEAR:
                 return
-            expansion.renew_budget(self._rebuilds)
-            if wall_time < wall:
-                continue
             if numbering_interval > 1:
                 year = week_numbering_year(wall_time.date(), week_start=self.rule.week_start)
                 if (year - self._start_numbering_year) % numbering_interval:
+                    # Not an occurrence, so it does not renew the budget: otherwise a rule
+                    # that never matches in its own years (INTERVAL=10000) is scanned to 9998.
                     continue
+            expansion.renew_budget(self._rebuilds)
+            if wall_time < wall:
+                continue
             yield wall_time
 
     def _aligned_period_start(self, wall: datetime) -> datetime:
@@ -313,21 +315,29 @@ class WallClockExpansion:
 
 
 def set_positions_never_match(rule: ExplicitRule) -> bool:
-    """Whether BYSETPOS asks for positions that a DAILY, HOURLY or MINUTELY period never has.
+    """Whether BYSETPOS asks only for positions that no period of the rule can have.
 
-    Such periods always hold the same number of candidates (the times of day,
-    of the hour, of the minute), so this is exact. It matters beyond the
-    message: dateutil would try every single period of the horizon (a
-    MINUTELY rule: millions of periods, seconds of CPU), and our scan budget
-    counts months, not periods.
+    A DAILY, HOURLY or MINUTELY period always holds the same number of
+    candidates (the times of day, of the hour, of the minute); a WEEKLY one at
+    most its BYDAY weekdays (never numbered in a WEEKLY rule) times the times
+    of day, a MONTHLY one at most 31 days' worth. Positions beyond that bound
+    can never match, so refusing them is exact. It matters beyond the message:
+    dateutil would try every single period of the horizon (a MINUTELY rule:
+    millions of periods, seconds of CPU; a WEEKLY one: 1,500 weeks, about
+    10 ms), and our scan budget counts months, not periods. YEARLY periods
+    (366 days) hold every position BYSETPOS can name.
     """
-    if not rule.by_set_position or rule.frequency not in ("DAILY", "HOURLY", "MINUTELY"):
+    if not rule.by_set_position or rule.frequency == "YEARLY":
         return False
     per_period = len(rule.by_second)
-    if rule.frequency in ("DAILY", "HOURLY"):
+    if rule.frequency != "MINUTELY":
         per_period *= len(rule.by_minute)
-    if rule.frequency == "DAILY":
+    if rule.frequency not in ("HOURLY", "MINUTELY"):
         per_period *= len(rule.by_hour)
+    if rule.frequency == "WEEKLY":
+        per_period *= len(rule.by_day) or 7
+    elif rule.frequency == "MONTHLY":
+        per_period *= 31
     return all(abs(position) > per_period for position in rule.by_set_position)
 
 

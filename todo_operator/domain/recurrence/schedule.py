@@ -128,13 +128,18 @@ class Recurrence:
         start_wall = _wall_clock(spec.start, zone=zone, what="start").replace(microsecond=0)
         if not _FIRST_YEAR <= start_wall.year <= _LAST_START_YEAR:
             raise rules.ScheduleError(f"start must be between the years {_FIRST_YEAR} and {_LAST_START_YEAR}")
+        explicit = expansion.make_explicit(rule, start_wall=start_wall)
+        _check_times_per_day(explicit, limits=limits)
+        _check_minutes_apart(explicit, limits=limits)
         start_utc = _resolve(start_wall, zone)
         until_utc = _until_of(spec, rule=rule, zone=zone, start_utc=start_utc, limits=limits)
         count = _count_of(spec, rule=rule, limits=limits)
         if count is not None and until_utc is not None:
             raise rules.ScheduleError("count and until cannot both be given")
         exdates = frozenset(
-            _resolve(_wall_clock(exdate, zone=zone, what="exdate").replace(microsecond=0), zone)
+            _spec_instant(
+                _wall_clock(exdate, zone=zone, what="exdate").replace(microsecond=0), zone, what="exdate"
+            )
             for exdate in spec.exdates
         )
         recurrence = cls(
@@ -359,12 +364,7 @@ class Recurrence:
         minimum = self._limits.min_spacing
         explicit = self._expansion.rule
         if explicit.frequency in ("YEARLY", "MONTHLY", "WEEKLY", "DAILY"):
-            per_day = len(explicit.by_hour) * len(explicit.by_minute) * len(explicit.by_second)
-            if per_day > 1 and per_day * minimum > timedelta(days=1):
-                raise rules.ScheduleError(
-                    f"the rule has {per_day} times of day; occurrences must be at least "
-                    f"{_show_duration(minimum)} apart"
-                )
+            # How many times of day there are was checked before the expansion was built.
             seconds = [h * 3600 + m * 60 + s for h, m, s in explicit.times_of_day()]
             for earlier, later in itertools.pairwise(seconds):
                 if timedelta(seconds=later - earlier) < minimum:
@@ -426,6 +426,44 @@ def next_due(
 
 # -- parsing the spec ---------------------------------------------------------------------------
 
+
+def _check_minutes_apart(rule: expansion.ExplicitRule, *, limits: rules.Limits) -> None:
+    """Refuse a MINUTELY rule without BYMINUTE whose INTERVAL is shorter than ``Limits.min_spacing``.
+
+    Such a rule takes every INTERVAL-th minute of each hour its other parts let
+    through, so two of its occurrences are INTERVAL minutes apart as soon as it
+    has any. Said before any expansion: the sampled spacing check would first
+    have to find an occurrence, and with day filters (``BYYEARDAY=318;BYHOUR=21``)
+    that is a scan of most of a year, minute by minute (about 200 ms).
+    """
+    if rule.frequency != "MINUTELY" or rule.by_minute or rule.interval > 30:
+        return  # more than 30: one step an hour, and whether the next hour matches depends on the rule
+    step = timedelta(minutes=rule.interval)
+    if step < limits.min_spacing:
+        raise rules.ScheduleError(
+            f"occurrences must be at least {_show_duration(limits.min_spacing)} apart; FREQ=MINUTELY"
+            f" without BYMINUTE has them {_show_duration(step)} apart in every hour it matches"
+        )
+
+
+def _check_times_per_day(rule: expansion.ExplicitRule, *, limits: rules.Limits) -> None:
+    """Refuse a day-or-longer rule with more times of day than fit ``Limits.min_spacing`` apart.
+
+    Checked before the expansion is built, not with the other spacing checks:
+    dateutil writes out every BYHOUR x BYMINUTE x BYSECOND combination when the
+    rule is made (86,400 of them fit in 437 characters: about 100 ms), and
+    those are exactly the rules refused here.
+    """
+    if rule.frequency not in ("YEARLY", "MONTHLY", "WEEKLY", "DAILY"):
+        return
+    per_day = len(rule.by_hour) * len(rule.by_minute) * len(rule.by_second)
+    if per_day > 1 and per_day * limits.min_spacing > timedelta(days=1):
+        raise rules.ScheduleError(
+            f"the rule has {per_day} times of day; occurrences must be at least "
+            f"{_show_duration(limits.min_spacing)} apart"
+        )
+
+
 _TWO_DAYS = timedelta(days=2)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
@@ -449,11 +487,10 @@ def _until_of(
     if rule.until_utc is not None:
         candidates.append(rule.until_utc)
     if rule.until_wall is not None:
-        candidates.append(_resolve(rule.until_wall, zone))
+        candidates.append(_spec_instant(rule.until_wall, zone, what="UNTIL"))
     if spec.until is not None:
-        candidates.append(
-            _resolve(_wall_clock(spec.until, zone=zone, what="until").replace(microsecond=0), zone)
-        )
+        wall = _wall_clock(spec.until, zone=zone, what="until").replace(microsecond=0)
+        candidates.append(_spec_instant(wall, zone, what="until"))
     if not candidates:
         return None
     until = candidates[0]
@@ -490,7 +527,20 @@ def _wall_clock(value: datetime, *, zone: ZoneInfo, what: str) -> datetime:
         raise rules.ScheduleError(f"{what} must be a date and time, got {value!r}")
     if value.tzinfo is None or value.utcoffset() is None:
         return value.replace(tzinfo=None)
-    return value.astimezone(zone).replace(tzinfo=None, fold=0)
+    try:
+        return value.astimezone(zone).replace(tzinfo=None, fold=0)
+    except OverflowError:  # 9999-12-31T23:59-14:00 is in the year 10000 anywhere east of it
+        raise rules.ScheduleError(f"{what} {value.isoformat()} is outside the years 1 to 9999") from None
+
+
+def _spec_instant(wall: datetime, zone: ZoneInfo, *, what: str) -> datetime:
+    """:func:`_resolve` for a time the user wrote: one the calendar cannot hold is their error."""
+    try:
+        return _resolve(wall, zone)
+    except OverflowError:
+        raise rules.ScheduleError(
+            f"{what} {wall.isoformat()} in {zone.key} is outside the years 1 to 9999"
+        ) from None
 
 
 def _resolve(wall: datetime, zone: ZoneInfo) -> datetime:

@@ -1,0 +1,138 @@
+"""In-memory stand-ins for the operator's adapters, strict where the real ones are strict.
+
+The hostile schema tests run a reconciler on every manifest the CRD schema
+accepts (thousands per run), so the API server and PostgreSQL are replaced
+by these: the API server's admission (the emulator's own ``validation``
+module) still checks every object the operator creates and every status it
+writes, and the records keep what one unit of work would have committed.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from todo_operator.devstack.apiserver import validation
+from todo_operator.domain import crds
+from todo_operator.domain.events import Event
+from todo_operator.operator.kube import AlreadyExists, Body, Conflict, KubeError
+from todo_operator.store.records import RecordNotFound, RecurringTaskRow, TaskRow
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    kind.kind: crds.custom_resource_definition(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for kind in crds.KINDS
+}
+
+
+class RejectedByApiServer(AssertionError):
+    """The operator wrote something the API server would refuse: a bug in the operator, not in the input."""
+
+
+class FakeKube:
+    """Our custom resources by (kind, namespace, name), admitted like the API server admits them."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str, str], Body] = {}
+        self.statuses: list[tuple[str, str, dict[str, Any]]] = []  # (kind, name, status) as patched
+        self.created: list[Body] = []
+        self._uids = itertools.count(1)
+
+    def put(self, kind: crds.Kind, body: Body) -> None:
+        meta = body["metadata"]
+        self.objects[kind.kind, meta["namespace"], meta["name"]] = body
+
+    async def get(self, kind: crds.Kind, *, namespace: str, name: str) -> Body | None:
+        found = self.objects.get((kind.kind, namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    async def list(self, kind: crds.Kind, *, namespace: str, labels: Mapping[str, str]) -> list[Body]:
+        return [
+            copy.deepcopy(body)
+            for (kind_name, body_namespace, _), body in self.objects.items()
+            if kind_name == kind.kind
+            and body_namespace == namespace
+            and all((body["metadata"].get("labels") or {}).get(k) == v for k, v in labels.items())
+        ]
+
+    async def create(self, kind: crds.Kind, manifest: Mapping[str, Any]) -> Body:
+        body = copy.deepcopy(dict(manifest))
+        meta = body["metadata"]
+        if (kind.kind, meta["namespace"], meta["name"]) in self.objects:
+            raise AlreadyExists(f"{kind.kind} {meta['name']} exists", code=409, reason="AlreadyExists")
+        outcome = validation.admit(body, SCHEMAS[kind.kind], old=None)
+        if outcome.causes or outcome.unknown_fields:
+            raise RejectedByApiServer(f"the operator created an invalid {kind.kind}: {outcome}")
+        meta.update(
+            uid=str(uuid.UUID(int=next(self._uids))),
+            generation=1,
+            creationTimestamp=datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        self.put(kind, body)
+        self.created.append(body)
+        return copy.deepcopy(body)
+
+    async def patch_status(
+        self,
+        kind: crds.Kind,
+        *,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        resource_version: str | None = None,
+    ) -> None:
+        # A merge patch: keys set to None are removed (that is how status_wire clears fields).
+        body = self.objects.get((kind.kind, namespace, name))
+        if body is None:
+            raise KubeError(f"{kind.kind} {name} not found", code=404, reason="NotFound")
+        current = (body.get("metadata") or {}).get("resourceVersion")
+        if resource_version is not None and current is not None and current != resource_version:
+            raise Conflict(f"{kind.kind} {name} was modified", code=409, reason="Conflict")
+        merged = {**(body.get("status") or {}), **status}
+        merged = {key: value for key, value in merged.items() if value is not None}
+        checked = copy.deepcopy(merged)
+        outcome = validation.admit(checked, SCHEMAS[kind.kind]["properties"]["status"], old=None)
+        if outcome.causes or outcome.unknown_fields:
+            raise RejectedByApiServer(f"the operator wrote an invalid {kind.kind} status: {outcome}")
+        body["status"] = merged
+        self.statuses.append((kind.kind, name, copy.deepcopy(merged)))
+
+    async def delete(self, kind: crds.Kind, *, namespace: str, name: str) -> None:
+        self.objects.pop((kind.kind, namespace, name), None)
+
+
+@dataclasses.dataclass
+class FakeRecords:
+    """What the operator's units of work committed: each save is one row with its events."""
+
+    saved: list[tuple[TaskRow | RecurringTaskRow, list[Event]]] = dataclasses.field(default_factory=list)
+
+    async def save_task(self, row: TaskRow, *, events: Sequence[Event] = ()) -> datetime | None:
+        self.saved.append((row, list(events)))
+        return row.completed_at
+
+    async def save_recurring_task(self, row: RecurringTaskRow, *, events: Sequence[Event] = ()) -> None:
+        self.saved.append((row, list(events)))
+
+    async def completion_instant(self, *, task_uid: str) -> datetime:
+        raise RecordNotFound(task_uid)
+
+    async def mark_deleted(self, *, table: str, uid: str, at: datetime, events: Sequence[Event] = ()) -> None:
+        raise AssertionError("nothing is deleted in these tests")
+
+
+@dataclasses.dataclass
+class RecordingEvents:
+    """Kubernetes Events the reconcilers post: (type, reason, message)."""
+
+    posted: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+
+    def normal(self, body: Body, *, reason: str, message: str) -> None:
+        self.posted.append(("Normal", reason, message))
+
+    def warning(self, body: Body, *, reason: str, message: str) -> None:
+        self.posted.append(("Warning", reason, message))
