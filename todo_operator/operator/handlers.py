@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
+import secrets
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,13 @@ TASKS = (resources.GROUP, resources.VERSION, "tasks")
 RECURRING_TASKS = (resources.GROUP, resources.VERSION, "recurringtasks")
 REMINDERS = (resources.GROUP, resources.VERSION, "reminders")
 FINALIZER = "todo.dev/finalizer"
+
+# Kopf retries a failed API request after each of these waits (seconds), then gives up; a watch
+# that gives up is not started again, so after an API server outage longer than the schedule
+# (54 s with Kopf's own) the operator would run on serving nothing (F19). Here the waits never
+# run out: after the schedule, one every API_RETRY_CAP_SECONDS for as long as the outage lasts.
+API_RETRY_BACKOFFS: tuple[float, ...] = (1, 1, 2, 3, 5, 8, 13, 21)
+API_RETRY_CAP_SECONDS = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +92,10 @@ async def _call(
         kube.TransientKubeError,
         kube.Conflict,
         psycopg.OperationalError,
+        # Two first upserts of one row at once (two replicas; a Task's handler and its
+        # Reminder's) can collide on the live-name index: ON CONFLICT settles only the uid.
+        # Once the other has committed, the retry finds the row and updates it (F4).
+        psycopg.errors.UniqueViolation,
     ) as error:
         reason = "transient"
         raise kopf.TemporaryError(f"{type(error).__name__}: {error}", delay=delay) from error
@@ -108,6 +121,13 @@ def _traced_change(
     return None
 
 
+class EndlessBackoffs:
+    """Kopf's ``networking.error_backoffs`` that never run out (an iterable with no length)."""
+
+    def __iter__(self) -> Iterator[float]:
+        return itertools.chain(API_RETRY_BACKOFFS, itertools.repeat(API_RETRY_CAP_SECONDS))
+
+
 def configure_kopf(settings: kopf.OperatorSettings, operator_settings: OperatorSettings) -> None:
     # Progress and diff-base in annotations under our own prefix, nothing in status
     # (the status schema is ours and strict).
@@ -120,14 +140,21 @@ def configure_kopf(settings: kopf.OperatorSettings, operator_settings: OperatorS
     settings.watching.server_timeout = operator_settings.watch_server_timeout_seconds
     settings.watching.client_timeout = operator_settings.watch_server_timeout_seconds + 30
     settings.watching.connect_timeout = 30
-    settings.batching.worker_limit = operator_settings.worker_limit
-    settings.batching.idle_timeout = operator_settings.worker_idle_seconds
+    settings.networking.error_backoffs = EndlessBackoffs()
+    settings.queueing.worker_limit = operator_settings.worker_limit
+    settings.queueing.idle_timeout = operator_settings.worker_idle_seconds
     # Our own Events say what happened; Kopf's per-handler chatter stays in the log.
     settings.posting.level = logging.WARNING
     settings.peering.standalone = operator_settings.standalone
     settings.peering.mandatory = not operator_settings.standalone
     settings.peering.name = operator_settings.peering_name
     settings.peering.clusterwide = not operator_settings.namespaces
+    # Replicas of one Deployment share their settings: equal priorities would freeze them all.
+    settings.peering.priority = (
+        operator_settings.peering_priority
+        if operator_settings.peering_priority is not None
+        else secrets.randbelow(2**31 - 1)
+    )
 
 
 def build_registry(

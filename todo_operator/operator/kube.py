@@ -109,14 +109,26 @@ class Kube:
         return _as_dict(created)
 
     async def patch_status(
-        self, kind: crds.Kind, *, namespace: str, name: str, status: Mapping[str, Any]
+        self,
+        kind: crds.Kind,
+        *,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        resource_version: str | None = None,
     ) -> Body:
-        """JSON-merge-patch the status subresource (``null`` values remove fields)."""
+        """JSON-merge-patch the status subresource (``null`` values remove fields).
+
+        With ``resource_version``, only if the object is still that version (else :class:`Conflict`).
+        """
+        patch: dict[str, Any] = {"status": dict(status)}
+        if resource_version is not None:
+            patch["metadata"] = {"resourceVersion": resource_version}
         try:
             patched = await self._client.patch(
                 self._cls(kind).Status,  # type: ignore[attr-defined]  # the status subresource class
                 name,
-                {"status": dict(status)},
+                patch,
                 namespace=namespace,
                 patch_type=PatchType.MERGE,
             )

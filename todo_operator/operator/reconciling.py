@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,15 @@ from todo_operator.clock import Clock
 from todo_operator.domain import conditions, crds, occurrences, recurrence, resources, tasks
 from todo_operator.domain.events import Event, EventType
 from todo_operator.operator import objects
-from todo_operator.operator.kube import AlreadyExists, Body, Kube, KubeError, event_manifest
+from todo_operator.operator.kube import (
+    AlreadyExists,
+    Body,
+    Conflict,
+    Kube,
+    KubeError,
+    NotFound,
+    event_manifest,
+)
 from todo_operator.store.records import RecordNotFound, Records, RecurringTaskRow, TaskRow
 from todo_operator.telemetry.metrics import OperatorMetrics
 
@@ -169,16 +178,20 @@ def _lifecycle_events(
     observed_generation: int | None,
     data: dict[str, Any],
 ) -> list[Event]:
-    """``<kind>.created`` the first time an object is recorded, ``<kind>.updated`` on a new generation."""
+    """``<kind>.created`` the first time an object is recorded, ``<kind>.updated`` on a new generation.
+
+    An object edited before any status said what was seen gets both: an earlier attempt
+    may have recorded ``created`` (the same id, so not again) with the older spec and then
+    failed to write the status (F3); only ``updated`` can then carry the edit to consumers.
+    """
+    created: EventType = "task.created" if prefix == "task" else "recurringtask.created"
+    updated: EventType = "task.updated" if prefix == "task" else "recurringtask.updated"
+    found: list[tuple[EventType, str]] = []
     if observed_generation is None:
-        kind_event: EventType = "task.created" if prefix == "task" else "recurringtask.created"
-        key = f"{kind_event}:{meta.uid}"
-    elif meta.generation > observed_generation:
-        kind_event = "task.updated" if prefix == "task" else "recurringtask.updated"
-        key = f"{kind_event}:{meta.uid}:{meta.generation}"
-    else:
-        return []
-    return [Event(type=kind_event, subject=meta.subject, partition_key=owner, key=key, data=data)]
+        found.append((created, f"{created}:{meta.uid}"))
+    if meta.generation > (1 if observed_generation is None else observed_generation):
+        found.append((updated, f"{updated}:{meta.uid}:{meta.generation}"))
+    return [Event(type=t, subject=meta.subject, partition_key=owner, key=key, data=data) for t, key in found]
 
 
 def status_wire(status: resources.Model) -> dict[str, Any]:
@@ -331,6 +344,12 @@ class TaskReconciler:
         self._events.warning(body, reason="InvalidSpec", message=message)
 
 
+def _rule_changed(read: Body, fresh: Body) -> bool:
+    """Whether the edit between two versions changes when occurrences fall due (a title edit does not)."""
+    before, after = read.get("spec") or {}, fresh.get("spec") or {}
+    return any(before.get(field) != after.get(field) for field in ("schedule", "anchor"))
+
+
 class RecurringTaskReconciler:
     def __init__(
         self,
@@ -443,9 +462,44 @@ class RecurringTaskReconciler:
             ),
             events=events,
         )
-        await self._kube.patch_status(
-            crds.RECURRING_TASK, namespace=meta.namespace, name=meta.name, status=status_wire(new_status)
-        )
+        await self._write_status(body, meta=meta, status=new_status, created=advanced.current_task)
+
+    async def _write_status(
+        self, body: Body, *, meta: ObjectMeta, status: resources.RecurringTaskStatus, created: str | None
+    ) -> None:
+        """Write the status; after creating an occurrence, only over the version it was computed from.
+
+        A completion advances the schedule from the Task's handler with the RecurringTask as it
+        read it. If the spec was edited meanwhile (F17), the edit's own reconcile made the next
+        occurrence by the new rule: this stale run must not write its status over that one, and
+        the occurrence it made by the old rule must go. A version that changed for any other
+        reason (another status write) only means: look again.
+        """
+        previous = (body.get("status") or {}).get("currentTask")
+        if created is None or created == previous:
+            await self._kube.patch_status(
+                crds.RECURRING_TASK, namespace=meta.namespace, name=meta.name, status=status_wire(status)
+            )
+            return
+        try:
+            await self._kube.patch_status(
+                crds.RECURRING_TASK,
+                namespace=meta.namespace,
+                name=meta.name,
+                status=status_wire(status),
+                resource_version=body["metadata"].get("resourceVersion"),
+            )
+        except Conflict as error:
+            fresh = await self._kube.get(crds.RECURRING_TASK, namespace=meta.namespace, name=meta.name)
+            fresh_current = ((fresh or {}).get("status") or {}).get("currentTask")
+            if fresh is None or (fresh_current != created and _rule_changed(body, fresh)):
+                # Made by a rule that is no longer the spec: it must not stay open beside the current one.
+                logger.info(
+                    "%s: occurrence %s was made by an edited rule; removing it", meta.subject, created
+                )
+                with contextlib.suppress(NotFound):
+                    await self._kube.delete(crds.TASK, namespace=meta.namespace, name=created)
+            raise RetryLater(f"{meta.subject} changed while it was reconciled") from error
 
     async def _advance(
         self,

@@ -31,12 +31,15 @@ from todo_operator.clock import Clock
 from todo_operator.domain import crds
 from todo_operator.domain import reminders as timing
 from todo_operator.operator import kube
-from todo_operator.operator.delivery import ReminderDelivery
+from todo_operator.operator.delivery import Outcome, ReminderDelivery
 from todo_operator.operator.reconciling import TaskReconciler
 from todo_operator.operator.reminders import Delivery, ReminderReconciler
 from todo_operator.store import reminders as store
 
 logger = logging.getLogger(__name__)
+
+# Seconds between tries to write a delivery's outcome to the Reminder's status (about a minute in all).
+REPORT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
 class Doorbell:
@@ -168,11 +171,26 @@ class Scheduler:
         try:
             async with self._slots:
                 outcome = await self._delivery.deliver(uid=uid)
-            await self._reminders.report(namespace=namespace, name=name, outcome=outcome)
+            await self._report(namespace=namespace, name=name, outcome=outcome)
         except Exception:
             logger.exception("reminder %s/%s: delivery failed unexpectedly", namespace, name)
         finally:
             self._in_flight.pop(uid, None)
+
+    async def _report(self, *, namespace: str, name: str, outcome: Outcome) -> None:
+        """Show the outcome in the Reminder's status, retrying a transient API error.
+
+        The row is final by now, so no later pass looks at this reminder again:
+        a status write lost here would leave it showing ``Pending`` for good.
+        """
+        for delay in REPORT_RETRY_DELAYS:
+            try:
+                await self._reminders.report(namespace=namespace, name=name, outcome=outcome)
+                return
+            except kube.TransientKubeError as error:
+                logger.warning("reminder %s/%s: status not written (%s); retrying", namespace, name, error)
+                await asyncio.sleep(delay)
+        await self._reminders.report(namespace=namespace, name=name, outcome=outcome)
 
     async def _catch_up_cronjobs(self, now: datetime) -> None:
         async with self._pool.connection() as connection:

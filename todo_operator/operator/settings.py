@@ -27,6 +27,13 @@ class OperatorSettings(BaseSettings):
     )
     standalone: bool = Field(default=True, description="run without Kopf peering (one replica)")
     peering_name: str = "todo-operator"
+    peering_priority: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**31 - 1,
+        description="Kopf peering priority; default: random per process, so that of the replicas"
+        " of one Deployment exactly one acts (Kopf freezes all replicas of equal priority)",
+    )
     retry_delay_seconds: float = Field(
         default=10.0, gt=0, description="delay before retrying a transient failure"
     )

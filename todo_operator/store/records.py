@@ -112,6 +112,8 @@ ON CONFLICT (uid) DO UPDATE SET
     next_due_at = EXCLUDED.next_due_at, occurrences = EXCLUDED.occurrences,
     last_completed_at = EXCLUDED.last_completed_at, generation = EXCLUDED.generation,
     spec = EXCLUDED.spec, status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, deleted_at = NULL
+-- A reconcile of an older generation that finishes late does not undo a newer one (F17).
+WHERE recurring_tasks.generation <= EXCLUDED.generation
 """
 
 _OUTBOX_APPEND = """

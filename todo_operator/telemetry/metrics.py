@@ -193,10 +193,20 @@ class RecordCollector(Collector):
     one query at most every ``max_age`` seconds however many scrapers there are.
     """
 
-    def __init__(self, *, snapshot: Snapshotter, now: Callable[[], datetime], max_age: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        snapshot: Snapshotter,
+        now: Callable[[], datetime],
+        max_age: float = 5.0,
+        timeout: float = 5.0,
+    ) -> None:
         self._snapshot = snapshot
         self._now = now
         self._max_age = max_age
+        # While PostgreSQL is down the pool waits 30 s for a connection; a scrape must answer
+        # well within Prometheus' scrape timeout (10 s by default), or the operator looks down (F21).
+        self._timeout = timeout
         self._last: RecordSnapshot | None = None
         self._taken_at = float("-inf")
         self._errors = 0
@@ -207,7 +217,7 @@ class RecordCollector(Collector):
             if time.monotonic() - self._taken_at < self._max_age:
                 return
             try:
-                self._last = await self._snapshot(self._now())
+                self._last = await asyncio.wait_for(self._snapshot(self._now()), self._timeout)
             except Exception as error:  # a scrape must answer; the error is counted and logged
                 self._errors += 1
                 logger.warning("metrics: cannot read the record from PostgreSQL: %s", error)

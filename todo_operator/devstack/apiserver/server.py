@@ -21,6 +21,10 @@ What is overridden in kmock and why:
   the error and raises ``kmock.ReactionMismatchError`` once depleted (see
   ``tests/devstack/test_fault_injection.py``).
 * error rendering: a proper ``Status`` always, never a traceback.
+
+Named faults for the fault-tolerance suite (failed requests, mangled or
+expired watch streams, outages) are armed on ``emulator.faults`` (see
+``faults.py``); they are checked before anything else serves a request.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from todo_operator.devstack.apiserver import (
     cluster,
     discovery,
     errors,
+    faults,
     patching,
     resources,
     selectors,
@@ -141,8 +146,10 @@ class Emulator(kmock.KubernetesEmulator):
 
     cluster: cluster.Cluster = attrs.field(factory=cluster.Cluster)
     request_history: int = 0
+    faults: faults.Faults = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
+        self.faults = faults.Faults(self.cluster.store)
         # Deliberately not calling kmock's: its fallback reactions (stateful but simplistic) are replaced
         # by our router; only the reactions that users declare go through kmock's matching.
         # kmock declares a list; the window is list-like where kmock uses it (append, len, iteration).
@@ -160,10 +167,14 @@ class Emulator(kmock.KubernetesEmulator):
             window.append(request)
             window.in_flight[request.id] = request
             try:
+                await self.faults.admit(_fault_target(request))
                 return await self._handle(request)
             except kmock_rendering.StreamingError as exc:  # kmock's wrapper once a stream started
                 response = exc.args[0]
                 raise exc.__cause__ or exc from None
+        except faults.ConnectionDropped:
+            _drop_connection(raw_request)
+            return aiohttp.web.Response(status=503)  # never written: the connection is gone
         except Exception as exc:
             status = self._status_for(exc)
             if response is not None and response.prepared:
@@ -231,15 +242,34 @@ class Emulator(kmock.KubernetesEmulator):
             with contextlib.suppress(NotImplementedError):
                 response: aiohttp.web.StreamResponse = await kmock.RawHandler._handle(self, request)
                 return response
-        return await _Router(self.cluster, request).serve()
+        return await _Router(self.cluster, request, self.faults).serve()
+
+
+def _fault_target(request: kmock.Request) -> faults.Target:
+    target = parse_path(request.url.path)
+    return faults.Target(
+        verb=faults.verb_of(
+            request.method,
+            name=target.name if target else None,
+            watch=request.params.get("watch") in ("true", "1"),
+        ),
+        plural=target.plural if target else None,
+        subresource=(target.subresource or "") if target else "",
+    )
+
+
+def _drop_connection(raw: aiohttp.web.BaseRequest) -> None:
+    if raw.transport is not None:
+        raw.transport.abort()
 
 
 class _Router:
     """Serves one request against the cluster: discovery, the verbs, tables, watches."""
 
-    def __init__(self, cluster_: cluster.Cluster, request: kmock.Request) -> None:
+    def __init__(self, cluster_: cluster.Cluster, request: kmock.Request, faults_: faults.Faults) -> None:
         self.cluster = cluster_
         self.request = request
+        self.faults = faults_
         assert request._raw_request is not None  # always set for requests parsed from HTTP
         self.raw: aiohttp.web.BaseRequest = request._raw_request
         self.params: Mapping[str, str] = request.params
@@ -397,10 +427,12 @@ class _Router:
                 rt.storage_key, since=None if since_text == "0" else int(since_text)
             )
         except store.Expired as exc:
+            self.faults.gone_answered += 1
             await response.prepare(self.raw)
             await response.write(_line({"type": "ERROR", "object": errors.gone(str(exc)).to_status()}))
             await response.write_eof()
             return response
+        stream = self.faults.open_watch(rt.plural, subscription)
         try:
             await response.prepare(self.raw)
             for event in replay:
@@ -412,15 +444,25 @@ class _Router:
                 if remaining is not None and remaining <= 0:
                     break
                 try:
-                    event = await asyncio.wait_for(subscription.queue.get(), remaining)
+                    queued = await asyncio.wait_for(subscription.queue.get(), remaining)
                 except TimeoutError:
                     break
-                await self._send(response, rt, target, predicate, event)
+                if queued is None:  # interrupted: a fault ends this stream
+                    break
+                await self._send(response, rt, target, predicate, queued)
+            if stream.ending == "dropped":
+                _drop_connection(self.raw)
+                return response
+            if stream.ending == "gone":
+                self.faults.gone_answered += 1
+                gone = errors.gone("too old resource version: the event log was compacted")
+                await response.write(_line({"type": "ERROR", "object": gone.to_status()}))
             await response.write_eof()
         except ConnectionResetError:
             pass  # the client went away
         finally:
             subscription.close()
+            self.faults.close_watch(stream)
         return response
 
     async def _send(
@@ -431,6 +473,20 @@ class _Router:
         predicate: selectors.Predicate,
         event: store.Event,
     ) -> None:
+        if self._watch_line(rt, target, predicate, event) is None:
+            return  # not for this watcher: faults count only what it would have seen
+        outgoing = self.faults.outgoing(rt.plural, event)  # normally just the event itself, at once
+        if outgoing.delay:
+            await asyncio.sleep(outgoing.delay)
+        for sent in outgoing.events:
+            line = self._watch_line(rt, target, predicate, sent)
+            if line is not None:
+                await response.write(line)
+
+    @staticmethod
+    def _watch_line(
+        rt: resources.ResourceType, target: _Path, predicate: selectors.Predicate, event: store.Event
+    ) -> bytes | None:
         def visible(obj: Json | None) -> bool:
             if obj is None:
                 return False
@@ -447,8 +503,8 @@ class _Router:
         elif was_visible:
             event_type = "DELETED"
         else:
-            return
-        await response.write(_line({"type": event_type, "object": cluster.Cluster.view(rt, event.object)}))
+            return None
+        return _line({"type": event_type, "object": cluster.Cluster.view(rt, event.object)})
 
 
 def _line(document: Json) -> bytes:

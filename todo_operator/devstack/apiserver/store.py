@@ -44,10 +44,15 @@ class Subscription:
     def __init__(self, store: Store, storage_key: StorageKey) -> None:
         self._store = store
         self.storage_key = storage_key
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        # None wakes the watch serving this subscription without an event (see interrupt()).
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
 
     def close(self) -> None:
         self._store._subscriptions.discard(self)
+
+    def interrupt(self) -> None:
+        """Wake the watch that serves this subscription: it is to end (a fault says how)."""
+        self.queue.put_nowait(None)
 
 
 class Store:
@@ -135,6 +140,11 @@ class Store:
         for subscription in self._subscriptions:
             if subscription.storage_key == event.storage_key:
                 subscription.queue.put_nowait(event)
+
+    def compact(self) -> None:
+        """Forget the event log, as etcd compaction does: resuming from before now is "410 Gone"."""
+        self._log.clear()
+        self._log_floor = self.revision
 
     # --- watching -------------------------------------------------------------------------------------
 
