@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from todo_operator.telemetry import tracing
@@ -39,9 +40,14 @@ def capture() -> Capture:
     with _lock:
         if _capture is None:
             _capture = Capture()
-            tracing.configure(
-                TelemetrySettings(zipkin_endpoint=None, trace_sample_ratio=1.0),
-                service="todo-tests",
-                processors=(_capture,),
-            )
+            installed = trace.get_tracer_provider()
+            if isinstance(installed, TracerProvider):
+                # A command run in this process (a CLI test) installed the provider already.
+                installed.add_span_processor(_capture)
+            else:
+                tracing.configure(
+                    TelemetrySettings(zipkin_endpoint=None, trace_sample_ratio=1.0),
+                    service="todo-tests",
+                    processors=(_capture,),
+                )
     return _capture

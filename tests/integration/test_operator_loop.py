@@ -123,11 +123,21 @@ def test_completing_an_occurrence_creates_the_next(
     assert second["currentTask"] != first
     assert second["lastCompletedAt"]
     assert len(kube.list("tasks", namespace)) == 2
-    rows = db.execute(
-        "SELECT name, completed, completed_at IS NOT NULL, occurrence FROM tasks"
-        " WHERE namespace = %s ORDER BY occurrence",
-        (namespace,),
-    ).fetchall()
+    # The second occurrence's row is written by its own handler, a moment after it exists.
+    rows = kube.wait_for(
+        "both occurrences recorded",
+        lambda: (
+            (
+                found := db.execute(
+                    "SELECT name, completed, completed_at IS NOT NULL, occurrence FROM tasks"
+                    " WHERE namespace = %s ORDER BY occurrence",
+                    (namespace,),
+                ).fetchall()
+            )
+            and len(found) == 2
+            and found
+        ),
+    )
     assert [(row[1], row[2], row[3]) for row in rows] == [(True, True, 1), (False, False, 2)]
     events = [event for event, _ in outbox(db, namespace)]
     assert events.count("task.completed") == 1

@@ -59,8 +59,18 @@ class _Context(logging.Filter):
         return True
 
 
+class _Formatter(JsonFormatter):
+    """Our fields only: other libraries' extras are not ours to publish, nor always JSON
+    (Kopf attaches its settings object to every record)."""
+
+    _KEPT = frozenset(FIELDS) | {"exc_info", "stack_info"}
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in log_data.items() if key in self._KEPT}
+
+
 def json_formatter() -> logging.Formatter:
-    return JsonFormatter(
+    return _Formatter(
         "%(levelname)s %(service)s %(name)s %(message)s %(resource)s %(event_id)s %(trace_id)s %(user)s",
         rename_fields={"levelname": "level", "name": "logger", "message": "event"},
         timestamp=True,  # ISO 8601 in UTC, with microseconds
