@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.integration.kubeclient import KubeClient
+from tests.stacks import operator_settings
 from todo_operator.clock import ManualClock
 from todo_operator.devstack import apiserver, postgres
 from todo_operator.devstack.dapr import DaprThread
 from todo_operator.devstack.operator_thread import OperatorThread
 from todo_operator.domain import crds
 from todo_operator.events.relay import RelaySettings
-from todo_operator.operator.settings import OperatorSettings
 from todo_operator.telemetry.settings import TelemetrySettings
 
 _namespaces = itertools.count(1)
@@ -49,15 +49,6 @@ def clock_at_real_time(clock: ManualClock) -> ManualClock:
     process, as a CronJob's pod runs it) reads the real clock. It only ever moves forward."""
     clock.set(max(clock.now(), datetime.now(tz=UTC).replace(microsecond=0)))
     return clock
-
-
-def operator_settings(*, database_url: str, api_url: str) -> OperatorSettings:
-    return OperatorSettings(
-        database_url=database_url,
-        kube_api_url=api_url,
-        retry_delay_seconds=0.5,
-        watch_server_timeout_seconds=60,
-    )
 
 
 @pytest.fixture(scope="session")

@@ -17,12 +17,12 @@ import psycopg
 import pytest
 
 from tests.integration.kubeclient import KubeClient, condition
+from tests.stacks import operator_settings
 from todo_operator.clock import ManualClock
 from todo_operator.devstack import apiserver, postgres
 from todo_operator.devstack.operator_thread import OperatorThread
 from todo_operator.devstack.smtp import SmtpSink
 from todo_operator.domain import crds
-from todo_operator.operator.settings import OperatorSettings
 
 
 @dataclass
@@ -48,15 +48,7 @@ def stack(
     clock = ManualClock(datetime.now(tz=UTC).replace(microsecond=0))
     folder = pathlib.Path(tmp_path_factory.mktemp("mail"))
     with apiserver.ApiServerThread(crds=crds.all_crds()) as api, SmtpSink(folder=folder) as smtp:
-        settings = OperatorSettings(
-            database_url=database_url,
-            kube_api_url=api.url,
-            retry_delay_seconds=0.5,
-            watch_server_timeout_seconds=60,
-            reminder_delivery="inline",
-            smtp_port=smtp.port,
-            smtp_sender="todo@example.com",
-        )
+        settings = operator_settings(database_url=database_url, api_url=api.url, smtp_port=smtp.port)
         with OperatorThread(settings, clock=clock):
             kube = KubeClient(api.url)
             yield Stack(kube=kube, clock=clock, smtp=smtp, database_url=database_url)

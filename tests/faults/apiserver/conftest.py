@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.faults.record import Sources
 from tests.integration.kubeclient import KubeClient
+from tests.stacks import operator_settings
 from todo_operator.clock import ManualClock
 from todo_operator.devstack import apiserver, postgres
 from todo_operator.devstack.apiserver import faults
@@ -199,15 +200,8 @@ def running_stack(database_url: str, *, replicas: int = 1, **overrides: Any) -> 
         SmtpSink() as smtp,
         DaprThread() as dapr,
     ):
-        settings = OperatorSettings(
-            database_url=database_url,
-            kube_api_url=api.url,
-            retry_delay_seconds=0.5,
-            watch_server_timeout_seconds=60,
-            reminder_delivery="inline",
-            smtp_port=smtp.port,
-            smtp_sender="todo@example.com",
-            **overrides,
+        settings = operator_settings(
+            database_url=database_url, api_url=api.url, smtp_port=smtp.port, **overrides
         )
         kube = KubeClient(api.url)
         stack = Stack(

@@ -42,6 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg.rows import dict_row
 
 from tests.integration.kubeclient import KubeClient
+from tests.stacks import operator_settings
 from todo_operator.clock import ManualClock
 from todo_operator.devstack import apiserver, postgres
 from todo_operator.devstack.dapr import DaprThread
@@ -49,7 +50,6 @@ from todo_operator.devstack.operator_thread import OperatorThread
 from todo_operator.devstack.smtp import SmtpSink
 from todo_operator.domain import crds, resources
 from todo_operator.events.relay import RelaySettings
-from todo_operator.operator.settings import OperatorSettings
 from todo_operator.telemetry.settings import TelemetrySettings
 
 Json = dict[str, Any]
@@ -191,14 +191,11 @@ def running_stack(
         CountingSmtpSink(folder=mail_folder) as sink,
         DaprThread() as dapr,
     ):
-        settings = OperatorSettings(
+        settings = operator_settings(
             database_url=database_url,
-            kube_api_url=api.url,
-            retry_delay_seconds=0.5,
-            watch_server_timeout_seconds=60,
+            api_url=api.url,
             reminder_delivery=delivery,
             smtp_port=sink.port,
-            smtp_sender="todo@example.com",
             reminder_retries=REMINDER_RETRIES,
             reminder_retry_first_seconds=0.5,
             reminder_retry_cap_seconds=1.0,
