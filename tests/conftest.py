@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import pathlib
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -42,3 +43,11 @@ def database_url(postgres_server: postgres.ThrowawayPostgres) -> str:
 def empty_database_url(postgres_server: postgres.ThrowawayPostgres) -> str:
     """A fresh database with no schema at all."""
     return postgres_server.create_database(f"empty_{next(_database_numbers)}")
+
+
+def require_tools(*names: str) -> None:
+    """Fail (not skip) when a command the suite needs is missing: .ci/run installs each of them,
+    so a missing one is a broken set-up, and a skip would hide the tests it carries."""
+    missing = [name for name in names if shutil.which(name) is None]
+    if missing:
+        pytest.fail(f"not on PATH: {', '.join(missing)} (.ci/run installs them with apt-get)")

@@ -19,6 +19,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from tests.conftest import require_tools
 from tests.integration.demo_runner import (
     PORTS,
     ROOT,
@@ -30,9 +31,13 @@ from tests.integration.demo_runner import (
 )
 
 KUBECTL = shutil.which("kubectl")
-needs_kubectl = pytest.mark.skipif(
-    KUBECTL is None, reason="the kubectl binary is not installed on this machine"
-)
+
+
+@pytest.fixture
+def needs_kubectl() -> None:
+    require_tools("kubectl")
+
+
 RTASKS = "/apis/todo.dev/v1alpha1/namespaces/default/recurringtasks"
 REMINDERS = "/apis/todo.dev/v1alpha1/namespaces/default/reminders"
 
@@ -77,7 +82,7 @@ def wait_for_reminder_of(demo: Demo, task_prefix: str) -> dict[str, Any]:
     raise AssertionError(f"expected one scheduled reminder on {task_prefix}*, got {found}")
 
 
-@needs_kubectl
+@pytest.mark.usefixtures("needs_kubectl")
 def test_demo_prints_what_to_type_serves_kubectl_and_rest_and_stops_cleanly(tmp_path: pathlib.Path) -> None:
     state = tmp_path / "demo"
     with Demo(state_dir=state, port_base=free_port_run(), args=["--with-examples"], cwd=ROOT) as demo:
@@ -134,7 +139,7 @@ def test_demo_prints_what_to_type_serves_kubectl_and_rest_and_stops_cleanly(tmp_
     assert_nothing_left(state_dir=state, port_base=demo.port_base)
 
 
-@needs_kubectl
+@pytest.mark.usefixtures("needs_kubectl")
 def test_keep_reuses_objects_database_and_mail_and_a_plain_run_starts_afresh(tmp_path: pathlib.Path) -> None:
     state = tmp_path / "demo"
     port = free_port_run()

@@ -9,16 +9,21 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.conftest import require_tools
 from tests.integration.kubeclient import KubeClient
 from tests.integration.test_operator_loop import wait_current
 from todo_operator.devstack import apiserver
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KUBECTL = shutil.which("kubectl")
-pytestmark = [
-    pytest.mark.usefixtures("operator"),
-    pytest.mark.skipif(KUBECTL is None, reason="the kubectl binary is not installed on this machine"),
-]
+pytestmark = pytest.mark.usefixtures("operator", "needs_kubectl")
+
+
+@pytest.fixture
+def needs_kubectl() -> None:
+    require_tools("kubectl")
+
+
 Kubectl = Callable[..., str]
 
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 import email
 import email.policy
 import pathlib
-import shutil
 import subprocess
 from typing import Any
 
 import httpx2 as httpx
 import pytest
 
+from tests.conftest import require_tools
 from tests.integration.demo_runner import ROOT, Demo, assert_nothing_left, demo_environment, free_port_run
 
 README = ROOT / "README.md"
@@ -122,11 +122,8 @@ def _mail(folder: pathlib.Path) -> list[Any]:
     ]
 
 
-@pytest.mark.skipif(
-    any(shutil.which(tool) is None for tool in TOOLS),
-    reason=f"the walkthroughs need {', '.join(TOOLS)} on PATH",
-)
 def test_the_readme_walkthroughs_work_against_the_demo(tmp_path: pathlib.Path) -> None:
+    require_tools(*TOOLS)
     sections = walkthrough_sections(README.read_text())
     clone = tmp_path / "clone"  # where a newcomer stands: .demo/ and examples/ side by side
     clone.mkdir()

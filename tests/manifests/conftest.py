@@ -72,7 +72,7 @@ def chart_renders(chart_results: dict[str, list[rendering.Json] | str]) -> dict[
 @pytest.fixture(scope="session")
 def kustomize_renders() -> dict[str, list[rendering.Json]]:
     if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed (Debian package kubernetes-client)")
+        pytest.fail("kubectl is not installed (Debian package kubernetes-client; .ci/run installs it)")
     return {name: rendering.render_kustomize(rendering.KUSTOMIZE / "overlays" / name) for name in OVERLAYS}
 
 
@@ -84,7 +84,9 @@ def checkov_failures(
 ) -> dict[str, list[rendering.Json]]:
     """Failed checkov checks by scanned file: one file per scenario, overlay, the Dockerfile, terraform."""
     if not checks.CHECKOV.exists():
-        pytest.skip(f"checkov is not installed in {checks.CHECKOV.parent.parent} (make checkov)")
+        pytest.fail(
+            f"checkov is not installed in {checks.CHECKOV.parent.parent} (make checkov; make test does it)"
+        )
     scan = workdir / "checkov"
     scan.mkdir(exist_ok=True)
     files: dict[str, pathlib.Path] = {}

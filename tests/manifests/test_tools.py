@@ -25,7 +25,7 @@ def _run(*arguments: str | pathlib.Path) -> subprocess.CompletedProcess[str]:
 def _tool(name: str) -> pathlib.Path:
     path = BIN / name
     if not path.exists():
-        pytest.skip(f"{name} is not installed in .venv (see the dev dependencies)")
+        pytest.fail(f"{name} is not installed in .venv (a dev dependency: make venv installs it)")
     return path
 
 

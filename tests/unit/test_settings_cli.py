@@ -1,0 +1,41 @@
+"""Bad TODO_* settings of the new knobs: one readable line, exit code 2, nothing started."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+CLI = pathlib.Path(sys.executable).with_name("todo-operator")
+
+
+@pytest.mark.parametrize(
+    ("command", "variable", "value", "said"),
+    [
+        (
+            "run",
+            "TODO_TRACE_SAMPLE_RATIO",
+            "2",
+            "TODO_TRACE_SAMPLE_RATIO: Input should be less than or equal to 1",
+        ),
+        ("run", "TODO_WORKER_LIMIT", "0", "TODO_WORKER_LIMIT: Input should be greater than or equal to 1"),
+        (
+            "run",
+            "TODO_METRICS_PORT",
+            "70000",
+            "TODO_METRICS_PORT: Input should be less than or equal to 65535",
+        ),
+        ("relay", "TODO_LOG_FORMAT", "xml", "TODO_LOG_FORMAT: Input should be 'json' or 'text'"),
+    ],
+)
+def test_a_bad_telemetry_or_worker_setting_is_refused_in_one_line(
+    command: str, variable: str, value: str, said: str
+) -> None:
+    environment = {**os.environ, "TODO_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", variable: value}
+    result = subprocess.run([str(CLI), command], env=environment, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert said in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
