@@ -108,6 +108,14 @@ FROM claimable WHERE outbox.id = claimable.id
 RETURNING {", ".join("outbox." + c.strip() for c in _ROW_COLUMNS.split(","))}
 """
 
+# Serialize claims, and keep the claim's plan a walk of ``outbox_unpublished`` in id order
+# that stops at the limit. Right after a burst (statistics not analyzed yet) the planner
+# guesses that a handful of rows are unpublished and prefers a bitmap scan of all of them,
+# the NOT EXISTS probe for each, and a sort: 35 ms instead of 3 ms for 1,000 rows out of a
+# 25,000-row backlog. Turning sorts off for this one transaction (set_config(..., true) is
+# SET LOCAL) leaves the ordered index scan as the only cheap plan.
+_CLAIM_SETUP = "SELECT pg_advisory_xact_lock(%s), set_config('enable_sort', 'off', true)"
+
 _MARK_PUBLISHED = """
 UPDATE outbox SET published_at = %s, attempts = attempts + 1, last_error = NULL,
                   claimed_by = NULL, claimed_until = NULL, next_attempt_at = NULL
@@ -178,7 +186,7 @@ class OutboxStore:
     async def claim(self, *, relay: str, now: datetime, lease: timedelta, limit: int) -> list[OutboxRow]:
         """Lease up to ``limit`` publishable rows, oldest first (see the module docstring)."""
         async with self._pool.connection() as connection, connection.transaction():
-            await connection.execute("SELECT pg_advisory_xact_lock(%s)", (_CLAIM_LOCK,))
+            await connection.execute(_CLAIM_SETUP, (_CLAIM_LOCK,))
             async with connection.cursor(row_factory=class_row(OutboxRow)) as cursor:
                 await cursor.execute(
                     _CLAIM, {"now": now, "limit": limit, "relay": relay, "until": now + lease}
