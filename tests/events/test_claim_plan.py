@@ -27,7 +27,13 @@ def _node_types(plan: Any) -> list[str]:
 
 
 async def _claim_plan(pool: AsyncConnectionPool[Any], *, setup: bool) -> list[str]:
-    parameters = {"now": START, "limit": 1000, "relay": "r", "until": START + timedelta(minutes=1)}
+    parameters = {
+        "now": START,
+        "limit": 1000,
+        "relay": "r#1",
+        "until": START + timedelta(minutes=1),
+        "ahead_of": None,
+    }
     async with pool.connection() as connection, connection.transaction(force_rollback=True):
         if setup:
             await connection.execute(outbox._CLAIM_SETUP, (outbox._CLAIM_LOCK,))

@@ -4,6 +4,13 @@ One cycle claims a batch (see :mod:`todo_operator.store.outbox` for how
 several relays share the work), turns each row into its CloudEvent (and, for
 a task event, the compact ``task-updates`` record), publishes, and marks.
 
+Claiming ahead. While a full batch is being published, the next one is
+claimed (a two-stage pipeline: the database works on the next claim while the
+sidecar and this process work on the current batch). It is published only
+after the current one is settled, and a row of it whose user has an earlier
+row in the current batch that did not go through is given back untouched
+(``held_back``), so claiming ahead never changes the order.
+
 Order. Dapr's bulk publish "does not guarantee any ordering of messages", so
 a bulk request never holds two events of the same partition key: a batch is
 cut into waves (wave *k* holds each user's *k*-th event of the batch) and a
@@ -25,13 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -70,7 +78,6 @@ class RelaySettings(BaseSettings):
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_max_attempts: int = Field(default=10, ge=1, description="publish attempts before a dead letter")
     relay_bulk: bool = Field(default=True, description="use Dapr's (alpha) bulk publish endpoint")
-    relay_lanes: int = Field(default=1, ge=1, le=16, description="publish cycles running at once")
     relay_lease_seconds: float = Field(default=60.0, gt=0, description="a dead relay's rows wait this long")
     relay_idle_seconds: float = Field(default=0.05, gt=0, description="poll interval when nothing is waiting")
     relay_backoff_seconds: float = Field(default=0.5, gt=0, description="first wait while Dapr is down")
@@ -107,6 +114,9 @@ class CycleResult:
     failed: int = 0
     dead_lettered: int = 0
     sidecar_error: str | None = None
+    # Partition key -> its first row in this batch that is still unpublished: a batch claimed
+    # ahead of this one must not publish a later row of that key.
+    held_back: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)
@@ -114,6 +124,16 @@ class _Prepared:
     row: OutboxRow
     messages: list[tuple[str, dapr.Message]] = field(default_factory=list)  # (topic, message)
     span: trace.Span | None = None  # when the row carries a trace context
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Batch:
+    """Claimed rows, already turned into messages (so a batch claimed ahead is ready to go)."""
+
+    lease: str  # the rows' claimed_by
+    rows: list[OutboxRow]
+    prepared: list[_Prepared]  # the valid rows, in id order
+    invalid: list[tuple[int, str]]  # (outbox id, why): straight to the dead letters
 
 
 def _publish_span(row: OutboxRow) -> trace.Span | None:
@@ -134,14 +154,26 @@ def _publish_span(row: OutboxRow) -> trace.Span | None:
     )
 
 
-def _end_spans(waves: Sequence[Sequence[_Prepared]], *, published: set[int]) -> None:
-    for wave in waves:
-        for item in wave:
-            if item.span is None:
-                continue
-            if item.row.id not in published:
-                item.span.set_status(trace.StatusCode.ERROR, "not published in this attempt")
-            item.span.end()
+def _end_spans(prepared: Sequence[_Prepared], *, published: set[int]) -> None:
+    for item in prepared:
+        if item.span is None:
+            continue
+        if item.row.id not in published:
+            item.span.set_status(trace.StatusCode.ERROR, "not published in this attempt")
+        item.span.end()
+
+
+def _waves(items: Sequence[_Prepared]) -> list[list[_Prepared]]:
+    """Wave *k* holds each partition key's *k*-th item (items in id order)."""
+    waves: list[list[_Prepared]] = []
+    seen: dict[str, int] = defaultdict(int)
+    for item in items:
+        position = seen[item.row.partition_key]
+        seen[item.row.partition_key] += 1
+        if position == len(waves):
+            waves.append([])
+        waves[position].append(item)
+    return waves
 
 
 def exponential(*, attempt: int, base: float, cap: float) -> float:
@@ -172,32 +204,64 @@ class Relay:
         self.name = name or relay_name()
         self.stats = RelayStats()
         self._bulk = settings.relay_bulk
+        self._batches = itertools.count(1)
 
     async def publish_batch(self) -> CycleResult:
-        """One cycle: claim, publish wave by wave, then mark, count or release every claimed row."""
+        """One cycle on its own: claim a batch, then publish it (nothing is claimed ahead)."""
+        return await self._publish(await self._claim())
+
+    async def _claim(self, *, ahead_of: str | None = None) -> _Batch:
         settings = self._settings
-        now = self._clock.now()
+        lease = f"{self.name}#{next(self._batches)}"
         rows = await self._store.claim(
-            relay=self.name,
-            now=now,
+            relay=lease,
+            now=self._clock.now(),
             lease=timedelta(seconds=settings.relay_lease_seconds),
             limit=settings.relay_batch_size,
+            ahead_of=ahead_of,
         )
-        result = CycleResult(claimed=len(rows))
-        if not rows:
+        prepared: list[_Prepared] = []
+        invalid: list[tuple[int, str]] = []
+        for number, row in enumerate(rows, 1):
+            if number % 100 == 0:
+                # Let the batch being published go on (its response, its marking) meanwhile.
+                await asyncio.sleep(0)
+            try:
+                prepared.append(self._prepare(row))
+            except schemas.InvalidEvent as error:
+                # It would fail the same way every time: straight to the dead letters.
+                invalid.append((row.id, f"invalid event: {error}"))
+        return _Batch(lease=lease, rows=rows, prepared=prepared, invalid=invalid)
+
+    async def _publish(self, batch: _Batch, *, behind: Mapping[str, int] | None = None) -> CycleResult:
+        """Publish wave by wave, then mark, count or release every row of the batch.
+
+        ``behind``: the ``held_back`` of the batch published just before, when this one was
+        claimed ahead of it.
+        """
+        result = CycleResult(claimed=len(batch.rows))
+        if not batch.rows:
             return result
-        waves: list[list[_Prepared]] = []
         self.stats.cycles += 1
         published: list[int] = []
         failures: list[tuple[OutboxRow, str]] = []
         untouched: list[int] = []
-        invalid: list[tuple[int, str]] = []
         try:
-            waves = self._waves(rows, invalid)
+            ready_items = batch.prepared
+            if behind:
+                # Behind a row of the batch before that did not go through: not this time.
+                ready_items = []
+                for item in batch.prepared:
+                    if item.row.id > behind.get(item.row.partition_key, item.row.id):
+                        untouched.append(item.row.id)
+                    else:
+                        ready_items.append(item)
             blocked: set[str] = set()
-            for wave in waves:
+            for wave in _waves(ready_items):
                 ready = [item for item in wave if item.row.partition_key not in blocked]
                 untouched.extend(item.row.id for item in wave if item.row.partition_key in blocked)
+                if not ready:
+                    continue  # every user of this wave waits behind a failure: nothing to ask
                 if result.sidecar_error is not None:
                     untouched.extend(item.row.id for item in ready)
                     continue
@@ -219,33 +283,23 @@ class Relay:
         finally:
             now = self._clock.now()
             await self._store.mark_published(ids=published, now=now)
-            _end_spans(waves, published=set(published))
-            await self._settle_failures(
-                failures, invalid=invalid, result=result, topics={row.id: row.topic for row in rows}
+            _end_spans(batch.prepared, published=set(published))
+            dead = await self._settle_failures(
+                failures,
+                invalid=batch.invalid,
+                result=result,
+                topics={row.id: row.topic for row in batch.rows},
             )
             await self._store.release(ids=untouched, error=result.sidecar_error)
         result.published = len(published)
+        settled = {*published, *dead}
+        for row in batch.rows:
+            if row.id not in settled:
+                result.held_back.setdefault(row.partition_key, row.id)  # rows come in id order
         self.stats.published += len(published)
         if result.sidecar_error is not None:
             self.stats.unavailable += 1
         return result
-
-    def _waves(self, rows: Sequence[OutboxRow], invalid: list[tuple[int, str]]) -> list[list[_Prepared]]:
-        waves: list[list[_Prepared]] = []
-        seen: dict[str, int] = defaultdict(int)
-        for row in rows:
-            try:
-                prepared = self._prepare(row)
-            except schemas.InvalidEvent as error:
-                # It would fail the same way every time: straight to the dead letters.
-                invalid.append((row.id, f"invalid event: {error}"))
-                continue
-            position = seen[row.partition_key]
-            seen[row.partition_key] += 1
-            if position == len(waves):
-                waves.append([])
-            waves[position].append(prepared)
-        return waves
 
     def _prepare(self, row: OutboxRow) -> _Prepared:
         span = _publish_span(row)
@@ -388,7 +442,8 @@ class Relay:
         invalid: Sequence[tuple[int, str]],
         result: CycleResult,
         topics: dict[int, str],
-    ) -> None:
+    ) -> set[int]:
+        """Count each failure against its row; return the rows moved to the dead letters."""
         settings = self._settings
         now = self._clock.now()
         retry_later: list[Failure] = []
@@ -414,6 +469,7 @@ class Relay:
         result.dead_lettered = len(dead)
         self.stats.failed_attempts += len(failures)
         self.stats.dead_lettered += len(dead)
+        return {outbox_id for outbox_id, _ in dead}
 
     def _outage_delay(self, outages: int) -> float:
         settings = self._settings
@@ -428,51 +484,72 @@ class Relay:
     async def run(self, *, stop: asyncio.Event, sleep: Sleep | None = None) -> None:
         """Publish until ``stop`` is set; back off while the sidecar or the database is down.
 
-        ``relay_lanes`` cycles run at once: claims never share a partition key, so lanes
-        keep each user's order as separate relays do, and one lane's database round trips
-        overlap another's HTTP requests.
+        After a full batch the next one is claimed while this one is published (see the
+        module docstring); after an error the batch claimed ahead is given back.
         """
         wait = sleep or _sleep_until(stop)
-        lanes = [
-            self._lane(stop=stop, wait=wait, prunes=lane == 0) for lane in range(self._settings.relay_lanes)
-        ]
-        await asyncio.gather(*lanes)
-
-    async def _lane(self, *, stop: asyncio.Event, wait: Sleep, prunes: bool) -> None:
         settings = self._settings
         outages = 0
         last_prune: datetime | None = None
-        while not stop.is_set():
-            now = self._clock.now()
-            since_prune = None if last_prune is None else (now - last_prune).total_seconds()
-            if prunes and (since_prune is None or since_prune >= settings.outbox_prune_interval_seconds):
-                last_prune = now
-                with contextlib.suppress(psycopg.Error):
-                    pruned = await self.prune()
-                    if pruned:
-                        logger.info("pruned %d published outbox rows", pruned)
-            try:
-                result = await self.publish_batch()
-            except (psycopg.Error, OSError) as error:
-                outages += 1
-                delay = self._outage_delay(outages)
-                logger.warning("outbox relay: database unavailable (%s); retrying in %.1fs", error, delay)
-                await wait(delay)
-                continue
-            if result.sidecar_error is not None:
-                outages += 1
-                delay = self._outage_delay(outages)
-                logger.warning(
-                    "outbox relay: Dapr unavailable (%s); %d events wait; retrying in %.1fs",
-                    result.sidecar_error,
-                    result.claimed - result.published,
-                    delay,
-                )
-                await wait(delay)
-                continue
-            outages = 0
-            if result.claimed < settings.relay_batch_size:
-                await wait(settings.relay_idle_seconds)
+        ahead: asyncio.Task[_Batch] | None = None
+        behind: dict[str, int] = {}
+        try:
+            while not stop.is_set():
+                now = self._clock.now()
+                since_prune = None if last_prune is None else (now - last_prune).total_seconds()
+                if since_prune is None or since_prune >= settings.outbox_prune_interval_seconds:
+                    last_prune = now
+                    with contextlib.suppress(psycopg.Error):
+                        pruned = await self.prune()
+                        if pruned:
+                            logger.info("pruned %d published outbox rows", pruned)
+                try:
+                    if ahead is not None:
+                        claiming, ahead = ahead, None
+                        batch = await claiming
+                    else:
+                        batch = await self._claim()
+                    if len(batch.rows) == settings.relay_batch_size:
+                        ahead = asyncio.create_task(self._claim(ahead_of=batch.lease))
+                    result = await self._publish(batch, behind=behind)
+                except (psycopg.Error, OSError) as error:
+                    await self._give_back(ahead)
+                    ahead, behind = None, {}
+                    outages += 1
+                    delay = self._outage_delay(outages)
+                    logger.warning("outbox relay: database unavailable (%s); retrying in %.1fs", error, delay)
+                    await wait(delay)
+                    continue
+                behind = result.held_back
+                if result.sidecar_error is not None:
+                    await self._give_back(ahead)
+                    ahead, behind = None, {}
+                    outages += 1
+                    delay = self._outage_delay(outages)
+                    logger.warning(
+                        "outbox relay: Dapr unavailable (%s); %d events wait; retrying in %.1fs",
+                        result.sidecar_error,
+                        result.claimed - result.published,
+                        delay,
+                    )
+                    await wait(delay)
+                    continue
+                outages = 0
+                if ahead is None:
+                    await wait(settings.relay_idle_seconds)
+        finally:
+            await self._give_back(ahead)
+
+    async def _give_back(self, ahead: asyncio.Task[_Batch] | None) -> None:
+        """Release the rows of a batch claimed ahead (left to their lease if that fails too)."""
+        if ahead is None:
+            return
+        try:
+            batch = await ahead
+            _end_spans(batch.prepared, published=set())
+            await self._store.release(ids=[row.id for row in batch.rows])
+        except (psycopg.Error, OSError) as error:
+            logger.warning("outbox relay: could not give back a batch claimed ahead (%s)", error)
 
 
 def _sleep_until(stop: asyncio.Event) -> Sleep:
