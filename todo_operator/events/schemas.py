@@ -19,6 +19,7 @@ derived from each task event (same partition key, its own deterministic id).
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import pathlib
 import re
@@ -159,6 +160,7 @@ class InvalidEvent(ValueError):
     """The recorded event does not fit its schema: publishing it would only fail later."""
 
 
+@functools.lru_cache(maxsize=1024)  # a few types times a few namespaces, once per event
 def source_for(event_type: str, namespace: str) -> str:
     plural = {"task": "tasks", "recurringtask": "recurringtasks", "reminder": "reminders"}[
         event_type.split(".", 1)[0]
