@@ -266,7 +266,8 @@ def plot(run: plotting.Run, results: dict[str, Any]) -> pathlib.Path:
 def _start_double() -> tuple[subprocess.Popen[bytes], str]:
     port = postgres.free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "todo_operator.devstack.dapr", "--port", str(port)], stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "todo_operator.devstack.dapr", "--port", str(port), "--count-only"],
+        stdout=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

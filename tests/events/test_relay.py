@@ -7,6 +7,7 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
@@ -321,3 +322,21 @@ def test_backoff_is_exponential_and_capped() -> None:
         512,
         512,
     ]
+
+
+async def test_the_double_counts_without_keeping_when_asked(
+    pool: AsyncConnectionPool[Any],
+    store: OutboxStore,
+    sidecar: DaprDouble,
+    publisher: dapr.DaprPublisher,
+    clock: ManualClock,
+    session: aiohttp.ClientSession,
+) -> None:
+    """The benchmark's sidecar keeps nothing (no garbage-collector pauses) but still counts."""
+    sidecar.keep_events = False
+    events = [task_event(user, 0) for user in USERS]
+    await append(pool, events)
+    await drain(_make_relay(store, publisher, clock))
+    assert sidecar.received == []
+    async with session.get(f"{sidecar.url}/_devstack/received") as response:
+        assert await response.json() == {"received": 2 * len(events)}
