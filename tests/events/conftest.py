@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -91,6 +92,14 @@ def task_event(owner: str, number: int, *, what: str = "created", **data: Any) -
         key=f"task.{what}:{owner}:{number}",
         data=payload,
     )
+
+
+def expected_order(events: Sequence[Event]) -> dict[str, list[str]]:
+    """Per partition key, the event ids in the order they were recorded."""
+    order: dict[str, list[str]] = defaultdict(list)
+    for event in events:
+        order[event.partition_key].append(str(event.id))
+    return order
 
 
 async def append(pool: AsyncConnectionPool[Any], events: Sequence[Event]) -> None:

@@ -16,7 +16,7 @@ from todo_operator.devstack.dapr import DaprDouble
 from todo_operator.events import dapr, deadletters, relay, schemas
 from todo_operator.store.outbox import OutboxStore
 
-from .conftest import append, drain, outbox_rows, settings, task_event
+from .conftest import append, drain, expected_order, outbox_rows, settings, task_event
 
 USERS = ["alice@example.com", "bob@example.com", "carol@example.com"]
 REQUIRED = {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema"}
@@ -27,13 +27,6 @@ def _by_user(sidecar: DaprDouble, topic: str = "task-events") -> dict[str, list[
     for received in sidecar.received:
         if received.topic == topic:
             order[received.event["partitionkey"]].append(received.event["id"])
-    return order
-
-
-def _expected(events: list[Any]) -> dict[str, list[str]]:
-    order: dict[str, list[str]] = defaultdict(list)
-    for event in events:
-        order[event.partition_key].append(str(event.id))
     return order
 
 
@@ -61,7 +54,7 @@ async def test_events_arrive_complete_and_in_order_per_user(
     the_relay = _make_relay(store, publisher, clock, relay_bulk=bulk, relay_batch_size=10)
     await drain(the_relay)
 
-    assert _by_user(sidecar) == _expected(events)
+    assert _by_user(sidecar) == expected_order(events)
     task_events = [r for r in sidecar.received if r.topic == "task-events"]
     for received in task_events:
         event = received.event
@@ -81,7 +74,7 @@ async def test_events_arrive_complete_and_in_order_per_user(
     # Every task event also goes to task-updates, compact, in the same per-user order.
     updates = _by_user(sidecar, "task-updates")
     assert {user: len(ids) for user, ids in updates.items()} == {
-        u: len(i) for u, i in _expected(events).items()
+        u: len(i) for u, i in expected_order(events).items()
     }
     assert all(row["published_at"] is not None and row["attempts"] == 1 for row in await outbox_rows(pool))
 
@@ -117,7 +110,7 @@ async def test_sidecar_down_then_back_drains_in_order_nothing_lost(
 
     sidecar.heal()
     await drain(the_relay)
-    assert _by_user(sidecar) == _expected(first + second)
+    assert _by_user(sidecar) == expected_order(first + second)
     assert the_relay.stats.dead_lettered == 0
 
 
@@ -152,7 +145,7 @@ async def test_run_loop_backs_off_exponentially_capped_while_sidecar_is_down(
 
     await asyncio.wait_for(the_relay.run(stop=stop, sleep=sleep), timeout=30)
     assert waits[:6] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
-    assert _by_user(sidecar) == _expected(events)
+    assert _by_user(sidecar) == expected_order(events)
 
 
 async def test_poison_event_is_dead_lettered_after_max_attempts_others_keep_flowing(
@@ -172,7 +165,7 @@ async def test_poison_event_is_dead_lettered_after_max_attempts_others_keep_flow
 
     first = await the_relay.publish_batch()
     assert (first.failed, first.dead_lettered) == (1, 0)
-    assert _by_user(sidecar) == _expected(others), "other users flow; alice's later event waits behind"
+    assert _by_user(sidecar) == expected_order(others), "other users flow; alice's later event waits behind"
     # Before the row's backoff is over it is not retried (nor is alice's next event).
     assert (await the_relay.publish_batch()).claimed == 0
     for attempt in (2, 3):
@@ -272,7 +265,7 @@ async def test_two_relays_at_once_publish_each_row_once_in_order(
     await drain(relays[1])
     ids = [r.event["id"] for r in sidecar.received if r.topic == "task-events"]
     assert len(ids) == len(set(ids)) == len(events)
-    assert _by_user(sidecar) == _expected(events)
+    assert _by_user(sidecar) == expected_order(events)
     assert all(r.stats.published > 0 for r in relays), "both did share the work"
 
 
@@ -287,7 +280,7 @@ async def test_bulk_endpoint_missing_falls_back_to_single_publish(
     events = [task_event(user, n) for n in range(2) for user in USERS]
     await append(pool, events)
     await drain(_make_relay(store, publisher, clock))
-    assert _by_user(sidecar) == _expected(events)
+    assert _by_user(sidecar) == expected_order(events)
     assert not any(r.bulk for r in sidecar.received)
 
 

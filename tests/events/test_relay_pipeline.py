@@ -21,7 +21,7 @@ from todo_operator.domain.events import Event
 from todo_operator.events import dapr, relay
 from todo_operator.store.outbox import OutboxStore
 
-from .conftest import append, outbox_rows, settings, task_event
+from .conftest import append, expected_order, outbox_rows, settings, task_event
 
 USERS = ["alice@example.com", "bob@example.com", "carol@example.com"]
 
@@ -33,13 +33,6 @@ def _first_deliveries(sidecar: DaprDouble) -> dict[str, list[str]]:
         ids = order[received.event["partitionkey"]]
         if received.topic == "task-events" and received.event["id"] not in ids:
             ids.append(received.event["id"])
-    return order
-
-
-def _expected(events: Sequence[Event]) -> dict[str, list[str]]:
-    order: dict[str, list[str]] = defaultdict(list)
-    for event in events:
-        order[event.partition_key].append(str(event.id))
     return order
 
 
@@ -120,7 +113,7 @@ async def test_a_row_that_failed_is_not_overtaken_by_the_batch_claimed_ahead(
     assert set(waits) == {1}, "only idle waits: an event's own failure is no outage to back off from"
     assert failed_once == {str(events[0].id)}
     assert the_relay.stats.failed_attempts == 1
-    assert _first_deliveries(sidecar) == _expected(events), "alice's later events did not overtake it"
+    assert _first_deliveries(sidecar) == expected_order(events), "alice's later events did not overtake it"
     rows = await outbox_rows(pool)
     assert all(row["claimed_by"] is None for row in rows)
     # Alice's rows behind it were claimed ahead and given back uncounted.
@@ -155,7 +148,7 @@ async def test_an_outage_gives_back_the_batch_claimed_ahead_uncounted(
     )
     assert waits[:3] == [0.5, 1.0, 2.0], "backed off while the sidecar failed"
     assert counting.bulk_requests > 3
-    assert _first_deliveries(sidecar) == _expected(events)
+    assert _first_deliveries(sidecar) == expected_order(events)
     rows = await outbox_rows(pool)
     assert {row["attempts"] for row in rows} == {1}, "an outage is nobody's fault"
     assert all(row["claimed_by"] is None for row in rows)
@@ -210,5 +203,5 @@ async def test_two_relays_claiming_ahead_publish_each_row_once_in_order(
 
     ids = [r.event["id"] for r in sidecar.received if r.topic == "task-events"]
     assert len(ids) == len(set(ids)) == len(events)
-    assert _first_deliveries(sidecar) == _expected(events)
+    assert _first_deliveries(sidecar) == expected_order(events)
     assert all(r.stats.published > 0 for r in relays), "both did share the work"
