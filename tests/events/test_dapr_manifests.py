@@ -47,13 +47,15 @@ def test_every_resource_is_a_dapr_resource_with_a_name(file: str, document: dict
             assert ("value" in item) != ("secretKeyRef" in item), item
 
 
-def test_kafka_components_partition_by_owner_with_a_consumer_group_and_managed_credentials() -> None:
+def test_kafka_components_give_each_app_its_consumer_group_and_use_managed_credentials() -> None:
     components = {file: doc for file, doc in _documents() if doc["kind"] == "Component"}
     for file in ("pubsub-kafka.yaml", "pubsub-kafka-managed.yaml"):
         component = components[file]
         assert component["spec"]["type"] == "pubsub.kafka"
         metadata = {item["name"]: item for item in component["spec"]["metadata"]}
-        assert metadata["consumerGroup"]["value"]
+        # One consumer group per app id (Dapr's default), never one shared by every app.
+        assert "consumerGroup" not in metadata
+        assert "consumerID" not in metadata
         assert component["metadata"]["name"] == "pubsub"
     managed = {item["name"]: item for item in components["pubsub-kafka-managed.yaml"]["spec"]["metadata"]}
     assert managed["authType"]["value"] == "password"
