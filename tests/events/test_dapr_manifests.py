@@ -124,3 +124,18 @@ def test_topic_script_creates_every_topic_idempotently(tmp_path: pathlib.Path) -
     assert topics == set(schemas.TOPICS) | {consumer.dead_letter_topic(t) for t in schemas.TOPICS}
     assert all("--if-not-exists" in line and "--partitions 12" in line for line in lines)
     assert all("retention.ms=" in line for line in lines)
+
+
+def test_components_are_scoped_to_the_chart_app_ids_and_the_relay_gets_no_secret_store() -> None:
+    values = yaml.safe_load((ROOT / "manifests" / "helm" / "todo-operator" / "values.yaml").read_text())
+    apps = {key: value for key, value in values["dapr"].items() if key.endswith("AppId")}
+    assert set(apps) == {"operatorAppId", "apiAppId", "relayAppId"}
+    documents = {(file, doc["metadata"]["name"]): doc for file, doc in _documents()}
+    publishers = {apps["operatorAppId"], apps["relayAppId"]}  # the relay runs in one or the other
+    for file in ("pubsub-kafka.yaml", "pubsub-kafka-managed.yaml"):
+        assert publishers | {apps["apiAppId"]} <= set(documents[(file, "pubsub")]["scopes"])
+    assert publishers <= set(documents[("resiliency.yaml", "todo-events")]["scopes"])
+    # The relay's pod mounts no ServiceAccount token: a Kubernetes secret store could not start there.
+    secret_store = documents[("secretstores.yaml", "kubernetes")]
+    assert apps["relayAppId"] not in secret_store["scopes"]
+    assert {apps["operatorAppId"], apps["apiAppId"]} <= set(secret_store["scopes"])

@@ -27,7 +27,9 @@ EXISTING_NAMESPACES = ("team-a", "team-b")
 REFUSED: dict[str, tuple[dict[str, object], str]] = {
     "unknown-key": ({"operatr": {"replicas": 1}}, "operatr"),
     "replicas-without-peering": ({"operator": {"replicas": 2}}, "peering"),
+    "relay-without-dapr": ({"relay": {"enabled": True}, "dapr": {"enabled": False}}, "dapr.enabled"),
     "bad-service-type": ({"api": {"service": {"type": "ExternalName"}}}, "type"),
+    "relay-batch-too-large": ({"relay": {"batchSize": 20000}}, "batchSize"),
 }
 # A workload checkov must flag (the checkov negative control): root, privileged, no limits.
 BAD_POD = {

@@ -207,11 +207,11 @@ def test_every_component_gets_the_same_log_and_trace_settings(
             f"{kind}/{container['name']}": {e["name"]: e.get("value") for e in container.get("env", [])}
             for kind, _, spec in checks.pod_templates(checks.with_notify_jobs(objects))
             for container in spec["containers"]
-            if container["name"] in ("operator", "api", "notify")
+            if container["name"] in ("operator", "relay", "api", "notify")
         }
 
     traced = environments(chart_renders["ci/full-values.yaml"])
-    assert len(traced) == 3, traced.keys()
+    assert len(traced) == 4, traced.keys()
     for where, env in traced.items():
         assert env["TODO_LOG_FORMAT"] == "json", where
         assert env["TODO_ZIPKIN_ENDPOINT"] == "http://zipkin.observability:9411/api/v2/spans", where
@@ -250,3 +250,127 @@ def test_rbac_covers_what_the_reminder_code_does(chart_renders: dict[str, list[r
     notify = granted("-notify")
     assert {("events", "create"), ("cronjobs", "delete"), ("reminders/status", "patch")} <= notify
     assert ("cronjobs", "create") not in notify
+
+
+# --- the outbox relay as a Deployment of its own (relay.enabled; on in ci/full-values.yaml) -------------
+
+FULL = "ci/full-values.yaml"
+
+
+def _env(deployment: rendering.Json) -> dict[str, str | None]:
+    return {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def _relay_service_account(objects: list[rendering.Json]) -> rendering.Json:
+    name = _deployment(objects, "relay")["spec"]["template"]["spec"]["serviceAccountName"]
+    (account,) = [o for o in objects if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == name]
+    return account
+
+
+def test_relay_runs_alone_with_the_operator_settings(chart_renders: dict[str, list[rendering.Json]]) -> None:
+    relay = _deployment(chart_renders[FULL], "relay")
+    (container,) = relay["spec"]["template"]["spec"]["containers"]
+    assert container["args"][0] == "relay"
+    assert relay["spec"]["strategy"]["type"] == "RollingUpdate"
+    env = _env(relay)
+    assert (env["TODO_RELAY_BATCH_SIZE"], env["TODO_METRICS_PORT"], env["TODO_PUBSUB_NAME"]) == (
+        "1000",
+        "9090",
+        "pubsub",
+    )
+    # The same image, database and telemetry settings as the operator.
+    operator = _deployment(chart_renders[FULL], "operator")
+    assert container["image"] == operator["spec"]["template"]["spec"]["containers"][0]["image"]
+    shared = ("TODO_DATABASE_URL", "TODO_DATABASE_POOL_SIZE", "TODO_LOG_FORMAT", "TODO_ZIPKIN_ENDPOINT")
+    operator_env = {e["name"]: e for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}
+    relay_env = {e["name"]: e for e in container["env"]}
+    assert {name: relay_env.get(name) for name in shared} == {name: operator_env[name] for name in shared}
+
+
+def test_relay_has_no_kubernetes_credentials(chart_renders: dict[str, list[rendering.Json]]) -> None:
+    objects = chart_renders[FULL]
+    relay = _deployment(objects, "relay")
+    account = _relay_service_account(objects)
+    assert account["automountServiceAccountToken"] is False
+    assert relay["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    bound = [
+        o["metadata"]["name"]
+        for o in objects
+        if o["kind"] in ("RoleBinding", "ClusterRoleBinding")
+        for subject in o.get("subjects") or []
+        if subject["kind"] == "ServiceAccount" and subject["name"] == account["metadata"]["name"]
+    ]
+    assert not bound
+
+
+def test_relay_publishes_through_its_own_sidecar(chart_renders: dict[str, list[rendering.Json]]) -> None:
+    annotations = _deployment(chart_renders[FULL], "relay")["spec"]["template"]["metadata"]["annotations"]
+    assert (annotations["dapr.io/enabled"], annotations["dapr.io/app-id"]) == ("true", "todo-relay")
+    # No token in the pod: the sidecar's built-in Kubernetes secret store could not start.
+    assert annotations["dapr.io/disable-builtin-k8s-secret-store"] == "true"
+
+
+def test_operator_stops_relaying_when_the_relay_runs_alone(
+    chart_renders: dict[str, list[rendering.Json]],
+) -> None:
+    operator = _deployment(chart_renders[FULL], "operator")
+    assert _env(operator)["TODO_DAPR_ENABLED"] == "false"
+    annotations = operator["spec"]["template"]["metadata"].get("annotations", {})
+    assert not [key for key in annotations if key.startswith("dapr.io/")]
+
+
+def test_relay_is_off_by_default(chart_renders: dict[str, list[rendering.Json]]) -> None:
+    objects = chart_renders["defaults"]
+    components = {o["metadata"].get("labels", {}).get("app.kubernetes.io/component") for o in objects}
+    assert "relay" not in components
+    assert _env(_deployment(objects, "operator"))["TODO_DAPR_ENABLED"] == "true"
+
+
+def test_relay_network_policy_allows_no_api_server_and_no_smtp(
+    chart_renders: dict[str, list[rendering.Json]],
+) -> None:
+    objects = chart_renders[FULL]
+    values = rendering.load_values(rendering.CHART / "values.yaml", rendering.CHART / FULL)
+    labels = _deployment(objects, "relay")["spec"]["template"]["metadata"]["labels"]
+    policies = [
+        o
+        for o in objects
+        if o["kind"] == "NetworkPolicy"
+        and all(labels.get(k) == v for k, v in o["spec"]["podSelector"]["matchLabels"].items())
+    ]
+    # A policy of the relay's own (the others select every pod of the release).
+    assert [p for p in policies if p["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/component")]
+    egress = [rule for p in policies for rule in p["spec"].get("egress", [])]
+    ports = {port["port"] for rule in egress for port in rule.get("ports", [])}
+    np = values["networkPolicy"]
+    assert not ports & {*np["apiServer"]["ports"], values["notify"]["smtpPort"]}, ports
+    assert {np["database"]["port"], np["dapr"]["kafkaPort"], 53} <= ports
+    for rule in egress:
+        if not rule.get("ports"):
+            # Every port: only towards selected namespaces and pods, never an address range, never anywhere.
+            assert rule.get("to"), rule
+            assert all("ipBlock" not in peer for peer in rule["to"]), rule
+    ingress = [rule for p in policies for rule in p["spec"].get("ingress", [])]
+    assert {port["port"] for rule in ingress for port in rule["ports"]} == {
+        values["relay"]["metricsPort"],
+        9091,
+    }
+    assert all(rule["from"] == np["metrics"]["from"] for rule in ingress)
+
+
+def test_relay_is_scraped_like_the_operator(chart_renders: dict[str, list[rendering.Json]]) -> None:
+    objects = chart_renders[FULL]
+    monitors = {
+        o["metadata"]["labels"]["app.kubernetes.io/component"]: o
+        for o in objects
+        if o["kind"] == "ServiceMonitor"
+    }
+    selector = monitors["relay"]["spec"]["selector"]["matchLabels"]
+    (service,) = [
+        o
+        for o in objects
+        if o["kind"] == "Service" and all(o["metadata"]["labels"].get(k) == v for k, v in selector.items())
+    ]
+    assert service["spec"]["selector"] == selector
+    assert monitors["relay"]["spec"]["endpoints"][0]["port"] == "metrics"
+    assert [p["name"] for p in service["spec"]["ports"]] == ["metrics"]

@@ -78,12 +78,15 @@ def catalogue(registry: CollectorRegistry) -> promql.Catalogue:
 
 @pytest.fixture(scope="session")
 def chart_renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[rendering.Json]]:
-    """The chart with its defaults, and with the dashboards on (one child process renders both)."""
+    """The chart with its defaults, with the dashboards on, with the relay on its own (one child process)."""
     defaults = rendering.load_values(rendering.CHART / "values.yaml")
     with_dashboards = rendering.load_values(rendering.CHART / "values.yaml")
     with_dashboards["grafana"]["dashboards"] |= {"enabled": True, "annotations": {"grafana_folder": "todo"}}
+    with_relay = rendering.load_values(rendering.CHART / "values.yaml")
+    with_relay["relay"]["enabled"] = True
     results = rendering.render_charts(
-        {"defaults": defaults, "dashboards": with_dashboards}, workdir=tmp_path_factory.mktemp("chart")
+        {"defaults": defaults, "dashboards": with_dashboards, "relay": with_relay},
+        workdir=tmp_path_factory.mktemp("chart"),
     )
     renders = {}
     for name, result in results.items():

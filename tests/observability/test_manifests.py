@@ -112,25 +112,33 @@ def _pod_labels(objects: Sequence[rendering.Json]) -> dict[str, dict[str, str]]:
     }
 
 
-def test_the_podmonitor_scrapes_the_dapr_sidecars_of_operator_and_api(
-    chart_renders: dict[str, list[rendering.Json]],
+@pytest.mark.parametrize(
+    ("scenario", "with_sidecar"),
+    [("defaults", {"operator", "api"}), ("relay", {"relay", "api"})],
+    ids=["relay-in-operator", "relay-on-its-own"],
+)
+def test_the_podmonitor_scrapes_every_dapr_sidecar_of_the_chart(
+    chart_renders: dict[str, list[rendering.Json]], scenario: str, with_sidecar: set[str]
 ) -> None:
-    objects = chart_renders["defaults"]
-    pods = _pod_labels(objects)
-    selector = PODMONITOR["spec"]["selector"]
-    assert {component for component, labels in pods.items() if _selects(selector, labels)} == {
-        "operator",
-        "api",
+    objects = chart_renders[scenario]
+    deployments = [obj for obj in objects if obj["kind"] == "Deployment"]
+    sidecars = {
+        deployment["metadata"]["labels"]["app.kubernetes.io/component"]: deployment
+        for deployment in deployments
+        if deployment["spec"]["template"]["metadata"].get("annotations", {}).get("dapr.io/enabled") == "true"
     }
+    assert set(sidecars) == with_sidecar
+    selector = PODMONITOR["spec"]["selector"]
+    selected = {component for component, labels in _pod_labels(objects).items() if _selects(selector, labels)}
+    assert selected >= set(sidecars), "a Dapr sidecar nobody scrapes"
     (endpoint,) = PODMONITOR["spec"]["podMetricsEndpoints"]
     # The Dapr injector names the sidecar's metrics port "dapr-metrics" (SidecarMetricsPortName).
     assert endpoint["port"] == "dapr-metrics"
-    for deployment in (obj for obj in objects if obj["kind"] == "Deployment"):
+    for component, deployment in sidecars.items():
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert annotations["dapr.io/enable-metrics"] == "true"
         port = int(annotations["dapr.io/metrics-port"])
         # The chart's NetworkPolicy lets scrapers reach that port.
-        component = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
         (policy,) = [
             obj
             for obj in objects

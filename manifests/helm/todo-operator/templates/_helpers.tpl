@@ -81,6 +81,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "todo-operator.notifyServiceAccount" -}}
 {{ include "todo-operator.componentName" (dict "root" . "component" "notify") }}
 {{- end }}
+{{- define "todo-operator.relayServiceAccount" -}}
+{{ include "todo-operator.componentName" (dict "root" . "component" "relay") }}
+{{- end }}
 
 {{- define "todo-operator.apiNamespace" -}}
 {{- default .Release.Namespace .Values.api.namespace }}
