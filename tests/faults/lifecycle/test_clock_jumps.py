@@ -101,7 +101,11 @@ def test_a_backward_jump_sends_nothing_again_and_spawns_nothing_again(inline_sta
         third = _occurrences(stack, ns, "standup", 3)["currentTask"]
         # A reminder made after the jump, for a moment between the jump and where time was:
         # once it is sent, the dispatcher has looked at every due reminder at that time.
-        barrier = t0 + timedelta(minutes=12)
+        # An hour before ``latest``, not a fixed offset from t0: ``latest`` is a day or more
+        # after t0 depending on the time of day the test runs, and a barrier more than 24 h
+        # before the clock would be past the look-back (Missed, never Sent).
+        barrier = latest - timedelta(hours=1)
+        assert t0 < barrier
         stack.kube.create(
             "tasks", ns, task("barrier", due_at=t0 + timedelta(days=1), reminders=[at(barrier)])
         )
