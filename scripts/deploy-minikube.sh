@@ -108,7 +108,16 @@ if ! kubectl get secret todo-operator-api-auth -n "$NAMESPACE" >/dev/null 2>&1; 
   kubectl create secret generic todo-operator-api-auth -n "$NAMESPACE" \
     --from-literal=jwt-secret="$(head -c 32 /dev/urandom | base64)"
 fi
-kubectl apply -n "$NAMESPACE" -f manifests/dapr/
+# Dapr's app API token: the API's sidecar sends it with each event delivery, the API checks it.
+if ! kubectl get secret todo-dapr-app-token -n "$NAMESPACE" >/dev/null 2>&1; then
+  kubectl create secret generic todo-dapr-app-token -n "$NAMESPACE" \
+    --from-literal=token="$(head -c 32 /dev/urandom | base64)"
+fi
+# The Dapr resources carry no namespace: Dapr loads components from the app's own namespace.
+# The in-cluster Kafka variant; not pubsub-kafka-managed.yaml (the same component for a managed
+# Kafka) nor secretstore-oci-vault.yaml (OKE only).
+kubectl apply -n "$NAMESPACE" -f manifests/dapr/configuration.yaml -f manifests/dapr/resiliency.yaml \
+  -f manifests/dapr/secretstores.yaml -f manifests/dapr/pubsub-kafka.yaml
 # Mailpit: an SMTP sink with a web UI, so reminders can be seen without a real mail server.
 kubectl create deployment mailpit -n "$NAMESPACE" --image=axllent/mailpit:v1.21 --dry-run=client -o yaml | kubectl apply -f -
 kubectl expose deployment mailpit -n "$NAMESPACE" --port=1025 --dry-run=client -o yaml | kubectl apply -f -
@@ -116,8 +125,8 @@ kubectl expose deployment mailpit -n "$NAMESPACE" --port=1025 --dry-run=client -
 log "Prometheus, Grafana (kube-prometheus-stack) and Zipkin"
 helm upgrade --install kube-prometheus-stack prometheus-community/kube-prometheus-stack \
   --namespace monitoring --create-namespace --set grafana.service.type=NodePort --wait --timeout 10m
-kubectl create deployment zipkin -n monitoring --image=openzipkin/zipkin:3 --dry-run=client -o yaml | kubectl apply -f -
-kubectl expose deployment zipkin -n monitoring --port=9411 --dry-run=client -o yaml | kubectl apply -f -
+# In namespace observability: where manifests/dapr/configuration.yaml sends the sidecars' spans.
+kubectl apply -k observability/zipkin
 
 log "The image, built inside Minikube"
 minikube -p "$PROFILE" image build -t todo-operator:dev .

@@ -39,7 +39,9 @@ def test_every_resource_is_a_dapr_resource_with_a_name(file: str, document: dict
     assert document["apiVersion"] == "dapr.io/v1alpha1"
     assert document["kind"] in KINDS
     assert document["metadata"]["name"]
-    assert document["metadata"]["namespace"] == "todo-system"
+    # No namespace: applied with `kubectl apply -n <the chart's namespace>`, since Dapr loads only
+    # the components of the app's own namespace (a fixed one made that apply fail for any other).
+    assert "namespace" not in document["metadata"]
     if document["kind"] == "Component":
         assert re.fullmatch(r"(pubsub|secretstores)\.[a-z.]+", document["spec"]["type"])
         assert document["spec"]["version"] == "v1"
@@ -67,14 +69,43 @@ def test_kafka_components_give_each_app_its_consumer_group_and_use_managed_crede
     assert {"secretstores.kubernetes", "secretstores.oci.vault"} <= stores
 
 
-def test_subscriptions_cover_the_topics_with_dead_letter_topics() -> None:
-    subscriptions = [doc["spec"] for _, doc in _documents() if doc["kind"] == "Subscription"]
-    assert {s["topic"] for s in subscriptions} == set(schemas.TOPICS)
-    for spec in subscriptions:
+def _chart_app_ids() -> dict[str, str]:
+    values = yaml.safe_load((ROOT / "manifests" / "helm" / "todo-operator" / "values.yaml").read_text())
+    return {key: value for key, value in values["dapr"].items() if key.endswith("AppId")}
+
+
+def test_the_api_subscribes_programmatically_and_nothing_overrides_it() -> None:
+    # The API serves /events/task-events and /events/reminders only. A declarative Subscription
+    # scoped to it (or to no app, which means every app) would send it a topic it answers 404,
+    # and Dapr drops a message answered 404: it is how task-updates used to be lost.
+    apps = _chart_app_ids()
+    for file, doc in _documents():
+        if doc["kind"] == "Subscription":
+            scopes = doc.get("scopes") or []
+            assert scopes, f"{file}: {doc['metadata']['name']} has no scopes: it applies to every app"
+            assert not set(scopes) & set(apps.values()), f"{file}: {doc['metadata']['name']}"
+    programmatic = consumer.subscriptions()
+    assert {s["topic"] for s in programmatic} == {"task-events", "reminders"}
+    for spec in programmatic:
+        assert spec["route"] == f"{consumer.ROUTE_PREFIX}/{spec['topic']}"
         assert spec["deadLetterTopic"] == consumer.dead_letter_topic(spec["topic"])
-    programmatic = {(s["topic"], s["route"], s["deadLetterTopic"]) for s in consumer.subscriptions()}
-    declared = {(s["topic"], s["route"], s["deadLetterTopic"]) for s in subscriptions}
-    assert programmatic <= declared
+    pubsub = {doc["metadata"]["name"]: doc for _, doc in _documents() if doc["kind"] == "Component"}["pubsub"]
+    assert apps["apiAppId"] in pubsub["scopes"]
+
+
+def test_each_app_gets_one_delivery_retry_policy() -> None:
+    # Dapr applies inbound resiliency per app and component, not per topic: an app in two
+    # Resiliency scopes with inbound policies for the same component gets one of them, unsaid which.
+    inbound: dict[str, list[str]] = {}
+    for _, doc in _documents():
+        if doc["kind"] == "Resiliency":
+            target = doc["spec"]["targets"]["components"]["pubsub"]
+            if "inbound" in target:
+                for app in doc["scopes"]:
+                    inbound.setdefault(app, []).append(target["inbound"]["retry"])
+    assert all(len(policies) == 1 for policies in inbound.values()), inbound
+    # The API consumes task-events and reminders: it gets the task-events policy.
+    assert inbound[_chart_app_ids()["apiAppId"]] == ["taskCompletion"]
 
 
 def test_resiliency_policies_match_the_seed() -> None:
@@ -127,8 +158,7 @@ def test_topic_script_creates_every_topic_idempotently(tmp_path: pathlib.Path) -
 
 
 def test_components_are_scoped_to_the_chart_app_ids_and_the_relay_gets_no_secret_store() -> None:
-    values = yaml.safe_load((ROOT / "manifests" / "helm" / "todo-operator" / "values.yaml").read_text())
-    apps = {key: value for key, value in values["dapr"].items() if key.endswith("AppId")}
+    apps = _chart_app_ids()
     assert set(apps) == {"operatorAppId", "apiAppId", "relayAppId"}
     documents = {(file, doc["metadata"]["name"]): doc for file, doc in _documents()}
     publishers = {apps["operatorAppId"], apps["relayAppId"]}  # the relay runs in one or the other
@@ -139,3 +169,15 @@ def test_components_are_scoped_to_the_chart_app_ids_and_the_relay_gets_no_secret
     secret_store = documents[("secretstores.yaml", "kubernetes")]
     assert apps["relayAppId"] not in secret_store["scopes"]
     assert {apps["operatorAppId"], apps["apiAppId"]} <= set(secret_store["scopes"])
+
+
+def test_every_component_is_scoped_and_minikube_applies_one_of_each() -> None:
+    # A component without scopes is loaded by every Dapr app of the namespace, and a sidecar
+    # whose component fails to initialise (OCI Vault off OKE) does not start.
+    components = [(file, doc) for file, doc in _documents() if doc["kind"] == "Component"]
+    assert all(doc.get("scopes") for _, doc in components), [f for f, d in components if not d.get("scopes")]
+    script = (ROOT / "scripts" / "deploy-minikube.sh").read_text()
+    applied = set(re.findall(r"-f manifests/dapr/([\w.-]+\.yaml)", script))
+    assert applied == {"configuration.yaml", "resiliency.yaml", "secretstores.yaml", "pubsub-kafka.yaml"}
+    names = [doc["metadata"]["name"] for file, doc in components if file in applied]
+    assert sorted(names) == sorted(set(names)), names  # both Kafka variants are "pubsub": one at a time

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 import psycopg
@@ -124,6 +125,41 @@ def test_tokens_are_checked(api: Api) -> None:
     # Admin endpoints need the role.
     assert api.as_user(ALICE).get("/api/v1/admin/dead-letters").status_code == 403
     assert api.as_user(ALICE, admin=True).get("/api/v1/admin/dead-letters").status_code == 200
+
+
+def test_event_deliveries_need_dapr_app_token_when_one_is_set(make_api: Any, namespace: str) -> None:
+    # As the chart runs the API: TODO_API_DAPR_APP_TOKEN from the Secret its sidecar sends.
+    api = make_api(namespace, dapr_app_token="the-sidecar's-app-token")
+    owner = f"carol-{uuid.uuid4().hex[:8]}@example.com"  # a feed no other test writes into
+    event = {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": f"/apis/todo.dev/v1alpha1/namespaces/{namespace}/tasks",
+        "type": "task.deleted",
+        "subject": f"{namespace}/forged",
+        "time": datetime.now(tz=UTC).isoformat(),
+        "datacontenttype": "application/json",
+        "dataschema": "https://todo.dev/schemas/events/task.deleted/v1.json",
+        "partitionkey": owner,
+        "data": {},
+    }
+    refused = [
+        api.client(headers).post("/events/task-events", json=event)
+        for headers in ({}, {"dapr-api-token": "a-guess"}, {"dapr-api-token": ""})
+    ]
+    assert [r.status_code for r in refused] == [401, 401, 401]
+    assert refused[0].headers["content-type"] == "application/problem+json"
+    feed = api.as_user(owner)
+    assert feed.get("/api/v1/activity").json()["items"] == []  # refused deliveries change nothing
+
+    sidecar = api.client({"dapr-api-token": "the-sidecar's-app-token"})
+    delivered = sidecar.post("/events/task-events", json=event)
+    assert (delivered.status_code, delivered.json()) == (200, {"status": "SUCCESS"})
+    assert [item["summary"] for item in feed.get("/api/v1/activity").json()["items"]] == [
+        "Task “forged” deleted"
+    ]
+    # The subscription document stays readable: the sidecar fetches it at start.
+    assert api.anonymous().get("/dapr/subscribe").status_code == 200
 
 
 def test_reminders_activity_admin_dapr_and_probes(

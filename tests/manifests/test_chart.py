@@ -157,6 +157,28 @@ def test_dapr_annotations(chart_renders: dict[str, list[rendering.Json]]) -> Non
     assert "dapr.io/enabled" not in minimal.get("annotations", {})
 
 
+def test_event_deliveries_to_the_api_carry_dapr_app_token(
+    chart_renders: dict[str, list[rendering.Json]],
+) -> None:
+    # Dapr's contract: the sidecar reads the key `token` of the Secret named by the annotation and
+    # sends it as the dapr-api-token header; the API compares it with TODO_API_DAPR_APP_TOKEN.
+    api = _deployment(chart_renders["defaults"], "api")["spec"]["template"]
+    secret = api["metadata"]["annotations"]["dapr.io/app-token-secret"]
+    assert secret == "todo-dapr-app-token"
+    (container,) = api["spec"]["containers"]
+    env = {variable["name"]: variable for variable in container["env"]}
+    assert env["TODO_API_DAPR_APP_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "token"}
+    for name, objects in chart_renders.items():
+        for deployment in (o for o in objects if o["kind"] == "Deployment"):
+            template = deployment["spec"]["template"]
+            annotations = template["metadata"].get("annotations", {})
+            names = {v["name"] for c in template["spec"]["containers"] for v in c.get("env", [])}
+            # Both or neither: a token on one side only refuses (or accepts) every delivery.
+            assert ("dapr.io/app-token-secret" in annotations) == ("TODO_API_DAPR_APP_TOKEN" in names), name
+            if "dapr.io/app-token-secret" in annotations:
+                assert annotations["dapr.io/enabled"] == "true", name
+
+
 def test_ingress_has_tls_redirect_and_issuer(chart_renders: dict[str, list[rendering.Json]]) -> None:
     (ingress,) = [o for o in chart_renders["ci/full-values.yaml"] if o["kind"] == "Ingress"]
     annotations = ingress["metadata"]["annotations"]
