@@ -23,10 +23,11 @@ from tests.hostile.fakes import SCHEMAS, FakeKube, FakeRecords, RecordingEvents
 from todo_operator.clock import ManualClock
 from todo_operator.devstack.apiserver import errors, validation
 from todo_operator.devstack.apiserver import resources as api_resources
-from todo_operator.domain import crds, recurrence, resources
+from todo_operator.domain import crds, resources
 from todo_operator.domain import reminders as timing
 from todo_operator.operator import reconciling
 from todo_operator.operator import reminders as reminder_objects
+from todo_operator.schedule_engine import ScheduleEngine
 
 Body = dict[str, Any]
 Outcome = Literal["refused", "reconciled", "invalid-spec"]
@@ -166,13 +167,16 @@ def _check_rejected_status(
     assert events.posted == [("Warning", reason, message)]
 
 
+_ENGINE = ScheduleEngine()  # one for all the cases, as the operator has one
+
+
 def _reconcilers(
     kube: FakeKube, records: FakeRecords, events: RecordingEvents
 ) -> tuple[reconciling.TaskReconciler, reconciling.RecurringTaskReconciler]:
     """The operator's two reconcilers as ``main.py`` builds them, over the fakes."""
     clock = ManualClock(NOW)
     recurring = reconciling.RecurringTaskReconciler(
-        kube=kube, records=records, clock=clock, events=events, limits=recurrence.Limits()
+        kube=kube, records=records, clock=clock, events=events, engine=_ENGINE
     )
     tasks = reconciling.TaskReconciler(
         kube=kube, records=records, clock=clock, events=events, recurring=recurring

@@ -38,6 +38,7 @@ from todo_operator.api.routers import (
 )
 from todo_operator.api.settings import ApiSettings
 from todo_operator.clock import Clock
+from todo_operator.schedule_engine import ScheduleEngine
 from todo_operator.store import queries
 from todo_operator.telemetry import metrics
 
@@ -177,9 +178,11 @@ def create_app(
     kube: api_kube.ApiKube,
     pool: queries.Pool,
     clock: Clock,
+    schedule_engine: ScheduleEngine | None = None,
 ) -> FastAPI:
     settings = settings if settings is not None else ApiSettings()
     pager = services.Pager(secret=_cursor_secret(settings))
+    engine = schedule_engine if schedule_engine is not None else ScheduleEngine()
     objects = services.Objects(kube=kube, settings=settings)
     app = FastAPI(
         title="todo-operator REST API",
@@ -195,7 +198,7 @@ def create_app(
         limiter=ratelimit.WriteLimiter(limit=settings.writes_per_minute),
         tasks=services.Tasks(objects=objects, pool=pool, clock=clock, pager=pager, settings=settings),
         recurring_tasks=services.RecurringTasks(
-            objects=objects, pool=pool, clock=clock, pager=pager, settings=settings
+            objects=objects, pool=pool, clock=clock, pager=pager, settings=settings, engine=engine
         ),
         reminders=services.Reminders(objects=objects, pool=pool, pager=pager, settings=settings),
         activity=services.Activity(pool=pool, pager=pager, settings=settings),

@@ -33,6 +33,7 @@ from todo_operator.api.auth import User
 from todo_operator.api.settings import ApiSettings
 from todo_operator.clock import Clock
 from todo_operator.domain import crds, occurrences, recurrence, resources
+from todo_operator.schedule_engine import ScheduleEngine
 from todo_operator.store import queries
 
 Body = dict[str, Any]
@@ -439,9 +440,10 @@ def recurring_task_from_record(record: queries.RecurringTaskRecord, *, user: Use
     )
 
 
-def compile_schedule(schedule: resources.Schedule) -> recurrence.Recurrence:
+async def compile_schedule(engine: ScheduleEngine, schedule: resources.Schedule) -> recurrence.Recurrence:
+    """Compiled in the engine's threads (a valid rule can cost seconds); a refused one is a 422."""
     try:
-        return recurrence.Recurrence.compile(occurrences.schedule_spec(schedule))
+        return await engine.compile(occurrences.schedule_spec(schedule))
     # ValueError: the schema's date-time pattern lets impossible dates and offsets through
     # ("2026-13-45T99:99", "-47:13"); fromisoformat then refuses them.
     except (recurrence.ScheduleError, ValueError) as error:
@@ -466,13 +468,21 @@ def upcoming(
 
 class RecurringTasks:
     def __init__(
-        self, *, objects: Objects, pool: queries.Pool, clock: Clock, pager: Pager, settings: ApiSettings
+        self,
+        *,
+        objects: Objects,
+        pool: queries.Pool,
+        clock: Clock,
+        pager: Pager,
+        settings: ApiSettings,
+        engine: ScheduleEngine,
     ) -> None:
         self._objects = objects
         self._pool = pool
         self._clock = clock
         self._pager = pager
         self._settings = settings
+        self._engine = engine
 
     async def list(self, *, user: User, cursor: str | None, limit: int) -> m.RecurringTaskPage:
         digest = cursors.query_digest("recurring-tasks")
@@ -495,17 +505,19 @@ class RecurringTasks:
             value=recurring_task_from_body(live, user=user), etag=preconditions.etag(_version(live))
         )
 
-    def _spec(self, *, user: User, fields: Body) -> resources.RecurringTaskSpec:
+    async def _spec(self, *, user: User, fields: Body) -> resources.RecurringTaskSpec:
         template = dict(fields.pop("task_template") or {})
         with domain_validation():
             spec = resources.RecurringTaskSpec(
                 task_template=resources.TaskTemplate(owner=user.id, **template), **fields
             )
-        compile_schedule(spec.schedule)  # what the operator would refuse later, refused now
+        await compile_schedule(
+            self._engine, spec.schedule
+        )  # what the operator would refuse later, refused now
         return spec
 
     async def create(self, *, user: User, body: m.RecurringTaskCreate) -> Stored:
-        spec = self._spec(user=user, fields=body.model_dump(exclude={"name"}))
+        spec = await self._spec(user=user, fields=body.model_dump(exclude={"name"}))
         created = await self._objects.create(
             crds.RECURRING_TASK, user=user, public=body.name, spec=spec.to_wire(), what="recurring task"
         )
@@ -529,7 +541,7 @@ class RecurringTasks:
         merged = _merge(live.get("spec") or {}, changes)
         with domain_validation():
             spec = resources.RecurringTaskSpec.model_validate(merged)
-        compile_schedule(spec.schedule)
+        await compile_schedule(self._engine, spec.schedule)
         if "schedule" in changes and changes["schedule"] is not None:
             # A merge patch would keep old schedule fields (every + a new rrule): replace it whole.
             changes["schedule"] = _with_removals(live["spec"].get("schedule") or {}, changes["schedule"])
@@ -574,27 +586,32 @@ class RecurringTasks:
             for row in rows
         ]
         spec = resources.RecurringTaskSpec.model_validate(live.get("spec") or {})
-        schedule = compile_schedule(spec.schedule)
+        schedule = await compile_schedule(self._engine, spec.schedule)
         status = live.get("status") or {}
         next_due = status.get("nextDueAt")
         if status.get("phase") == "Ended":
             coming: list[datetime] = []
-        elif next_due:
-            coming = upcoming(schedule, after=datetime.fromisoformat(next_due), count=count, inclusive=False)
         else:
-            coming = upcoming(schedule, after=self._clock.now(), count=count, inclusive=True)
+            after, inclusive = (
+                (datetime.fromisoformat(next_due), False) if next_due else (self._clock.now(), True)
+            )
+            coming = await self._engine.run(
+                lambda: upcoming(schedule, after=after, count=count, inclusive=inclusive)
+            )
         return m.Occurrences(past=past, upcoming=coming)
 
-    def preview(self, body: m.SchedulePreview) -> m.SchedulePreviewResult:
+    async def preview(self, body: m.SchedulePreview) -> m.SchedulePreviewResult:
         if body.count > self._settings.preview_max_occurrences:
             raise problems.Problem(
                 422,
                 f"count must be at most {self._settings.preview_max_occurrences}",
                 errors=[problems.FieldError(field="count", message="too many occurrences asked")],
             )
-        schedule = compile_schedule(body.schedule)
+        schedule = await compile_schedule(self._engine, body.schedule)
         after = body.after or self._clock.now()
-        found = upcoming(schedule, after=after, count=body.count, inclusive=body.after is None)
+        found = await self._engine.run(
+            lambda: upcoming(schedule, after=after, count=body.count, inclusive=body.after is None)
+        )
         return m.SchedulePreviewResult(
             rule=schedule.rule_text, time_zone=body.schedule.time_zone, occurrences=found
         )

@@ -28,6 +28,7 @@ from todo_operator.operator.delivery import ReminderDelivery
 from todo_operator.operator.reminders import NotifyJob, ReminderReconciler, load_job_template
 from todo_operator.operator.scheduler import Doorbell, Scheduler
 from todo_operator.operator.settings import OperatorSettings
+from todo_operator.schedule_engine import ScheduleEngine
 from todo_operator.store import pool as pools
 from todo_operator.store import schema, stats
 from todo_operator.store.records import Records
@@ -54,6 +55,7 @@ class Runtime:
     scheduler: Scheduler
     events: reconciling.PostedEvents
     metrics: metrics.OperatorMetrics
+    engine: ScheduleEngine
 
 
 def build_delivery(
@@ -114,9 +116,9 @@ def build_runtime(
     events = reconciling.PostedEvents(kube=kube_api, clock=clock, component="todo-operator")
     records = Records(pool)
     doorbell = Doorbell()
-    limits = recurrence.Limits(min_spacing=settings.min_occurrence_spacing)
+    engine = ScheduleEngine(recurrence.Limits(min_spacing=settings.min_occurrence_spacing))
     recurring = reconciling.RecurringTaskReconciler(
-        kube=kube_api, records=records, clock=clock, events=events, limits=limits, metrics=measured
+        kube=kube_api, records=records, clock=clock, events=events, engine=engine, metrics=measured
     )
     reminders = build_reminders(
         settings=settings, kube_api=kube_api, pool=pool, clock=clock, doorbell=doorbell, events=events
@@ -143,6 +145,7 @@ def build_runtime(
         scheduler=scheduler,
         events=events,
         metrics=measured,
+        engine=engine,
     )
 
 
@@ -210,6 +213,7 @@ async def run(
             services=runtime.services, settings=settings, background=background
         )
         async with contextlib.AsyncExitStack() as serving:
+            serving.callback(runtime.engine.close)
             if telemetry.metrics_port is not None:
                 await serving.enter_async_context(
                     server.serving(

@@ -43,6 +43,7 @@ from todo_operator.operator.kube import (
     NotFound,
     event_manifest,
 )
+from todo_operator.schedule_engine import ScheduleEngine
 from todo_operator.store.records import RecordNotFound, Records, RecurringTaskRow, TaskRow
 from todo_operator.telemetry.metrics import OperatorMetrics
 
@@ -358,18 +359,22 @@ class RecurringTaskReconciler:
         records: Records,
         clock: Clock,
         events: EventRecorder,
-        limits: recurrence.Limits,
+        engine: ScheduleEngine,
         metrics: OperatorMetrics | None = None,
     ) -> None:
         self._kube = kube
         self._records = records
         self._clock = clock
         self._events = events
-        self._limits = limits
+        self._engine = engine
         self._metrics = metrics
 
-    def _timed[T](self, compute: Callable[[], T]) -> T:
-        return self._metrics.time_next_occurrence(compute) if self._metrics else compute()
+    async def _timed[T](self, compute: Callable[[], T]) -> T:
+        """Schedule arithmetic, timed, in the engine's threads: a costly rule must not stop the loop."""
+        metrics = self._metrics
+        return await self._engine.run(
+            (lambda: metrics.time_next_occurrence(compute)) if metrics is not None else compute
+        )
 
     async def reconcile(self, body: Body) -> None:
         meta = ObjectMeta.of(body)
@@ -377,9 +382,7 @@ class RecurringTaskReconciler:
         now = self._clock.now()
         try:
             spec = resources.RecurringTaskSpec.model_validate(body.get("spec") or {})
-            schedule = recurrence.Recurrence.compile(
-                occurrences.schedule_spec(spec.schedule), limits=self._limits
-            )
+            schedule = await self._engine.compile(occurrences.schedule_spec(spec.schedule))
         except (ValidationError, recurrence.ScheduleError) as error:
             if isinstance(error, ValidationError):
                 message = resources.describe_validation_error(error)
@@ -519,7 +522,7 @@ class RecurringTaskReconciler:
 
         if status.current_task is None:
             # The creation instant, not "now": a retry must compute the same first slot.
-            due = self._timed(lambda: occurrences.first_due(schedule, created_at=meta.created_at))
+            due = await self._timed(lambda: occurrences.first_due(schedule, created_at=meta.created_at))
             if due is None:
                 return status.model_copy(update={"phase": "Ended", "next_due_at": None})
             name = await self._ensure_occurrence(body, spec=spec, due_at=due, index=1, status=status)
@@ -539,7 +542,7 @@ class RecurringTaskReconciler:
             except RecordNotFound as error:
                 raise RetryLater(str(error)) from error
 
-        due = self._timed(
+        due = await self._timed(
             lambda: recurrence.next_due(
                 schedule,
                 anchor=spec.anchor,

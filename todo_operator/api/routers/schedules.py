@@ -16,5 +16,6 @@ router = APIRouter(
 async def preview_schedule(
     body: models.SchedulePreview, user: CurrentUser, services_: Services
 ) -> models.SchedulePreviewResult:
-    # Nothing is created; the engine's work is bounded (Limits), so no rate limit beyond auth.
-    return services_.recurring_tasks.preview(body)
+    # Nothing is created; the engine's work is bounded (Limits) and runs in its own threads,
+    # off the event loop, so no rate limit beyond auth.
+    return await services_.recurring_tasks.preview(body)

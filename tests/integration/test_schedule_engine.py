@@ -1,0 +1,107 @@
+"""Schedule work runs off the event loop, in the operator and in the API.
+
+A valid schedule can cost seconds (docs/PERFORMANCE.md, "RRULE bombs"). Here
+compiling one particular schedule is *held* (a gate in ``Recurrence.compile``
+that waits until the test opens it): while it is held, the operator must go
+on reconciling other objects and the API must go on answering. Were the
+compile on the loop, both would wait for the gate, and the test would time
+out instead. No timing is measured: the gate makes the order certain.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.integration import test_api_harness as harness
+from tests.integration.kubeclient import KubeClient
+from tests.integration.test_api_harness import ALICE, Api
+from todo_operator.domain import recurrence
+
+make_api = harness.make_api
+
+HELD_RULE = "FREQ=DAILY;BYHOUR=6;BYMINUTE=17"  # only schedules with this rule are held
+GATE_TIMEOUT = 30.0
+
+
+@dataclass
+class Gate:
+    entered: threading.Event = field(default_factory=threading.Event)
+    opened: threading.Event = field(default_factory=threading.Event)
+    threads: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def held_compile(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
+    """Hold ``Recurrence.compile`` of HELD_RULE schedules until ``gate.opened`` is set."""
+    gate = Gate()
+    original: Callable[..., recurrence.Recurrence] = recurrence.Recurrence.compile
+
+    def compile_held(spec: recurrence.ScheduleSpec, **kwargs: Any) -> recurrence.Recurrence:
+        if spec.rrule == HELD_RULE:
+            gate.threads.append(threading.current_thread().name)
+            gate.entered.set()
+            gate.opened.wait(GATE_TIMEOUT)
+        return original(spec, **kwargs)
+
+    monkeypatch.setattr(recurrence.Recurrence, "compile", staticmethod(compile_held))
+    try:
+        yield gate
+    finally:
+        gate.opened.set()  # never leave an engine thread waiting
+
+
+def _start(days: int) -> str:
+    """A start no other test uses: compiled schedules are cached by their spec."""
+    return (datetime.now(tz=UTC) + timedelta(days=days)).strftime("%Y-%m-%dT06:17:00")
+
+
+def test_the_api_answers_while_a_schedule_compiles(
+    make_api: Callable[..., Api], namespace: str, held_compile: Gate
+) -> None:
+    api = make_api(namespace)
+    alice = api.as_user(ALICE)
+    body = {"schedule": {"rrule": HELD_RULE, "start": _start(40), "timeZone": "UTC"}, "count": 3}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        preview = pool.submit(alice.post, "/api/v1/schedules/preview", json=body)
+        assert held_compile.entered.wait(GATE_TIMEOUT), "the preview never reached the schedule engine"
+        # The compile is held: other requests are served meanwhile.
+        assert api.anonymous().get("/healthz").status_code == 200
+        assert alice.get("/api/v1/tasks").status_code == 200
+        assert not preview.done()
+        held_compile.opened.set()
+        answered = preview.result(timeout=GATE_TIMEOUT)
+    assert answered.status_code == 200, answered.text
+    assert [o[11:16] for o in answered.json()["occurrences"]] == ["06:17"] * 3
+    assert all(name.startswith("schedule-engine") for name in held_compile.threads), held_compile.threads
+
+
+@pytest.mark.usefixtures("operator")
+def test_the_operator_reconciles_others_while_a_schedule_compiles(
+    kube: KubeClient, namespace: str, held_compile: Gate
+) -> None:
+    template = {"title": "Stretch", "owner": ALICE}
+    schedule = {"rrule": HELD_RULE, "start": _start(41), "timeZone": "UTC"}
+    kube.create(
+        "recurringtasks",
+        namespace,
+        {"metadata": {"name": "stretch"}, "spec": {"schedule": schedule, "taskTemplate": template}},
+    )
+    assert held_compile.entered.wait(GATE_TIMEOUT), "the operator never compiled the schedule"
+    # While that compile is held, a Task is reconciled all the same.
+    other = {"metadata": {"name": "other"}, "spec": {"title": "Other", "owner": ALICE}}
+    kube.create("tasks", namespace, other)
+    kube.wait_for_status("tasks", namespace, "other", lambda s: s.get("phase") == "Open", what="Open")
+    held = kube.get("recurringtasks", namespace, "stretch") or {}
+    assert (held.get("status") or {}).get("occurrences") is None
+    held_compile.opened.set()
+    kube.wait_for_status(
+        "recurringtasks", namespace, "stretch", lambda s: s.get("occurrences") == 1, what="occurrence 1"
+    )
+    assert all(name.startswith("schedule-engine") for name in held_compile.threads), held_compile.threads
