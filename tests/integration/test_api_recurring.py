@@ -44,8 +44,16 @@ def test_completing_an_occurrence_through_the_api_opens_the_next(api: Api) -> No
     assert first.startswith("plants-")
     wait_listed(alice, {first})
     assert alice.post(f"/api/v1/tasks/{first}/complete").status_code == 200
-    second = current_task(alice, "plants", 2)["currentTask"]
+    series = current_task(alice, "plants", 2)
+    second = series["currentTask"]
     assert second != first
+    # An occurrence's next occurrence is its series' next due, read one by one as in the list.
+    got = alice.get(f"/api/v1/tasks/{second}").json()
+    assert got["nextOccurrence"] == series["nextDueAt"] == got["dueAt"]
+    listed = wait_for(
+        "listed", lambda: [t for t in alice.get("/api/v1/tasks").json()["items"] if t["name"] == second]
+    )
+    assert listed[0]["nextOccurrence"] == got["nextOccurrence"]
     occurrences = wait_for(
         "two recorded occurrences",
         lambda: (

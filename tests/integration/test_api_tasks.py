@@ -55,6 +55,8 @@ def test_create_get_list_patch_complete_delete(api: Api, kube: KubeClient, names
     got = alice.get("/api/v1/tasks/passport")
     assert got.status_code == 200
     assert got.json()["title"] == "Renew passport"
+    assert datetime.fromisoformat(got.json()["nextOccurrence"]) == due  # a one-off's: its due time while open
+    assert got.json()["nextOccurrence"] == items[0]["nextOccurrence"]
     assert got.headers["ETag"] == created.headers["ETag"]
 
     patched = alice.patch(
@@ -68,6 +70,7 @@ def test_create_get_list_patch_complete_delete(api: Api, kube: KubeClient, names
     completed = alice.post("/api/v1/tasks/passport/complete")
     assert completed.status_code == 200, completed.text
     assert completed.json()["completed"] is True
+    assert completed.json()["nextOccurrence"] is None
 
     deleted = alice.delete("/api/v1/tasks/passport")
     assert deleted.status_code == 204

@@ -333,10 +333,31 @@ class Tasks:
         )
         return m.TaskPage(items=[task_from_record(row, user=user) for row in page], next_cursor=next_cursor)
 
+    async def _public(self, body: Body, *, user: User) -> m.TaskPublic:
+        """The live object as the API shows it, with ``nextOccurrence`` as the list computes it.
+
+        A one-off task's is its due time while it is open; an occurrence's is its
+        series' next due, as the operator recorded it (the object does not carry it).
+        """
+        value = task_from_body(body, user=user)
+        series = next(
+            (
+                str(ref["uid"])
+                for ref in body["metadata"].get("ownerReferences") or []
+                if ref.get("kind") == "RecurringTask" and ref.get("uid")
+            ),
+            None,
+        )
+        if series is not None:
+            upcoming = await queries.series_next_due(self._pool, recurring_task_uid=series)
+        else:
+            upcoming = None if value.completed else value.due_at
+        return value.model_copy(update={"next_occurrence": upcoming})
+
     async def get(self, *, user: User, name: str) -> Stored:
         with contextlib.suppress(problems.Problem):
             live = await self._objects.owned(crds.TASK, user=user, public=name, what="task")
-            return Stored(value=task_from_body(live, user=user), etag=preconditions.etag(_version(live)))
+            return Stored(value=await self._public(live, user=user), etag=preconditions.etag(_version(live)))
         record = await queries.find_history(
             self._pool,
             owner=user.id,
@@ -354,7 +375,9 @@ class Tasks:
         created = await self._objects.create(
             crds.TASK, user=user, public=body.name, spec=spec.to_wire(), what="task"
         )
-        return Stored(value=task_from_body(created, user=user), etag=preconditions.etag(_version(created)))
+        return Stored(
+            value=await self._public(created, user=user), etag=preconditions.etag(_version(created))
+        )
 
     async def update(self, *, user: User, name: str, body: m.TaskUpdate, if_match: str | None) -> Stored:
         live = await self._owned_live(user=user, name=name)
@@ -362,7 +385,9 @@ class Tasks:
         with domain_validation():
             resources.TaskSpec.model_validate(_merge(live.get("spec") or {}, changes))
         patched = await self._objects.patch(crds.TASK, live=live, spec=changes, if_match=if_match)
-        return Stored(value=task_from_body(patched, user=user), etag=preconditions.etag(_version(patched)))
+        return Stored(
+            value=await self._public(patched, user=user), etag=preconditions.etag(_version(patched))
+        )
 
     async def complete(self, *, user: User, name: str, if_match: str | None) -> Stored:
         return await self.update(user=user, name=name, body=m.TaskUpdate(completed=True), if_match=if_match)

@@ -288,6 +288,17 @@ async def reminder_owner(pool: Pool, *, namespace: str, name: str) -> str | None
     return str(found[0]) if found else None
 
 
+async def series_next_due(pool: Pool, *, recurring_task_uid: str) -> datetime | None:
+    """When a recurring task's next occurrence is due, as the operator recorded it (the list's ``next``)."""
+    async with pool.connection() as connection:
+        cursor = await connection.execute(
+            "SELECT next_due_at FROM recurring_tasks WHERE uid = %s::uuid",
+            (recurring_task_uid,),
+        )
+        found = await cursor.fetchone()
+    return found[0] if found else None
+
+
 @dataclass(frozen=True, kw_only=True)
 class ActivityRecord:
     id: int
