@@ -70,4 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as ``python -m todo_operator.cli`` this module is ``__main__``, a second copy: the
+    # commands raise ``todo_operator.cli.UsageError``, which is not this copy's class. So the
+    # package's own module runs, and its ``main`` catches what the commands raise.
+    from todo_operator import cli as package_cli
+
+    sys.exit(package_cli.main())

@@ -76,16 +76,11 @@ def assert_nothing_left(*, state_dir: pathlib.Path, port_base: int) -> None:
 
 
 def todo_operator_command() -> list[str]:
-    """``todo-operator`` as installed beside this interpreter (what ``make demo`` runs).
-
-    Not ``python -m todo_operator.cli``: that loads the CLI a second time as
-    ``__main__``, and the commands' ``UsageError`` (from ``todo_operator.cli``)
-    would then not be the class ``__main__`` catches.
-    """
+    """``todo-operator`` as installed beside this interpreter (what ``make demo`` runs)."""
     script = pathlib.Path(sys.executable).parent / "todo-operator"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "import sys; from todo_operator import cli; sys.exit(cli.main())"]
+    return [sys.executable, "-m", "todo_operator"]
 
 
 def demo_environment(**extra: str) -> dict[str, str]:

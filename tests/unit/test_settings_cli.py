@@ -39,3 +39,17 @@ def test_a_bad_telemetry_or_worker_setting_is_refused_in_one_line(
     assert result.returncode == 2, result.stderr
     assert said in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize(
+    "launcher",
+    [[str(CLI)], [sys.executable, "-m", "todo_operator"], [sys.executable, "-m", "todo_operator.cli"]],
+    ids=["script", "python -m todo_operator", "python -m todo_operator.cli"],
+)
+def test_every_way_to_start_the_command_refuses_a_missing_setting_in_one_line(launcher: list[str]) -> None:
+    # Run as ``-m todo_operator.cli`` the module is loaded twice (as __main__ too): the
+    # commands' UsageError must still be the one caught, not a traceback.
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TODO_")}
+    result = subprocess.run([*launcher, "run"], env=environment, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == "todo-operator run: TODO_DATABASE_URL: Field required"
