@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.faults.lifecycle.stack import CountingSmtpSink
 from tests.integration.kubeclient import ApiError, KubeClient, condition
 from todo_operator.devstack import apiserver
 from todo_operator.devstack.smtp import SmtpSink
@@ -180,6 +181,65 @@ def test_a_reminder_whose_time_has_come_runs_a_job_and_notify_sends_it(
         assert connection.execute(
             "SELECT reminder_sent FROM tasks WHERE namespace = %s AND name = 'passport'", (namespace,)
         ).fetchone() == (True,)
+
+
+def test_notify_pods_run_again_and_at_once_stay_within_the_attempt_budget(
+    kube: KubeClient, namespace: str, api_server: apiserver.ApiServerThread, operator_database_url: str
+) -> None:
+    """F12 in CronJob mode: every pod of a reminder shares one attempt budget, counted in PostgreSQL.
+
+    The layers here: notify's own SMTP retries (``TODO_REMINDER_RETRIES``), the
+    Job's ``backoffLimit`` (0: Kubernetes adds none), and more pods for the same
+    reminder than one - a CronJob run again, a Job re-created by hand, two
+    overlapping. SMTP refuses everything; the pod's command is run as a process,
+    twice at once and once more after.
+    """
+    due = datetime.now(tz=UTC) + timedelta(minutes=60, seconds=20)
+    kube.create("tasks", namespace, task("visa", due_at=due, reminders=[{"before": "1h"}]))
+    reminder = scheduled(kube, namespace, "visa-before-1h")
+    job = kube.wait_for("the immediate Job", lambda: jobs(kube, namespace).get(reminder["status"]["cronJob"]))
+    assert job["spec"]["backoffLimit"] == 0
+    command = [
+        sys.executable,
+        "-m",
+        "todo_operator",
+        *job["spec"]["template"]["spec"]["containers"][0]["args"],
+    ]
+    refusal = "451 4.3.0 Mailbox temporarily unavailable"
+    with CountingSmtpSink() as sink:
+        sink.fail_next(refusal, times=30)
+        env = {
+            **os.environ,
+            "TODO_DATABASE_URL": operator_database_url,
+            "TODO_KUBE_API_URL": api_server.url,
+            "TODO_SMTP_PORT": str(sink.port),
+            "TODO_SMTP_SENDER": "todo@example.com",
+            "TODO_REMINDER_RETRIES": "2",  # 3 attempts in all
+            "TODO_REMINDER_RETRY_FIRST_SECONDS": "0.2",
+            "TODO_REMINDER_RETRY_CAP_SECONDS": "0.4",
+        }
+        overlapping = [
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        outputs = [(pod.communicate(timeout=60), pod.returncode) for pod in overlapping]
+        later = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        offered, accepted = sink.attempts, list(sink.messages)
+
+    assert offered == 3, outputs
+    assert accepted == []
+    codes = sorted(code for _, code in outputs)
+    assert codes in ([0, 1], [1, 1]), outputs  # one failed the budget out (or both shared it)
+    assert any("after 3 attempt(s)" in out for (out, _), code in outputs if code == 1), outputs
+    assert (later.returncode, "nothing to do" in later.stdout) == (0, True), later
+    failed = scheduled(kube, namespace, "visa-before-1h", phase="Failed")
+    assert failed["status"]["attempts"] == 3
+    assert condition(failed["status"])["reason"] == "DeliveryFailed"
+    with psycopg.connect(operator_database_url) as connection:
+        dead = connection.execute(
+            "SELECT attempts FROM dead_letters WHERE reminder_uid = %s", (failed["metadata"]["uid"],)
+        ).fetchall()
+    assert dead == [(3,)]
 
 
 @pytest.mark.parametrize(
