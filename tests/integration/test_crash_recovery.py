@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kmock
@@ -69,9 +70,14 @@ class OperatorProcess:
 
 
 def hold(
-    server: apiserver.ApiServerThread, *, subresource: str | None, when: Callable[[Any], bool]
+    server: apiserver.ApiServerThread,
+    *,
+    subresource: str | None,
+    when: Callable[[Any], bool],
+    method: kmock.method = kmock.method.PATCH,
+    resource: tuple[str, str, str] = (resources.GROUP, resources.VERSION, "recurringtasks"),
 ) -> tuple[threading.Event, Callable[[], None]]:
-    """Hold PATCHes of RecurringTasks matching ``when`` open forever; return (reached, release)."""
+    """Hold requests matching ``when`` open (RecurringTask PATCHes by default); return (reached, release)."""
     reached = threading.Event()
 
     async def stall(request: Any) -> Any:
@@ -83,8 +89,7 @@ def hold(
         await asyncio.sleep(3600)
 
     def install(emulator: Any) -> Any:
-        resource = kmock.resource(resources.GROUP, resources.VERSION, "recurringtasks")
-        return emulator[kmock.method.PATCH, resource, kmock.subresource(subresource)] << stall
+        return emulator[method, kmock.resource(*resource), kmock.subresource(subresource)] << stall
 
     reaction = server.inject(install)
 
@@ -105,6 +110,10 @@ def _kopf_done(data: Any) -> bool:
         return False
     annotations = (data.get("metadata") or {}).get("annotations") or {}
     return "todo.dev/last-handled-configuration" in annotations
+
+
+def _names(server: apiserver.ApiServerThread, resource: str, namespace: str) -> list[str]:
+    return [item["metadata"]["name"] for item in server.objects(resource, namespace)]
 
 
 def count(database_url: str, sql: str, *args: Any) -> int:
@@ -160,4 +169,71 @@ def test_a_killed_operator_creates_nothing_twice(
     assert count(database_url, "SELECT count(*) FROM recurring_tasks") == 1
     assert count(database_url, "SELECT count(*) FROM outbox WHERE event_type = 'task.created'") == 1
     assert count(database_url, "SELECT count(*) FROM outbox WHERE event_type = 'recurringtask.created'") == 1
+    kube.close()
+
+
+def test_an_operator_killed_in_a_finalizers_cleanup_finishes_it_once(
+    stack: tuple[apiserver.ApiServerThread, str, pathlib.Path],
+) -> None:
+    """F13 with a real crash: killed while deleting a deleted Task's CronJob (the row already cancelled)."""
+    server, database_url, tmp_path = stack
+    kube = KubeClient(server.url)
+    kube.create_namespace("crash")
+    due = datetime.now(tz=UTC) + timedelta(days=2)
+    task = {
+        "metadata": {"name": "renew"},
+        "spec": {
+            "title": "Renew",
+            "owner": "alice@example.com",
+            "dueAt": due.isoformat(),
+            "reminders": [{"before": "1h"}],
+        },
+    }
+    first = OperatorProcess(api_url=server.url, database_url=database_url, log=tmp_path / "operator.log")
+    try:
+        kube.create("tasks", "crash", task)
+        scheduled = kube.wait_for_status(
+            "reminders", "crash", "renew-before-1h", lambda s: s.get("phase") == "Scheduled", what="Scheduled"
+        )
+        assert scheduled["status"]["cronJob"] in _names(server, "batch/v1/cronjobs", "crash")
+        reached, release = hold(
+            server,
+            subresource=None,
+            when=_any_patch,
+            method=kmock.method.DELETE,
+            resource=("batch", "v1", "cronjobs"),
+        )
+        kube.delete("tasks", "crash", "renew")
+        assert reached.wait(30), "the operator never got to deleting the CronJob"
+        # Killed mid-cleanup: the row says Cancelled, the CronJob and the finalizers are still there.
+        assert count(database_url, "SELECT count(*) FROM reminders WHERE phase = 'Cancelled'") == 1
+        assert _names(server, "batch/v1/cronjobs", "crash")
+    finally:
+        first.kill()
+    release()
+
+    second = OperatorProcess(api_url=server.url, database_url=database_url, log=tmp_path / "operator.log")
+    try:
+        kube.wait_for(
+            "everything gone",
+            lambda: (
+                not any(
+                    _names(server, resource, "crash")
+                    for resource in (
+                        "todo.dev/v1alpha1/tasks",
+                        "todo.dev/v1alpha1/reminders",
+                        "batch/v1/cronjobs",
+                    )
+                )
+            ),
+        )
+    finally:
+        second.stop()
+
+    cancelled = "SELECT count(*) FROM outbox WHERE event_type = 'reminder.cancelled'"
+    assert count(database_url, cancelled) == 1
+    assert count(database_url, "SELECT count(*) FROM outbox WHERE event_type = 'task.deleted'") == 1
+    assert count(database_url, "SELECT count(*) FROM outbox WHERE event_type = 'reminder.sent'") == 0
+    assert count(database_url, "SELECT count(*) FROM reminders WHERE phase = 'Cancelled'") == 1
+    assert count(database_url, "SELECT count(*) FROM tasks WHERE deleted_at IS NOT NULL") == 1
     kube.close()
