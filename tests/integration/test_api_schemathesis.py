@@ -25,7 +25,7 @@ make_api = harness.make_api
 
 @pytest.fixture
 def api_schema(make_api: Callable[..., Api], namespace: str, operator: object) -> schemathesis.Schema:
-    api = make_api(namespace, writes_per_minute=100_000)
+    api = make_api(namespace, writes_per_minute=100_000, previews_per_minute=100_000)
     return schemathesis.openapi.from_url(f"{api.url}/openapi.json")
 
 

@@ -172,3 +172,16 @@ def test_pages_follow_a_stable_order_with_cursors_bound_to_the_caller(api: Api, 
             == 400
         )
     assert seen == [f"t{index}" for index in range(7)]
+
+
+def test_schedule_previews_have_a_limit_of_their_own(make_api: Any, namespace: str) -> None:
+    # A preview writes nothing but can cost seconds of the schedule engine: limited apart from writes.
+    api = make_api(namespace, previews_per_minute=2, writes_per_minute=100)
+    alice = api.as_user(ALICE)
+    body = {"schedule": {"every": "daily", "start": "2030-01-01T09:00:00"}, "count": 2}
+    answers = [alice.post("/api/v1/schedules/preview", json=body) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert answers[2].json()["detail"].startswith("at most 2 schedule previews per minute")
+    assert int(answers[2].headers["Retry-After"]) >= 1
+    assert alice.post("/api/v1/tasks", json={"title": "still allowed"}).status_code == 201
+    assert api.as_user("carol@example.com").post("/api/v1/schedules/preview", json=body).status_code == 200

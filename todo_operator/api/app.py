@@ -196,6 +196,7 @@ def create_app(
         kube=kube,
         authenticator=auth.Authenticator(settings),
         limiter=ratelimit.WriteLimiter(limit=settings.writes_per_minute),
+        preview_limiter=ratelimit.WriteLimiter(limit=settings.previews_per_minute, what="schedule previews"),
         tasks=services.Tasks(objects=objects, pool=pool, clock=clock, pager=pager, settings=settings),
         recurring_tasks=services.RecurringTasks(
             objects=objects, pool=pool, clock=clock, pager=pager, settings=settings, engine=engine

@@ -26,6 +26,7 @@ class Components:
     kube: api_kube.ApiKube
     authenticator: auth.Authenticator
     limiter: ratelimit.WriteLimiter
+    preview_limiter: ratelimit.WriteLimiter
     tasks: services.Tasks
     recurring_tasks: services.RecurringTasks
     reminders: services.Reminders
@@ -66,6 +67,15 @@ def writer(user: CurrentUser, services: Services) -> auth.User:
 
 
 WritingUser = Annotated[auth.User, Depends(writer)]
+
+
+def previewer(user: CurrentUser, services: Services) -> auth.User:
+    """The caller of a schedule preview: nothing is written, but a schedule can cost seconds of CPU."""
+    services.preview_limiter.check(user.id, now=services.clock.now())
+    return user
+
+
+PreviewingUser = Annotated[auth.User, Depends(previewer)]
 
 
 def page_size(services: Services, limit: Annotated[int | None, Query(ge=1, le=1000)] = None) -> int:

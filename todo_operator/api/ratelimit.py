@@ -1,4 +1,4 @@
-"""Per-user write limits: a sliding window of write instants, with the time passed in.
+"""Per-user limits of writes (and of schedule previews): a sliding window of instants, time passed in.
 
 Kept in memory, so the limit is per replica (N replicas allow N times the
 rate); it protects the API server and the operator from one user's loop,
@@ -16,8 +16,9 @@ from todo_operator.api import problems
 
 
 class WriteLimiter:
-    def __init__(self, *, limit: int, window: timedelta = timedelta(minutes=1)) -> None:
+    def __init__(self, *, limit: int, window: timedelta = timedelta(minutes=1), what: str = "writes") -> None:
         self._limit = limit
+        self._what = what
         self._window = window
         self._writes: dict[str, deque[datetime]] = {}
 
@@ -31,7 +32,7 @@ class WriteLimiter:
             retry_after = max(1, math.ceil(wait))
             raise problems.Problem(
                 429,
-                f"at most {self._limit} writes per minute: retry in {retry_after} s",
+                f"at most {self._limit} {self._what} per minute: retry in {retry_after} s",
                 kind="rate-limited",
                 headers={"Retry-After": str(retry_after)},
             )

@@ -36,6 +36,9 @@ class ApiSettings(BaseSettings):
     max_page_size: int = Field(default=200, ge=1, le=1000)
     default_page_size: int = Field(default=50, ge=1, le=1000)
     writes_per_minute: int = Field(default=100, ge=1, le=100_000, description="per user, per replica")
+    previews_per_minute: int = Field(
+        default=60, ge=1, le=100_000, description="schedule previews per user, per replica"
+    )
     preview_max_occurrences: int = Field(default=100, ge=1, le=1000)
     dapr_pubsub: str = Field(default="pubsub", description="the Dapr pub/sub component to subscribe on")
     dapr_app_token: SecretStr | None = Field(

@@ -5,17 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from todo_operator.api import models, problems
-from todo_operator.api.deps import CurrentUser, Services
+from todo_operator.api.deps import PreviewingUser, Services
 
 router = APIRouter(
     prefix="/api/v1/schedules", tags=["schedules"], responses=problems.responses(401, 403, 422)
 )
 
 
-@router.post("/preview", response_model=models.SchedulePreviewResult, responses=problems.responses(413))
+@router.post("/preview", response_model=models.SchedulePreviewResult, responses=problems.responses(413, 429))
 async def preview_schedule(
-    body: models.SchedulePreview, user: CurrentUser, services_: Services
+    body: models.SchedulePreview, user: PreviewingUser, services_: Services
 ) -> models.SchedulePreviewResult:
-    # Nothing is created; the engine's work is bounded (Limits) and runs in its own threads,
-    # off the event loop, so no rate limit beyond auth.
+    # Nothing is created, but a valid schedule can cost seconds of the engine's two threads:
+    # limited per user (TODO_API_PREVIEWS_PER_MINUTE), and run off the event loop.
     return await services_.recurring_tasks.preview(body)
