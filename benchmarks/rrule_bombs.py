@@ -105,7 +105,7 @@ BOMBS = [
     Bomb("valid but costly", "FREQ=DAILY;COUNT=10000", "COUNT at the limit: listed once"),
     Bomb("valid but costly", "FREQ=MINUTELY;INTERVAL=7;BYHOUR=3;BYMONTH=2;BYMONTHDAY=29", "first in 2028"),
     Bomb("valid but costly", "FREQ=MINUTELY;INTERVAL=59;BYMONTH=2;BYHOUR=3;BYMINUTE=7", "first in 2029"),
-    Bomb("valid but costly", "FREQ=MINUTELY;BYYEARDAY=20;BYHOUR=18;BYMINUTE=2,57", "2 a year, sampled 128"),
+    Bomb("valid but costly", "FREQ=MINUTELY;BYYEARDAY=20;BYHOUR=18;BYMINUTE=2,57", "2 a year, 4-year sample"),
 ]
 
 

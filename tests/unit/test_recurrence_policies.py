@@ -316,6 +316,20 @@ class TestLimitsAndErrors:
         with pytest.raises(ScheduleError, match="characters long; at most 512 are allowed"):
             compile_rule(rule, "2026-01-01T09:00")
 
+    def test_the_spacing_sample_reaches_as_far_as_the_search_horizon(self) -> None:
+        # 23:59 on 29 February and 00:00 on 1 March: a close pair only leap years bring.
+        rule = "FREQ=HOURLY;BYMONTH=2,3;BYMONTHDAY=29,1;BYHOUR=23,0;BYMINUTE=59,0"
+        # Four years after the start (the next leap year): within the horizon, refused.
+        with pytest.raises(ScheduleError, match="2032-02-29 23:59:00 and 2032-03-01 00:00:00"):
+            compile_rule(rule, "2028-03-02T00:00")
+        # Eight years after (2100 is no leap year): past the 4-year horizon of a sub-daily rule, not
+        # looked for. (Sampling 128 occurrences here meant scanning decades minute by minute; a pair
+        # once in eight years is not the flood min_spacing guards against.)
+        assert iso(compile_rule(rule, "2096-03-02T00:00"), 2) == [
+            "2096-03-29T00:00:00+00:00",
+            "2096-03-29T00:59:00+00:00",
+        ]
+
     def test_limits_can_be_tightened(self) -> None:
         limits = Limits(min_spacing=timedelta(hours=2))
         with pytest.raises(ScheduleError, match="at least 2 hours apart"):

@@ -357,9 +357,16 @@ class Recurrence:
 
         Two looks: the times of day a day-or-longer rule produces (all of
         them, so a rare day cannot hide a close pair), and the first
-        ``Limits.spacing_sample`` wall-clock times (which catches pairs across
-        midnight and every sub-daily pattern, since those repeat within a few
-        periods).
+        ``Limits.spacing_sample`` wall-clock times within the rule's search
+        horizon (which catches pairs across midnight and every sub-daily
+        pattern, since those repeat within a few periods).
+
+        Why the horizon: a sub-daily rule with day filters is scanned minute by
+        minute, and one with two occurrences a year would need 64 years for 128
+        of them (4 s of CPU). Within the horizon (4 years for HOURLY and
+        MINUTELY) every day-filter pattern but the weekday-and-date ones comes
+        round; a close pair that only a 28-year calendar cycle brings is not a
+        flood, and min_spacing exists against floods.
         """
         minimum = self._limits.min_spacing
         explicit = self._expansion.rule
@@ -375,8 +382,9 @@ class Recurrence:
             if timedelta(seconds=seconds[0] + 86_400 - seconds[-1]) >= minimum:
                 return  # no pair across midnight can be closer either: nothing left to sample
         previous: datetime | None = None
+        horizon_end = self._start_wall + self._search_horizon
         for seen, wall in enumerate(self._expansion.wall_times_from(self._start_wall)):
-            if seen >= self._limits.spacing_sample:
+            if seen >= self._limits.spacing_sample or wall > horizon_end:
                 break
             if wall < self._start_wall:
                 continue
