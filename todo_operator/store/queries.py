@@ -228,22 +228,43 @@ class RecurringTaskRecord:
     created_at: datetime
 
 
+async def _owned_by_name[R](
+    pool: Pool,
+    record: type[R],
+    *,
+    table: str,
+    columns: str,
+    owner: str,
+    namespace: str,
+    after_name: str | None,
+    limit: int,
+) -> list[R]:
+    """A page of the owner's live rows of ``table``, by name after ``after_name``."""
+    statement = sql.SQL(
+        "SELECT {columns} FROM {table}"
+        " WHERE owner = %(owner)s AND namespace = %(namespace)s AND deleted_at IS NULL"
+        " AND (%(after)s::text IS NULL OR name > %(after)s) ORDER BY name LIMIT %(limit)s"
+    ).format(columns=sql.SQL(columns), table=sql.Identifier(table))
+    params = {"owner": owner, "namespace": namespace, "after": after_name, "limit": limit}
+    async with pool.connection() as connection, connection.cursor(row_factory=class_row(record)) as cursor:
+        await cursor.execute(statement, params)
+        return await cursor.fetchall()
+
+
 async def list_recurring_tasks(
     pool: Pool, *, owner: str, namespace: str, after_name: str | None, limit: int
 ) -> list[RecurringTaskRecord]:
-    statement = (
-        "SELECT uid::text AS uid, name, title, rule, time_zone, anchor, phase, current_task, next_due_at,"
-        " occurrences, last_completed_at, spec, created_at FROM recurring_tasks"
-        " WHERE owner = %(owner)s AND namespace = %(namespace)s AND deleted_at IS NULL"
-        " AND (%(after)s::text IS NULL OR name > %(after)s) ORDER BY name LIMIT %(limit)s"
+    return await _owned_by_name(
+        pool,
+        RecurringTaskRecord,
+        table="recurring_tasks",
+        columns="uid::text AS uid, name, title, rule, time_zone, anchor, phase, current_task, next_due_at,"
+        " occurrences, last_completed_at, spec, created_at",
+        owner=owner,
+        namespace=namespace,
+        after_name=after_name,
+        limit=limit,
     )
-    params = {"owner": owner, "namespace": namespace, "after": after_name, "limit": limit}
-    async with (
-        pool.connection() as connection,
-        connection.cursor(row_factory=class_row(RecurringTaskRecord)) as cursor,
-    ):
-        await cursor.execute(statement, params)
-        return await cursor.fetchall()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,18 +284,16 @@ class ReminderRecord:
 async def list_reminders(
     pool: Pool, *, owner: str, namespace: str, after_name: str | None, limit: int
 ) -> list[ReminderRecord]:
-    statement = (
-        "SELECT name, task_name, recipient, fire_at, phase, attempts, sent_at, last_error, spec, created_at"
-        " FROM reminders WHERE owner = %(owner)s AND namespace = %(namespace)s AND deleted_at IS NULL"
-        " AND (%(after)s::text IS NULL OR name > %(after)s) ORDER BY name LIMIT %(limit)s"
+    return await _owned_by_name(
+        pool,
+        ReminderRecord,
+        table="reminders",
+        columns="name, task_name, recipient, fire_at, phase, attempts, sent_at, last_error, spec, created_at",
+        owner=owner,
+        namespace=namespace,
+        after_name=after_name,
+        limit=limit,
     )
-    params = {"owner": owner, "namespace": namespace, "after": after_name, "limit": limit}
-    async with (
-        pool.connection() as connection,
-        connection.cursor(row_factory=class_row(ReminderRecord)) as cursor,
-    ):
-        await cursor.execute(statement, params)
-        return await cursor.fetchall()
 
 
 async def reminder_owner(pool: Pool, *, namespace: str, name: str) -> str | None:
