@@ -15,7 +15,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # pydantic is imported by the commands that use it, not to start the CLI
+    from pydantic import ValidationError
 
 # command name -> (module under todo_operator.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -38,6 +41,18 @@ class CommandModule(Protocol):
 
 class UsageError(Exception):
     """Bad input a command detected itself; reported as one line, exit code 2."""
+
+    @classmethod
+    def from_settings(cls, error: ValidationError, *, prefix: str) -> UsageError:
+        """Bad settings as one line, each named as it is set: ``TODO_API_JWT_SECRET: ...``."""
+        return cls(
+            "; ".join(
+                f"{prefix}{'_'.join(map(str, problem['loc'])).upper()}: {problem['msg']}"
+                if problem["loc"]
+                else problem["msg"].removeprefix("Value error, ")
+                for problem in error.errors()
+            )
+        )
 
 
 def _load(command: str) -> CommandModule:

@@ -53,3 +53,25 @@ def test_every_way_to_start_the_command_refuses_a_missing_setting_in_one_line(la
     result = subprocess.run([*launcher, "run"], env=environment, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == "todo-operator run: TODO_DATABASE_URL: Field required"
+
+
+@pytest.mark.parametrize(
+    ("variables", "said"),
+    [
+        ({"TODO_API_JWT_SECRET": "x" * 40}, "TODO_DATABASE_URL: Field required"),
+        (
+            {"TODO_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "TODO_API_JWT_SECRET": "x" * 31},
+            "TODO_API_JWT_SECRET: Value error, an HS256 secret must be at least 32 bytes"
+            " (RFC 7518, section 3.2)",
+        ),
+        (
+            {"TODO_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"},
+            "set exactly one of TODO_API_JWT_SECRET or TODO_API_JWKS_URL",
+        ),
+    ],
+    ids=["no-database", "short-hs256-secret", "no-key"],
+)
+def test_the_api_names_bad_settings_as_they_are_set(variables: dict[str, str], said: str) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TODO_")} | variables
+    result = subprocess.run([str(CLI), "api"], env=environment, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stderr.strip()) == (2, f"todo-operator api: {said}")

@@ -10,7 +10,7 @@ a Kubernetes client, so tests and the demo can give it theirs.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,6 +44,14 @@ class ApiSettings(BaseSettings):
     dapr_app_token: SecretStr | None = Field(
         default=None, description="if set, Dapr deliveries must carry it in the dapr-api-token header"
     )
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough_for_hs256(cls, secret: SecretStr | None) -> SecretStr | None:
+        # RFC 7518 section 3.2: an HS256 key MUST be at least as long as the hash, 256 bits.
+        if secret is not None and len(secret.get_secret_value().encode()) < 32:
+            raise ValueError("an HS256 secret must be at least 32 bytes (RFC 7518, section 3.2)")
+        return secret
 
     @model_validator(mode="after")
     def _one_key_source(self) -> ApiSettings:

@@ -40,11 +40,12 @@ def run(args: argparse.Namespace) -> int:
         raise cli.UsageError(f"--port must be between 0 and 65535, got {args.port}")
     try:
         connections = _Connections()  # type: ignore[call-arg]  # database_url comes from the environment
+    except ValidationError as error:
+        raise cli.UsageError.from_settings(error, prefix="TODO_") from None
+    try:
         settings = ApiSettings()
     except ValidationError as error:
-        raise cli.UsageError(
-            "; ".join(f"{'.'.join(map(str, p['loc'])) or 'settings'}: {p['msg']}" for p in error.errors())
-        ) from None
+        raise cli.UsageError.from_settings(error, prefix="TODO_API_") from None
     try:
         configure_process(service="todo-api", level=args.log_level)
     except TelemetryError as error:

@@ -35,10 +35,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = RelaySettings()  # type: ignore[call-arg]  # database_url comes from TODO_DATABASE_URL
     except ValidationError as error:
-        problems = "; ".join(
-            f"TODO_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
-        )
-        raise UsageError(problems) from error
+        raise UsageError.from_settings(error, prefix="TODO_") from error
 
     async def main() -> None:
         stop = asyncio.Event()

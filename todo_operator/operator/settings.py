@@ -130,8 +130,4 @@ def load_settings(**overrides: Any) -> OperatorSettings:
     try:
         return OperatorSettings(**overrides)
     except ValidationError as error:
-        problems = "; ".join(
-            f"TODO_{'_'.join(map(str, problem['loc'])).upper()}: {problem['msg']}"
-            for problem in error.errors()
-        )
-        raise UsageError(problems) from error
+        raise UsageError.from_settings(error, prefix="TODO_") from error
