@@ -99,3 +99,38 @@ def test_names_are_per_user() -> None:
     assert alice != names.object_name(owner="bob@example.com", public="milk")
     assert names.public_name(owner="alice@example.com", name=alice) == "milk"
     assert names.public_name(owner="bob@example.com", name=alice) == alice
+
+
+async def test_a_database_outage_leaves_next_occurrence_out_instead_of_failing_the_answer() -> None:
+    # The answer of a write that the API server already took must not turn into a 503.
+    from psycopg_pool import AsyncConnectionPool
+
+    from todo_operator.api.auth import User
+    from todo_operator.api.settings import ApiSettings
+    from todo_operator.clock import ManualClock
+
+    down: AsyncConnectionPool = AsyncConnectionPool("postgresql://nobody@127.0.0.1:1/none", open=False)
+    settings = ApiSettings(namespace="team-a", jwt_secret="s" * 32)
+    tasks = services.Tasks(
+        objects=services.Objects(kube=None, settings=settings),  # type: ignore[arg-type]  # not used here
+        pool=down,
+        clock=ManualClock(datetime(2026, 12, 1, tzinfo=UTC)),
+        pager=services.Pager(secret=SECRET),
+        settings=settings,
+    )
+    alice = User(id="alice@example.com", is_admin=False)
+    due = "2026-12-02T09:00:00Z"
+    occurrence = {
+        "metadata": {
+            "name": names.object_name(owner=alice.id, public="standup-1"),
+            "resourceVersion": "7",
+            "ownerReferences": [
+                {"kind": "RecurringTask", "name": "standup", "uid": "0c0ffee0-0000-4000-8000-000000000001"}
+            ],
+        },
+        "spec": {"title": "Standup", "owner": alice.id, "dueAt": due},
+    }
+    shown = await tasks._public(occurrence, user=alice)
+    assert (shown.title, shown.next_occurrence) == ("Standup", None)
+    one_off = {**occurrence, "metadata": {"name": occurrence["metadata"]["name"], "resourceVersion": "8"}}
+    assert (await tasks._public(one_off, user=alice)).next_occurrence == datetime(2026, 12, 2, 9, tzinfo=UTC)

@@ -19,11 +19,13 @@ that does not exist.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import psycopg
 from pydantic import ValidationError
 
 from todo_operator.api import cursors, names, preconditions, problems
@@ -35,6 +37,8 @@ from todo_operator.clock import Clock
 from todo_operator.domain import crds, occurrences, recurrence, resources
 from todo_operator.schedule_engine import ScheduleEngine
 from todo_operator.store import queries
+
+logger = logging.getLogger(__name__)
 
 Body = dict[str, Any]
 LABEL_CREATED_BY = "todo.dev/created-by"
@@ -348,10 +352,15 @@ class Tasks:
             ),
             None,
         )
-        if series is not None:
+        if series is None:
+            return value.model_copy(update={"next_occurrence": None if value.completed else value.due_at})
+        try:
             upcoming = await queries.series_next_due(self._pool, recurring_task_uid=series)
-        else:
-            upcoming = None if value.completed else value.due_at
+        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+            # The object came from the API server (a write may just have succeeded there): a
+            # database outage leaves this one field empty rather than failing the answer.
+            logger.warning("nextOccurrence of %s left out: %s", value.name, str(error).splitlines()[0])
+            return value
         return value.model_copy(update={"next_occurrence": upcoming})
 
     async def get(self, *, user: User, name: str) -> Stored:
