@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
+import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
@@ -333,3 +334,59 @@ async def test_the_double_counts_without_keeping_when_asked(
     assert sidecar.received == []
     async with session.get(f"{sidecar.url}/_devstack/received") as response:
         assert await response.json() == {"received": 2 * len(events)}
+
+
+async def test_a_connection_cut_while_marking_settles_the_batch_at_once(
+    pool: AsyncConnectionPool[Any],
+    store: OutboxStore,
+    sidecar: DaprDouble,
+    publisher: dapr.DaprPublisher,
+    clock: ManualClock,
+    database_url: str,
+) -> None:
+    """A failover or dropped connection mid-mark: the batch must not wait out its lease (F21 at the relay)."""
+    events = [task_event(user, n) for user in USERS for n in range(2)]
+    await append(pool, events)
+    the_relay = _make_relay(store, publisher, clock, relay_lease_seconds=60)
+    sidecar.stall()
+    cycle = asyncio.create_task(the_relay.publish_batch())
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+        await _until(lambda: sidecar.requests > 0)  # claimed (leased) and on the wire
+        async with await psycopg.AsyncConnection.connect(database_url) as locker:
+            # A row lock the relay's mark will wait on; then that waiting backend is ended.
+            await locker.execute("SELECT id FROM outbox ORDER BY id LIMIT 1 FOR UPDATE")
+            sidecar.heal()
+
+            async def cut_the_marking_connection() -> bool:
+                cursor = await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    " AND query LIKE '%%UPDATE outbox SET published_at%%'"
+                )
+                return bool(await cursor.fetchall())
+
+            await _until(cut_the_marking_connection)
+            await locker.rollback()
+        with pytest.raises(psycopg.OperationalError):
+            await cycle
+
+    rows = await outbox_rows(pool)
+    assert [(row["published_at"] is not None, row["claimed_by"]) for row in rows] == [(True, None)] * len(
+        rows
+    )
+    assert {user: len(ids) for user, ids in _by_user(sidecar).items()} == dict.fromkeys(
+        USERS, 2
+    )  # none twice
+    assert (await the_relay.publish_batch()).claimed == 0
+
+
+async def _until(probe: Any) -> None:
+    """Poll ``probe`` (plain or async) until it is truthy; fail after 10 s."""
+    async with asyncio.timeout(10):
+        while True:
+            found = probe()
+            if asyncio.iscoroutine(found):
+                found = await found
+            if found:
+                return
+            await asyncio.sleep(0.01)

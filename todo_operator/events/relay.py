@@ -282,15 +282,20 @@ class Relay:
                 blocked.update(row.partition_key for row, _ in own_failures)
         finally:
             now = self._clock.now()
-            await self._store.mark_published(ids=published, now=now)
             _end_spans(batch.prepared, published=set(published))
-            dead = await self._settle_failures(
-                failures,
-                invalid=batch.invalid,
-                result=result,
-                topics={row.id: row.topic for row in batch.rows},
-            )
-            await self._store.release(ids=untouched, error=result.sidecar_error)
+            try:
+                await self._store.mark_published(ids=published, now=now)
+                dead = await self._settle_failures(
+                    failures,
+                    invalid=batch.invalid,
+                    result=result,
+                    topics={row.id: row.topic for row in batch.rows},
+                )
+                await self._store.release(ids=untouched, error=result.sidecar_error)
+            except psycopg.Error:
+                # The database failed, not this process: settle once more on a fresh connection.
+                await self._recover(batch, published=published, now=now)
+                raise
         result.published = len(published)
         settled = {*published, *dead}
         for row in batch.rows:
@@ -539,6 +544,28 @@ class Relay:
                     await wait(settings.relay_idle_seconds)
         finally:
             await self._give_back(ahead)
+
+    async def _recover(self, batch: _Batch, *, published: Sequence[int], now: datetime) -> None:
+        """After settling failed on the database (a dropped connection, a failover): try once more.
+
+        Without this the batch's rows would stay leased for ``relay_lease_seconds``, and every later
+        row of their users behind them, though this relay is alive. What went through is marked (so
+        not sent twice), the rest given back. If the database is really gone this fails too, and the
+        lease runs out as after a crash.
+        """
+        try:
+            given_back = await self._store.recover(
+                lease=batch.lease, ids=[row.id for row in batch.rows], published=published, now=now
+            )
+        except (psycopg.Error, OSError) as error:
+            logger.warning("outbox relay: batch %s left to its lease (%s)", batch.lease, error)
+            return
+        logger.info(
+            "outbox relay: batch %s settled after a database error (%d published, %d given back)",
+            batch.lease,
+            len(published),
+            given_back,
+        )
 
     async def _give_back(self, ahead: asyncio.Task[_Batch] | None) -> None:
         """Release the rows of a batch claimed ahead (left to their lease if that fails too)."""

@@ -134,6 +134,19 @@ UPDATE outbox SET published_at = %s, attempts = attempts + 1, last_error = NULL,
 WHERE id = ANY(%s::bigint[])
 """
 
+# After a database error mid-settle: what went through is marked (once), what the batch's lease
+# still holds is given back at once instead of waiting out the lease.
+_MARK_UNMARKED = """
+UPDATE outbox SET published_at = %s, attempts = attempts + 1, last_error = NULL,
+                  claimed_by = NULL, claimed_until = NULL, next_attempt_at = NULL
+WHERE id = ANY(%s::bigint[]) AND published_at IS NULL
+"""
+
+_RELEASE_LEASED = """
+UPDATE outbox SET claimed_by = NULL, claimed_until = NULL
+WHERE id = ANY(%s::bigint[]) AND claimed_by = %s AND published_at IS NULL
+"""
+
 _RELEASE = """
 UPDATE outbox SET claimed_by = NULL, claimed_until = NULL, last_error = COALESCE(%s, last_error)
 WHERE id = ANY(%s::bigint[]) AND published_at IS NULL
@@ -230,6 +243,19 @@ class OutboxStore:
         if ids:
             async with self._pool.connection() as connection:
                 await connection.execute(_MARK_PUBLISHED, (now, _id_array(ids)))
+
+    async def recover(
+        self, *, lease: str, ids: Sequence[int], published: Sequence[int], now: datetime
+    ) -> int:
+        """Settle a batch whose settling failed: mark ``published``, give back the rest it holds.
+
+        One transaction on a fresh connection; returns how many rows were given back.
+        """
+        async with self._pool.connection() as connection, connection.transaction():
+            if published:
+                await connection.execute(_MARK_UNMARKED, (now, _id_array(published)))
+            cursor = await connection.execute(_RELEASE_LEASED, (_id_array(ids), lease))
+            return cursor.rowcount
 
     async def release(self, *, ids: Sequence[int], error: str | None = None) -> None:
         """Give rows back unattempted (or not attributable to them: the sidecar was down)."""
