@@ -1,6 +1,6 @@
 """Schedule work runs off the event loop, in the operator and in the API.
 
-A valid schedule can cost seconds (docs/PERFORMANCE.md, "RRULE bombs"). Here
+A valid schedule can cost a lot of CPU (docs/PERFORMANCE.md, "RRULE bombs"). Here
 compiling one particular schedule is *held* (a gate in ``Recurrence.compile``
 that waits until the test opens it): while it is held, the operator must go
 on reconciling other objects and the API must go on answering. Were the
