@@ -112,3 +112,60 @@ def test_fixing_the_rule_recovers(kube: KubeClient, namespace: str) -> None:
     )
     body = wait_current(kube, namespace, "never", occurrences=1)
     assert body["status"]["observedGeneration"] == 2
+
+
+def _task(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "todo.dev/v1alpha1",
+        "kind": "Task",
+        "metadata": {"name": name},
+        "spec": {"title": "Pay rent", "owner": "alice@example.com", **spec},
+    }
+
+
+def _reminder(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "todo.dev/v1alpha1",
+        "kind": "Reminder",
+        "metadata": {"name": name},
+        "spec": {"taskRef": {"name": "rent"}, "at": "2026-12-09T18:00:00Z", **spec},
+    }
+
+
+@pytest.mark.parametrize(
+    ("plural", "manifest", "field", "message"),
+    [
+        ("tasks", _task("crlf", title="Pay rent\r\nBcc: x@evil.example"), "spec.title", "must be one line"),
+        ("tasks", _task("cr", title="Pay rent\rBcc: x@evil.example"), "spec.title", "must be one line"),
+        ("tasks", _task("tab", title="Pay\trent"), "spec.title", "must be one line"),
+        ("tasks", _task("ls", title="Pay\u2028rent"), "spec.title", "must be one line"),
+        ("tasks", _task("bell", description="ring\x07"), "spec.description", "other than line breaks"),
+        ("tasks", _task("nul", description="a\x00b"), "spec.description", "other than line breaks"),
+        (
+            "recurringtasks",
+            _with("taskTemplate.title", "Review\nBcc: x@evil.example"),
+            "spec.taskTemplate.title",
+            "must be one line",
+        ),
+        ("reminders", _reminder("esc", message="\x1b[31mred"), "spec.message", "other than line breaks"),
+        ("reminders", _reminder("c1", message="a\x85b"), "spec.message", "other than line breaks"),
+    ],
+    ids=["title-crlf", "title-cr", "title-tab", "title-ls", "desc-bel", "desc-nul", "template", "esc", "c1"],
+)
+def test_control_characters_are_refused_where_they_have_no_meaning(
+    kube: KubeClient, namespace: str, plural: str, manifest: dict[str, Any], field: str, message: str
+) -> None:
+    with pytest.raises(ApiError) as refused:
+        kube.create(plural, namespace, manifest)
+    assert refused.value.code == 422
+    causes = refused.value.status["details"]["causes"]
+    assert field in {cause["field"] for cause in causes}, causes
+    assert message in refused.value.status["message"]
+    assert kube.list(plural, namespace) == []
+
+
+def test_line_breaks_and_tabs_are_kept_where_text_has_lines(kube: KubeClient, namespace: str) -> None:
+    kube.create("tasks", namespace, _task("lines", description="1. call\r\n2. pay\n\tthen file"))
+    kube.create("reminders", namespace, _reminder("lines", message="Bring:\n- passport\n- photo"))
+    (task,) = kube.list("tasks", namespace)
+    assert task["spec"]["description"] == "1. call\r\n2. pay\n\tthen file"

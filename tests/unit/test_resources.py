@@ -137,7 +137,8 @@ def test_condition_transition_time_moves_only_when_status_flips() -> None:
         ),
         (
             {"title": "x\x00y", "owner": "a@example.com"},
-            "spec.title: String should match pattern '^[^\\x00]*$'",
+            "spec.title: must be one line: no line breaks, tabs or other control characters"
+            " (found U+0000 at position 2)",
         ),
     ],
     ids=["impossible-date", "nul-in-title"],

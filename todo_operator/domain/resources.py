@@ -35,6 +35,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
+from todo_operator.domain import text
+
 GROUP = "todo.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -49,7 +51,8 @@ Anchor = Literal["schedule", "completion"]
 # A pragmatic e-mail shape (RFC 5321 lengths): good enough to catch typos at the
 # API server; delivery problems are reported by the mail server later.
 _EMAIL_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-EMAIL_PATTERN = rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_EMAIL_LABEL}(?:\.{_EMAIL_LABEL})*$"
+EMAIL_DOMAIN_PATTERN = rf"{_EMAIL_LABEL}(?:\.{_EMAIL_LABEL})*"
+EMAIL_PATTERN = rf"^[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{EMAIL_DOMAIN_PATTERN}$"
 DURATION_PATTERN = r"^(?:[0-9]+d)?(?:[0-9]+h)?(?:[0-9]+m)?$"
 TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$"
 # A local or offset date-time as users write it in a schedule: 2026-12-04T16:00:00[+01:00|Z].
@@ -119,11 +122,28 @@ def _check_local_datetime(text: str) -> str:
     return text
 
 
-# PostgreSQL text cannot hold NUL characters: refuse them at the API server already.
-NO_NUL_PATTERN = r"^[^\x00]*$"
-Title = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL_PATTERN)]
-Description = Annotated[str, Field(max_length=4000, pattern=NO_NUL_PATTERN)]
-Message = Annotated[str, Field(max_length=1000, pattern=NO_NUL_PATTERN)]
+def _cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> JsonDict:
+    validation: JsonDict = {"rule": rule, "message": message}
+    if field_path is not None:
+        validation["fieldPath"] = field_path
+    if reason is not None:
+        validation["reason"] = reason
+    return validation
+
+
+# Control characters (NUL, which PostgreSQL text cannot hold, among them) are refused where they
+# have no meaning; the CEL rule makes the API server say the same as the models (domain/text.py).
+_SINGLE_LINE = Field(
+    json_schema_extra={"x-kubernetes-validations": [_cel(text.SINGLE_LINE_RULE, text.SINGLE_LINE_MESSAGE)]}
+)
+_MULTI_LINE = Field(
+    json_schema_extra={"x-kubernetes-validations": [_cel(text.MULTI_LINE_RULE, text.MULTI_LINE_MESSAGE)]}
+)
+Title = Annotated[
+    str, Field(min_length=1, max_length=200), _SINGLE_LINE, AfterValidator(text.check_single_line)
+]
+Description = Annotated[str, Field(max_length=4000), _MULTI_LINE, AfterValidator(text.check_multi_line)]
+Message = Annotated[str, Field(max_length=1000), _MULTI_LINE, AfterValidator(text.check_multi_line)]
 LocalDateTime = Annotated[
     str, Field(pattern=LOCAL_DATETIME_PATTERN, max_length=40), AfterValidator(_check_local_datetime)
 ]
@@ -133,15 +153,6 @@ Instant = Annotated[AwareDatetime, AfterValidator(_check_instant)]
 ResourceName = Annotated[
     str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 ]
-
-
-def _cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None) -> JsonDict:
-    validation: JsonDict = {"rule": rule, "message": message}
-    if field_path is not None:
-        validation["fieldPath"] = field_path
-    if reason is not None:
-        validation["reason"] = reason
-    return validation
 
 
 class Model(BaseModel):
