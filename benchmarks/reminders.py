@@ -166,6 +166,7 @@ async def run_case(dsn: str, sink: RemoteSink, *, count: int, window: float) -> 
         sender=smtp.sender,
         retry=mail.RetryPolicy(),
         catch_up=timing.CatchUpPolicy(),
+        recipients=timing.RecipientPolicy(),
     )
     scheduler = Scheduler(
         pool=pool,

@@ -30,6 +30,7 @@ REFUSED: dict[str, tuple[dict[str, object], str]] = {
     "relay-without-dapr": ({"relay": {"enabled": True}, "dapr": {"enabled": False}}, "dapr.enabled"),
     "bad-service-type": ({"api": {"service": {"type": "ExternalName"}}}, "type"),
     "relay-batch-too-large": ({"relay": {"batchSize": 20000}}, "batchSize"),
+    "recipient-domain-not-a-domain": ({"notify": {"recipientDomains": ["@example.com"]}}, "recipientDomains"),
 }
 # A workload checkov must flag (the checkov negative control): root, privileged, no limits.
 BAD_POD = {

@@ -274,6 +274,25 @@ def test_rbac_covers_what_the_reminder_code_does(chart_renders: dict[str, list[r
     assert ("cronjobs", "create") not in notify
 
 
+def test_whoever_sends_reminders_gets_the_recipient_domains(
+    chart_renders: dict[str, list[rendering.Json]],
+) -> None:
+    """Inline delivery sends from the operator, CronJob delivery from notify pods: both enforce the list."""
+
+    def domains(objects: list[rendering.Json]) -> dict[str, str | None]:
+        return {
+            container["name"]: {e["name"]: e.get("value") for e in container["env"]}.get(
+                "TODO_REMINDER_RECIPIENT_DOMAINS"
+            )
+            for _, _, spec in checks.pod_templates(checks.with_notify_jobs(objects))
+            for container in spec["containers"]
+            if container["name"] in ("operator", "notify")
+        }
+
+    assert domains(chart_renders["defaults"]) == {"operator": "", "notify": ""}
+    assert domains(chart_renders[FULL]) == {"operator": "example.org,*", "notify": "example.org,*"}
+
+
 # --- the outbox relay as a Deployment of its own (relay.enabled; on in ci/full-values.yaml) -------------
 
 FULL = "ci/full-values.yaml"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from typing import Any
@@ -25,22 +24,6 @@ from todo_operator.operator.delivery import ReminderDelivery
 from todo_operator.store import reminders as store
 
 FIRE = datetime(2026, 12, 9, 17, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    with SmtpSink() as sink:
-        yield sink
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        database_url, open=False, max_size=20, kwargs={"autocommit": True}
-    )
-    await pool.open(wait=True)
-    yield pool
-    await pool.close()
 
 
 class Waits:
@@ -71,6 +54,7 @@ def delivery(
         sender=settings.sender,
         retry=mail.RetryPolicy(retries=retries),
         catch_up=timing.CatchUpPolicy(),
+        recipients=timing.RecipientPolicy(),
         sleep=waits or Waits(),
         link_template="https://todo.example.com/{namespace}/{task}",
     )

@@ -46,6 +46,7 @@ def dispatcher(pool: AsyncConnectionPool[Any], clock: ManualClock, *, port: int)
         sender="todo@example.com",
         retry=mail.RetryPolicy(),
         catch_up=timing.CatchUpPolicy(),
+        recipients=timing.RecipientPolicy(),
     )
     return Scheduler(
         pool=pool,

@@ -14,6 +14,7 @@ MIGRATIONS = [
     "0003.reminder-delivery",
     "0004.api-search",
     "0005.reminder-dead-letters",
+    "0006.reminder-failure-reason",
 ]
 TABLES = {"tasks", "recurring_tasks", "reminders", "outbox", "dead_letters", "processed_events"}
 

@@ -57,6 +57,7 @@ class SmtpSink:
         self._saved = _last_number(folder)
         self._lock = threading.Lock()
         self._messages: list[EmailMessage] = []
+        self._envelope_recipients: list[list[str]] = []
         self._arrived_at: list[datetime] = []
         self._failures: list[str] = []
         self._arrived = threading.Condition(self._lock)
@@ -70,6 +71,7 @@ class SmtpSink:
             message = email.message_from_bytes(envelope.content, policy=email.policy.default)
             assert isinstance(message, EmailMessage)
             self._messages.append(message)
+            self._envelope_recipients.append(list(envelope.rcpt_tos))
             self._arrived_at.append(datetime.now(tz=UTC))
             if self._folder is not None:
                 self._folder.mkdir(parents=True, exist_ok=True)
@@ -90,6 +92,12 @@ class SmtpSink:
     def messages(self) -> list[EmailMessage]:
         with self._lock:
             return list(self._messages)
+
+    @property
+    def envelope_recipients(self) -> list[list[str]]:
+        """Each accepted message's ``RCPT TO`` addresses: who it really went to, whatever its headers say."""
+        with self._lock:
+            return [list(recipients) for recipients in self._envelope_recipients]
 
     @property
     def arrivals(self) -> list[tuple[datetime, EmailMessage]]:

@@ -95,3 +95,38 @@ def catch_up(fire: datetime, *, now: datetime, policy: CatchUpPolicy) -> Decisio
     if lateness <= policy.look_back:
         return "send-late"
     return "missed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecipientPolicy:
+    """Who a reminder may be sent to, checked at send time.
+
+    Anyone allowed to create a Reminder in a namespace could otherwise make the
+    company's mail server send any text to any address (``spec.to`` set to an
+    outsider, a phishing ``message``). By default a reminder goes to its task's
+    owner only; ``domains`` widens that to every address of those domains
+    (``example.com`` matches ``bob@example.com``, not ``bob@mail.example.com``:
+    list each), and ``*`` allows any address (a mail server of your own that
+    enforces its own rules). The chart's admission policy refuses such specs
+    earlier, when it is installed; this holds on every cluster.
+    """
+
+    domains: frozenset[str] = frozenset()
+
+    def allows(self, recipient: str, *, owner: str) -> bool:
+        if "*" in self.domains:
+            return True
+        # Domains are case-insensitive (RFC 5321 §2.4); local parts are the server's to decide,
+        # and mail servers treat them case-insensitively in practice: compare the whole address so.
+        if recipient.casefold() == owner.casefold():
+            return True
+        _, at, domain = recipient.rpartition("@")
+        return bool(at) and domain.casefold() in self.domains
+
+    def refusal(self, recipient: str, *, owner: str) -> str:
+        """Why ``recipient`` is refused, for ``lastError`` and the Ready condition."""
+        allowed = ", ".join(sorted(self.domains)) if self.domains else "none"
+        return (
+            f"recipient {recipient} is not allowed: reminders go to the task's owner ({owner})"
+            f" or to the allowed domains ({allowed}; TODO_REMINDER_RECIPIENT_DOMAINS)"
+        )

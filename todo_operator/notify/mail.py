@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo
 
 import aiosmtplib
 
+from todo_operator.domain import text
+
 
 class MailError(Exception):
     """Sending failed; ``transient`` says whether trying again may help."""
@@ -92,8 +94,11 @@ def compose(mail: ReminderMail, *, sender: str, now: datetime) -> Message:
     parses every header it is given and took a third of the dispatcher's time.
     """
     due = _due_text(mail)
-    subject = f"Reminder: {mail.task_title}" + (f" (due {due})" if due else "")
-    lines = [f"Reminder: {mail.task_title}"]
+    # The title is one line whatever was stored (domain/text.py): a line break in a header
+    # would end it and start another (``Bcc: …``), and the mail library refuses the message.
+    title = text.one_line(mail.task_title)
+    subject = f"Reminder: {title}" + (f" (due {due})" if due else "")
+    lines = [f"Reminder: {title}"]
     if due:
         lines.append(f"Due: {due}")
     if mail.message:

@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from todo_operator.clock import Clock
 from todo_operator.domain import reminders as timing
+from todo_operator.domain import text
 from todo_operator.domain.events import Event
 from todo_operator.notify import mail
 from todo_operator.store import reminders as store
@@ -43,6 +44,21 @@ class Outcome:
     reason: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Failure:
+    """Why an attempt failed: ``reason`` goes into the event, ``condition`` into the Ready condition."""
+
+    error: str
+    reason: str  # Missed, RecipientNotAllowed, Rejected, RetriesExhausted, Unsendable
+    condition: str = "DeliveryFailed"
+    final: bool = True
+    dead_letter: bool = True
+
+    def one_line_error(self) -> str:
+        # lastError is shown in a status, a condition and an event: one line, bounded.
+        return text.one_line(self.error)[:1000]
+
+
 def _delay(policy: mail.RetryPolicy, attempts: int) -> timedelta:
     """The wait after failed attempt number ``attempts``: first, doubling, capped."""
     delay: timedelta = policy.first * (2 ** max(attempts - 1, 0))
@@ -59,6 +75,7 @@ class ReminderDelivery:
         sender: str,
         retry: mail.RetryPolicy,
         catch_up: timing.CatchUpPolicy,
+        recipients: timing.RecipientPolicy,
         sleep: Sleep = asyncio.sleep,
         link_template: str | None = None,
     ) -> None:
@@ -68,6 +85,7 @@ class ReminderDelivery:
         self._sender = sender
         self._retry = retry
         self._catch_up = catch_up
+        self._recipients = recipients
         self._sleep = sleep
         self._link_template = link_template
 
@@ -80,6 +98,7 @@ class ReminderDelivery:
             await self._sleep(_delay(self._retry, attempts).total_seconds())
 
     async def _attempt(self, *, uid: str) -> tuple[Outcome | None, int]:
+        """One attempt in one transaction: None as the outcome means "wait, then try again"."""
         async with self._pool.connection() as connection, connection.transaction():
             claimed = await store.claim(connection, uid=uid)
             if claimed is None:
@@ -90,59 +109,92 @@ class ReminderDelivery:
                 return Outcome(result="Skipped", reason="not due yet", attempts=claimed.attempts), 0
             if decision == "missed":
                 error = f"missed: due {claimed.fire_at.isoformat()}, more than {self._catch_up.look_back} ago"
-                await store.record_failure(
-                    connection,
-                    claimed,
-                    at=now,
-                    attempts=claimed.attempts,
-                    error=error,
-                    final=True,
-                    event=self._event(claimed, "reminder.failed", attempts=claimed.attempts, reason="Missed"),
-                )
-                return Outcome(result="Failed", attempts=claimed.attempts, error=error, reason="Missed"), 0
+                failure = _Failure(error=error, reason="Missed", condition="Missed", dead_letter=False)
+                return await self._fail(connection, claimed, failure, at=now, attempts=claimed.attempts), 0
+            if not self._recipients.allows(claimed.recipient, owner=claimed.owner):
+                error = self._recipients.refusal(claimed.recipient, owner=claimed.owner)
+                failure = _Failure(error=error, reason="RecipientNotAllowed", condition="RecipientNotAllowed")
+                return await self._fail(connection, claimed, failure, at=now, attempts=claimed.attempts), 0
 
             late = claimed.late or decision == "send-late"
             attempts = claimed.attempts + 1
-            message = mail.compose(self._mail(claimed, late=late), sender=self._sender, now=now)
-            try:
-                await self._send(message)
-            except mail.MailError as failure:
-                final = not failure.transient or attempts >= self._retry.max_attempts
-                reason = "Rejected" if not failure.transient else "RetriesExhausted"
-                logger.warning(
-                    "reminder %s/%s attempt %d failed: %s", claimed.namespace, claimed.name, attempts, failure
-                )
-                await store.record_failure(
+            refused = await self._send_once(claimed, late=late, now=now)
+            if refused is None:
+                await store.mark_sent(
                     connection,
                     claimed,
                     at=now,
                     attempts=attempts,
-                    error=str(failure),
-                    final=final,
-                    event=self._event(claimed, "reminder.failed", attempts=attempts, reason=reason)
-                    if final
-                    else None,
-                    dead_letter=final,  # an admin can retry it once the cause is fixed
+                    late=late,
+                    event=self._event(
+                        claimed, "reminder.sent", attempts=attempts, reason="Late" if late else "OnTime"
+                    ),
                 )
-                if final:
-                    return Outcome(
-                        result="Failed", attempts=attempts, error=str(failure), reason=reason
-                    ), attempts
-                return None, attempts
-            await store.mark_sent(
-                connection,
-                claimed,
-                at=now,
-                attempts=attempts,
-                late=late,
-                event=self._event(
-                    claimed, "reminder.sent", attempts=attempts, reason="Late" if late else "OnTime"
-                ),
+                logger.info(
+                    "reminder %s/%s sent to its recipient (attempt %d)",
+                    claimed.namespace,
+                    claimed.name,
+                    attempts,
+                )
+                return Outcome(result="Sent", attempts=attempts, sent_at=now, late=late), attempts
+            logger.warning(
+                "reminder %s/%s attempt %d failed: %s",
+                claimed.namespace,
+                claimed.name,
+                attempts,
+                refused.error,
             )
-            logger.info(
-                "reminder %s/%s sent to its recipient (attempt %d)", claimed.namespace, claimed.name, attempts
+            if refused.final or attempts >= self._retry.max_attempts:
+                return await self._fail(connection, claimed, refused, at=now, attempts=attempts), attempts
+            await store.record_failure(
+                connection, claimed, at=now, attempts=attempts, error=refused.error, final=False
             )
-            return Outcome(result="Sent", attempts=attempts, sent_at=now, late=late), attempts
+            return None, attempts
+
+    async def _send_once(self, claimed: store.Claimed, *, late: bool, now: datetime) -> _Failure | None:
+        """Compose and send; every error becomes a counted, recorded failure, never an escape.
+
+        An exception escaping here would roll the attempt back, so the reminder
+        would be claimed again at once with nothing recorded: a title with a
+        line break did exactly that, 145 times a second (issue #16). So what the
+        mail code does not classify (a header the mail library refuses, a bad
+        link template, a bug) is a permanent failure of this reminder.
+        """
+        try:
+            message = mail.compose(self._mail(claimed, late=late), sender=self._sender, now=now)
+            await self._send(message)
+        except mail.MailError as error:
+            reason = "RetriesExhausted" if error.transient else "Rejected"
+            return _Failure(error=str(error), reason=reason, final=not error.transient)
+        except Exception as error:
+            logger.error("reminder %s/%s cannot be sent", claimed.namespace, claimed.name, exc_info=True)
+            return _Failure(error=f"cannot be sent: {type(error).__name__}: {error}", reason="Unsendable")
+        return None
+
+    async def _fail(
+        self,
+        connection: AsyncConnection[Any],
+        claimed: store.Claimed,
+        failure: _Failure,
+        *,
+        at: datetime,
+        attempts: int,
+    ) -> Outcome:
+        """End the reminder ``Failed``: the row, a ``reminder.failed`` event, a dead letter if retryable."""
+        error = failure.one_line_error()
+        event = self._event(claimed, "reminder.failed", attempts=attempts, reason=failure.reason)
+        await store.record_failure(
+            connection,
+            claimed,
+            at=at,
+            attempts=attempts,
+            error=error,
+            final=True,
+            reason=failure.condition,
+            event=event,
+            dead_letter=failure.dead_letter,  # an admin can retry it once the cause is fixed
+        )
+        return Outcome(result="Failed", attempts=attempts, error=error, reason=failure.reason)
 
     def _mail(self, claimed: store.Claimed, *, late: bool) -> mail.ReminderMail:
         link = (

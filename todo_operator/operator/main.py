@@ -71,6 +71,7 @@ def build_delivery(
         sender=smtp.sender,
         retry=settings.retry(),
         catch_up=settings.catch_up(),
+        recipients=settings.recipients(),
         link_template=settings.task_link_template,
     )
 

@@ -396,7 +396,13 @@ class ReminderReconciler:
                     data={"task": spec.task_ref.name, "fireAt": fire.isoformat(), "reason": "Missed"},
                 )
                 await store.set_phase(
-                    connection, uid=meta.uid, phase="Failed", at=now, error=missed, events=[failed]
+                    connection,
+                    uid=meta.uid,
+                    phase="Failed",
+                    at=now,
+                    error=missed,
+                    reason="Missed",
+                    events=[failed],
                 )
                 stored_phase = "Failed"
             row = await store.find(connection, namespace=meta.namespace, name=meta.name)
@@ -515,11 +521,7 @@ class ReminderReconciler:
     ) -> None:
         sent = row["phase"] == "Sent"
         reason = (
-            ("SentLate" if row["late"] else "Sent")
-            if sent
-            else "Missed"
-            if "missed" in (row["last_error"] or "")
-            else "DeliveryFailed"
+            ("SentLate" if row["late"] else "Sent") if sent else row["failure_reason"] or "DeliveryFailed"
         )
         message = f"sent at {row['sent_at'].isoformat()}" if sent else row["last_error"] or "delivery failed"
         final = observed(

@@ -72,6 +72,7 @@ class Scheduler:
         concurrency: int = 50,
         doorbell: Doorbell | None = None,
         max_idle: timedelta = timedelta(seconds=60),
+        hold: timedelta = timedelta(seconds=5),
         heartbeat: Callable[[datetime], None] = lambda _: None,
     ) -> None:
         self._pool = pool
@@ -85,6 +86,9 @@ class Scheduler:
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)
         self._max_idle = max_idle
+        # How long a reminder that did not end (taken by another replica, an unexpected error)
+        # waits before this loop looks at it again.
+        self._hold = hold
         # Called after every complete pass: the "operator is reconciling" signal for alerts.
         self._heartbeat = heartbeat
         self._in_flight: dict[str, asyncio.Task[None]] = {}
@@ -143,7 +147,7 @@ class Scheduler:
         async with self._pool.connection() as connection:
             candidates = [await store.next_open_task_due(connection)]
             if self._mode == "inline":
-                fire = await store.next_inline_fire(connection)
+                fire = await store.next_inline_fire(connection, excluding=list(self._in_flight))
                 candidates.append(fire)
             else:
                 fire = await store.next_cronjob_check(connection)
@@ -161,21 +165,37 @@ class Scheduler:
 
     async def _send_due(self, now: datetime) -> None:
         async with self._pool.connection() as connection:
-            due = await store.due_inline(connection, now=now, limit=self._batch_size)
+            due = await store.due_inline(
+                connection, now=now, limit=self._batch_size, excluding=list(self._in_flight)
+            )
         for uid, namespace, name in due:
             if uid not in self._in_flight:
                 task = asyncio.create_task(self._send_one(uid=uid, namespace=namespace, name=name))
                 self._in_flight[uid] = task
 
     async def _send_one(self, *, uid: str, namespace: str, name: str) -> None:
+        """Deliver one reminder; one that did not end is held back a while before it is looked at again.
+
+        While a reminder is in ``_in_flight`` the loop neither picks it nor
+        counts it as due work (:meth:`_next_work`), so neither a delivery that
+        waits between retries, nor one that another replica holds locked, nor
+        one that keeps failing in an unexpected way makes the loop spin.
+        """
+        ended = False
         try:
-            async with self._slots:
-                outcome = await self._delivery.deliver(uid=uid)
-            await self._report(namespace=namespace, name=name, outcome=outcome)
-        except Exception:
-            logger.exception("reminder %s/%s: delivery failed unexpectedly", namespace, name)
+            try:
+                async with self._slots:
+                    outcome = await self._delivery.deliver(uid=uid)
+                await self._report(namespace=namespace, name=name, outcome=outcome)
+                ended = outcome.result != "Skipped"
+            except Exception:
+                logger.exception("reminder %s/%s: delivery failed unexpectedly", namespace, name)
+            if not ended:
+                await asyncio.sleep(self._hold.total_seconds())
         finally:
             self._in_flight.pop(uid, None)
+        if not ended:
+            self.wake()
 
     async def _report(self, *, namespace: str, name: str, outcome: Outcome) -> None:
         """Show the outcome in the Reminder's status, retrying a transient API error.

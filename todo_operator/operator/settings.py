@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from todo_operator.domain import reminders
+from todo_operator.domain import reminders, resources
 from todo_operator.notify import mail
 
 
@@ -75,6 +76,11 @@ class OperatorSettings(BaseSettings):
     reminder_retries: int = Field(default=10, ge=0, le=20)
     reminder_retry_first_seconds: float = Field(default=1.0, gt=0)
     reminder_retry_cap_seconds: float = Field(default=512.0, gt=0)
+    reminder_recipient_domains: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="besides the task's owner, reminders may go to addresses of these domains"
+        " (comma-separated; * allows any address); empty: the owner only",
+    )
     task_link_template: str | None = Field(
         default=None,
         description="a link in reminder e-mails, e.g. https://todo.example.com/{namespace}/{task}",
@@ -87,12 +93,20 @@ class OperatorSettings(BaseSettings):
     smtp_starttls: bool = False
     smtp_tls: bool = False
 
-    @field_validator("namespaces", mode="before")
+    @field_validator("namespaces", "reminder_recipient_domains", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("reminder_recipient_domains")
+    @classmethod
+    def _domains(cls, domains: list[str]) -> list[str]:
+        for domain in domains:
+            if domain != "*" and not re.fullmatch(resources.EMAIL_DOMAIN_PATTERN, domain):
+                raise ValueError(f"{domain!r} is not a domain name (e.g. example.com) or *")
+        return [domain.casefold() for domain in domains]
 
     @property
     def min_occurrence_spacing(self) -> timedelta:
@@ -115,6 +129,9 @@ class OperatorSettings(BaseSettings):
             first=timedelta(seconds=self.reminder_retry_first_seconds),
             cap=timedelta(seconds=self.reminder_retry_cap_seconds),
         )
+
+    def recipients(self) -> reminders.RecipientPolicy:
+        return reminders.RecipientPolicy(domains=frozenset(self.reminder_recipient_domains))
 
     def catch_up(self) -> reminders.CatchUpPolicy:
         return reminders.CatchUpPolicy(

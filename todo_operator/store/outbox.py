@@ -165,7 +165,8 @@ WITH letter AS (
     RETURNING reminder_uid
 )
 UPDATE reminders SET phase = CASE delivery WHEN 'inline' THEN 'Pending' ELSE 'Scheduled' END,
-                     attempts = 0, last_error = NULL, late = false, updated_at = %(now)s
+                     attempts = 0, last_error = NULL, failure_reason = NULL, late = false,
+                     updated_at = %(now)s
 FROM letter
 WHERE reminders.uid = letter.reminder_uid AND reminders.phase = 'Failed' AND reminders.deleted_at IS NULL
 RETURNING reminders.uid

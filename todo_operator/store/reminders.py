@@ -176,14 +176,16 @@ async def record_failure(
     attempts: int,
     error: str,
     final: bool,
+    reason: str | None = None,
     event: Event | None = None,
     dead_letter: bool = False,
 ) -> None:
-    """Count a failed attempt; ``final`` ends it ``Failed``, ``dead_letter`` keeps it retryable."""
+    """Count a failed attempt; ``final`` ends it ``Failed`` for ``reason``; a dead letter keeps it retryable."""
     await connection.execute(
         "UPDATE reminders SET attempts = %s, last_error = %s, updated_at = %s,"
-        " phase = CASE WHEN %s THEN 'Failed' ELSE phase END WHERE uid = %s",
-        (attempts, error, at, final, claimed.uid),
+        " phase = CASE WHEN %s THEN 'Failed' ELSE phase END,"
+        " failure_reason = CASE WHEN %s THEN %s ELSE failure_reason END WHERE uid = %s",
+        (attempts, error, at, final, final, reason, claimed.uid),
     )
     if final:
         await _refresh_task_reminder(connection, task_uid=claimed.task_uid)
@@ -218,14 +220,16 @@ async def set_phase(
     phase: str,
     at: datetime,
     error: str | None = None,
+    reason: str | None = None,
     events: Sequence[Event] = (),
 ) -> bool:
-    """Move a not-yet-terminal reminder to ``phase`` (Cancelled, or Failed when missed); False if done."""
+    """Move a not-yet-terminal reminder to ``phase`` (Cancelled, or Failed for ``reason``); False if done."""
     async with connection.transaction():
         cursor = await connection.execute(
-            "UPDATE reminders SET phase = %s, last_error = COALESCE(%s, last_error), updated_at = %s"
+            "UPDATE reminders SET phase = %s, last_error = COALESCE(%s, last_error), updated_at = %s,"
+            " failure_reason = %s"
             " WHERE uid = %s AND phase NOT IN ('Sent', 'Failed', 'Cancelled') RETURNING task_uid::text",
-            (phase, error, at, uid),
+            (phase, error, at, reason, uid),
         )
         changed = await cursor.fetchone()
         if changed is None:
@@ -257,7 +261,8 @@ async def find(connection: AsyncConnection[Any], *, namespace: str, name: str) -
     """The live row of a reminder, by name (what ``todo-operator notify`` is given)."""
     async with connection.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(
-            "SELECT uid::text AS uid, phase, owner, fire_at, attempts, sent_at, last_error, late"
+            "SELECT uid::text AS uid, phase, owner, fire_at, attempts, sent_at, last_error, late,"
+            " failure_reason"
             " FROM reminders WHERE namespace = %s AND name = %s AND deleted_at IS NULL",
             (namespace, name),
         )
@@ -276,20 +281,26 @@ async def names_for_task(connection: AsyncConnection[Any], *, namespace: str, ta
     return [row[0] for row in await cursor.fetchall()]
 
 
-async def due_inline(connection: AsyncConnection[Any], *, now: datetime, limit: int) -> list[Ref]:
-    """Inline reminders whose moment has come (or comes within a minute), oldest first."""
+async def due_inline(
+    connection: AsyncConnection[Any], *, now: datetime, limit: int, excluding: Sequence[str] = ()
+) -> list[Ref]:
+    """Inline reminders whose moment has come, oldest first, but those ``excluding`` (already in hand)."""
     cursor = await connection.execute(
         "SELECT uid::text, namespace, name FROM reminders WHERE phase = 'Pending' AND delivery = 'inline'"
-        " AND deleted_at IS NULL AND fire_at <= %s ORDER BY fire_at LIMIT %s",
-        (now, limit),
+        " AND deleted_at IS NULL AND fire_at <= %s AND uid <> ALL(%s::uuid[]) ORDER BY fire_at LIMIT %s",
+        (now, list(excluding), limit),
     )
     return [(row[0], row[1], row[2]) for row in await cursor.fetchall()]
 
 
-async def next_inline_fire(connection: AsyncConnection[Any]) -> datetime | None:
+async def next_inline_fire(
+    connection: AsyncConnection[Any], *, excluding: Sequence[str] = ()
+) -> datetime | None:
+    """When the next inline reminder falls due, leaving out those ``excluding`` (already in hand)."""
     cursor = await connection.execute(
-        "SELECT min(fire_at) FROM reminders"
-        " WHERE phase = 'Pending' AND delivery = 'inline' AND deleted_at IS NULL"
+        "SELECT min(fire_at) FROM reminders WHERE phase = 'Pending' AND delivery = 'inline'"
+        " AND deleted_at IS NULL AND uid <> ALL(%s::uuid[])",
+        (list(excluding),),
     )
     found = await cursor.fetchone()
     return found[0] if found else None

@@ -52,7 +52,7 @@ from tests.faults.lifecycle.stack import (
     task,
 )
 from tests.integration.kubeclient import condition
-from todo_operator.domain.reminders import CatchUpPolicy
+from todo_operator.domain.reminders import CatchUpPolicy, RecipientPolicy
 from todo_operator.notify import mail
 from todo_operator.operator.delivery import ReminderDelivery
 from todo_operator.store.pool import open_pool
@@ -76,6 +76,7 @@ async def _deliver_again(stack: Stack, uid: str) -> str:
             sender="todo@example.com",
             retry=mail.RetryPolicy(retries=5, first=timedelta(milliseconds=10)),
             catch_up=CatchUpPolicy(),
+            recipients=RecipientPolicy(),
         )
         outcome = await delivery.deliver(uid=uid)
         return outcome.result

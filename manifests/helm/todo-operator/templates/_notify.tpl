@@ -34,6 +34,7 @@ spec:
           env:
             {{- include "todo-operator.databaseEnv" . | nindent 12 }}
             {{- include "todo-operator.telemetryEnv" . | nindent 12 }}
+            {{- include "todo-operator.recipientEnv" . | nindent 12 }}
           envFrom:
             - secretRef:
                 name: {{ required "notify.smtpSecret is required (a Secret with the SMTP settings)" .Values.notify.smtpSecret }}
@@ -45,4 +46,10 @@ spec:
             {{- include "todo-operator.tmpMount" . | nindent 12 }}
       volumes:
         {{- include "todo-operator.tmpVolume" . | nindent 8 }}
+{{- end }}
+
+{{/* Who reminders may go to: read where they are sent (notify Jobs, the operator in inline mode). */}}
+{{- define "todo-operator.recipientEnv" -}}
+- name: TODO_REMINDER_RECIPIENT_DOMAINS
+  value: {{ join "," .Values.notify.recipientDomains | quote }}
 {{- end }}
