@@ -8,8 +8,9 @@ Three things make that work, each a gap of the emulator worked around here:
 
 * The emulator serves only the built-in kinds our operator touches. The other
   kinds the chart creates (Deployments, RBAC, NetworkPolicies, Ingresses,
-  PodDisruptionBudgets, ServiceMonitors) are served as stand-in CRDs that accept
-  any body: the emulator stores them, kubernetes-validate checks them.
+  PodDisruptionBudgets, ServiceMonitors, ValidatingAdmissionPolicies and their
+  bindings) are served as stand-in CRDs that accept any body: the emulator
+  stores them, kubernetes-validate checks them.
 * client-go's WatchList (`sendInitialEvents`) waits for a bookmark the emulator
   never sends; `KUBE_FEATURE_WatchListClient=false` makes Helm list and watch.
   The Go runtime reads the environment the process started with, so rendering
@@ -30,12 +31,13 @@ import sys
 import tempfile
 import threading
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import yaml
 
 from todo_operator.devstack import apiserver
+from todo_operator.devstack.apiserver import discovery
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "manifests" / "helm" / "todo-operator"
@@ -83,6 +85,18 @@ STANDIN_CRDS: tuple[Json, ...] = (
     _standin("networking.k8s.io", "Ingress", "ingresses"),
     _standin("policy", "PodDisruptionBudget", "poddisruptionbudgets"),
     _standin("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"),
+    _standin(
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        namespaced=False,
+    ),
+    _standin(
+        "admissionregistration.k8s.io",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        namespaced=False,
+    ),
 )
 
 
@@ -137,6 +151,22 @@ def load_values(*files: pathlib.Path) -> Json:
     return values
 
 
+@contextlib.contextmanager
+def _kubernetes_version(version: str | None) -> Iterator[None]:
+    """Let the emulator report another Kubernetes version (Helm's ``.Capabilities.KubeVersion``)."""
+    if version is None:
+        yield
+        return
+    saved = dict(discovery.SERVER_VERSION)
+    major, minor = version.removeprefix("v").split(".")[:2]
+    discovery.SERVER_VERSION.update(gitVersion=version, major=major, minor=minor)
+    try:
+        yield
+    finally:
+        discovery.SERVER_VERSION.clear()
+        discovery.SERVER_VERSION.update(saved)
+
+
 def render_chart(
     values: Json,
     *,
@@ -145,11 +175,13 @@ def render_chart(
     namespace: str = "todo",
     chart: pathlib.Path = CHART,
     existing_namespaces: Sequence[str] = (),
+    kubernetes_version: str | None = None,
 ) -> list[Json]:
     """Every object the chart makes with these values, hooks included (each hook once).
 
     ``existing_namespaces`` are created first, as they would exist in a real cluster
-    (the namespaces an operator is told to watch, for instance).
+    (the namespaces an operator is told to watch, for instance). ``kubernetes_version``
+    (e.g. ``v1.29.4``) is the version the cluster reports; by default the emulator's.
     """
     import helm_sdkpy  # only in the child process started with HELM_ENVIRONMENT
 
@@ -157,7 +189,7 @@ def render_chart(
         raise RenderError(f"render_chart needs the process started with {HELM_ENVIRONMENT}")
 
     stop = threading.Event()
-    with apiserver.ApiServerThread(crds=STANDIN_CRDS) as server:
+    with _kubernetes_version(kubernetes_version), apiserver.ApiServerThread(crds=STANDIN_CRDS) as server:
         kubeconfig = server.write_kubeconfig(workdir / f"kubeconfig-{release}")
         for name in existing_namespaces:
             _post(
@@ -206,10 +238,16 @@ def render_charts(
     workdir: pathlib.Path,
     namespaces: Sequence[str] = (),
     release: str = "todo",
+    kubernetes_version: str | None = None,
 ) -> dict[str, list[Json] | str]:
     """Render several value sets in one child process: name -> objects, or the error text."""
     jobs = {
-        name: {"values": values, "namespaces": list(namespaces), "release": release}
+        name: {
+            "values": values,
+            "namespaces": list(namespaces),
+            "release": release,
+            "kubernetesVersion": kubernetes_version,
+        }
         for name, values in jobs.items()
     }
     request = workdir / "render-request.json"
@@ -293,6 +331,7 @@ def main(argv: list[str]) -> int:
                 workdir=workdir,
                 release=values["release"],
                 existing_namespaces=values["namespaces"],
+                kubernetes_version=values.get("kubernetesVersion"),
             )
         except RenderError as error:
             answer[name] = str(error)
