@@ -1,14 +1,21 @@
 """RRULE bombs: how long the operator takes to refuse a schedule written to make it work hard.
 
-Run alone: ``.venv/bin/python benchmarks/rrule_bombs.py [--repeat 7] [--markdown]``.
+Run alone: ``.venv/bin/python benchmarks/rrule_bombs.py [--repeat 7] [--markdown] [--calibrate]``.
 
 Every rule goes through what the operator does with a RecurringTask's
 schedule (``reconciling.RecurringTaskReconciler.reconcile``): the spec's model
 validation, ``Recurrence.compile`` with the operator's limits, then the first
 occurrence (``occurrences.first_due``). For each it prints who refused it
 (the model, i.e. also the CRD schema; the recurrence engine; or nobody), the
-median and the maximum wall-clock time of ``--repeat`` runs, and the ratio
-to a benign weekly rule measured in the same run.
+median and the maximum wall-clock time of ``--repeat`` runs, the ratio
+to a benign weekly rule measured in the same run, and the work units the
+compile counted (``Limits.max_compile_work``; "budget" in the refused-by
+column is a rule refused because its checks cost more).
+
+``--calibrate`` checks the work units against the CPU they stand for: for
+each rule, compiled with an unlimited budget, the CPU time per 0.1 µs-unit
+(``expansion.UNITS_PER_MILLISECOND``). The weights in ``expansion.work_cost``
+are set so that no rule is far above 1 (counted work must not undercount).
 
 Target (issue #10): every bomb refused in under 10 ms. Nothing is asserted:
 the table says, and docs/PERFORMANCE.md ("RRULE bombs") records a run.
@@ -26,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import ValidationError
 
 from todo_operator.domain import occurrences, recurrence, resources
+from todo_operator.domain.recurrence import expansion
 
 START = "2026-01-01T09:00"  # a Thursday
 ZONE = "Europe/Berlin"
@@ -100,17 +108,27 @@ BOMBS = [
     Bomb("absurd values", "FREQ=MONTHLY;BYSETPOS=367;BYDAY=MO", ""),
     Bomb("absurd values", "FREQ=YEARLY;BYDAY=54MO", ""),
     Bomb("absurd values", "FREQ=DAILY;BYDAY=" + ",".join(["MO"] * 150), "one weekday 150 times"),
-    # Valid and accepted, but expensive: HOURLY/MINUTELY rules with day filters (not bombs by the
-    # letter, listed because they cost more than any refusal; see docs/PERFORMANCE.md).
+    # Valid, but expensive: HOURLY/MINUTELY rules with day filters, COUNT at the limit (not bombs by
+    # the letter; see docs/PERFORMANCE.md). Those whose checks cost more than the compile budget
+    # (Limits.max_compile_work) are refused: "budget".
     Bomb("valid but costly", "FREQ=DAILY;COUNT=10000", "COUNT at the limit: listed once"),
     Bomb("valid but costly", "FREQ=MINUTELY;INTERVAL=7;BYHOUR=3;BYMONTH=2;BYMONTHDAY=29", "first in 2028"),
     Bomb("valid but costly", "FREQ=MINUTELY;INTERVAL=59;BYMONTH=2;BYHOUR=3;BYMINUTE=7", "first in 2029"),
     Bomb("valid but costly", "FREQ=MINUTELY;BYYEARDAY=20;BYHOUR=18;BYMINUTE=2,57", "2 a year, 4-year sample"),
+    Bomb(
+        "valid but costly", "FREQ=MINUTELY;BYYEARDAY=20;BYHOUR=18;BYMINUTE=2,57;COUNT=20", "COUNT: 10 years"
+    ),
+    Bomb("valid but costly", "FREQ=YEARLY;COUNT=10000", "the COUNT-th in the year 9998"),
+    Bomb(
+        "costly to refuse",
+        f"FREQ=HOURLY;BYYEARDAY=366;BYMINUTE={_EVERY_MINUTE};BYSECOND={_EVERY_MINUTE}",
+        "3,600 an hour, too dense, but first on 31 Dec 2028",
+    ),
 ]
 
 
-def operator_path(rule: str) -> str:
-    """What the RecurringTask reconciler does with a schedule; the outcome as one word."""
+def operator_path(rule: str, *, limits: recurrence.Limits = LIMITS) -> tuple[str, int | None]:
+    """What the RecurringTask reconciler does with a schedule: the outcome as one word, and the work."""
     spec = {
         "schedule": {"rrule": rule, "start": START, "timeZone": ZONE},
         "taskTemplate": {"title": "Bomb", "owner": "mallory@example.com"},
@@ -118,28 +136,75 @@ def operator_path(rule: str) -> str:
     try:
         model = resources.RecurringTaskSpec.model_validate(spec)
     except ValidationError:
-        return "model"  # the CRD schema says the same (maxLength, pattern): the API server refuses it
+        return "model", None  # the CRD schema says the same (maxLength, pattern): the API server refuses it
     try:
-        schedule = recurrence.Recurrence.compile(occurrences.schedule_spec(model.schedule), limits=LIMITS)
+        schedule = recurrence.Recurrence.compile(occurrences.schedule_spec(model.schedule), limits=limits)
+    except recurrence.ScheduleTooCostly as error:
+        return "budget", error.work  # InvalidSchedule too: its checks cost more than the compile budget
     except recurrence.ScheduleError:
-        return "engine"  # InvalidSchedule in the status, not retried
+        return "engine", None  # InvalidSchedule in the status, not retried
     occurrences.first_due(schedule, created_at=CREATED_AT)
-    return "accepted"
+    return "accepted", schedule.compile_work
 
 
-def measure(bomb: Bomb, *, repeat: int) -> tuple[str, float, float, float]:
-    """(outcome, median ms, max ms, median CPU ms) over ``repeat`` runs (fewer for very slow rules)."""
+def measure(bomb: Bomb, *, repeat: int) -> tuple[str, float, float, float, int | None]:
+    """(outcome, median ms, max ms, median CPU ms, work units) over ``repeat`` runs (fewer if slow)."""
     walls: list[float] = []
     cpus: list[float] = []
-    outcome = ""
+    outcome, work = "", None
     for _ in range(repeat):
         wall_start, cpu_start = time.perf_counter(), time.process_time()
-        outcome = operator_path(bomb.rule)
+        outcome, work = operator_path(bomb.rule)
         walls.append((time.perf_counter() - wall_start) * 1e3)
         cpus.append((time.process_time() - cpu_start) * 1e3)
         if sum(walls) > 3_000:  # a slow rule needs no more runs to show that it is slow
             break
-    return outcome, statistics.median(walls), max(walls), statistics.median(cpus)
+    return outcome, statistics.median(walls), max(walls), statistics.median(cpus), work
+
+
+def calibrate(repeat: int) -> None:
+    """CPU per work unit, each rule compiled without a budget: the weights must not undercount."""
+    unlimited = recurrence.Limits(min_spacing=LIMITS.min_spacing, max_compile_work=1 << 60)
+    unit_us = 1_000 / expansion.UNITS_PER_MILLISECOND
+    print(f"{'CPU ms':>9} {'work units':>12} {'CPU/unit':>9}  rule  (CPU/unit is in {unit_us:g} µs)")
+    for bomb in [BASELINE, *BOMBS, *CALIBRATION]:
+        cpus: list[float] = []
+        work: int | None = None
+        for _ in range(repeat):
+            cpu_start = time.process_time()
+            _, work = operator_path(bomb.rule, limits=unlimited)
+            cpus.append((time.process_time() - cpu_start) * 1e3)
+            if sum(cpus) > 3_000:
+                break
+        if not work:
+            continue  # refused before any expansion
+        cpu = statistics.median(cpus)
+        print(f"{cpu:9.2f} {work:12,} {cpu * 1_000 / unit_us / work:9.2f}  {_shown(bomb.rule)}")
+
+
+# More shapes for --calibrate: each frequency's costly corners (COUNT at the limit, long scans).
+# Rules refused for another reason (too dense, never matching) are left out: they report no work.
+CALIBRATION = [
+    Bomb("calibration", rule)
+    for rule in (
+        "FREQ=MONTHLY;COUNT=10000",
+        "FREQ=WEEKLY;COUNT=10000",
+        "FREQ=DAILY;INTERVAL=10000;COUNT=10000",
+        "FREQ=HOURLY;BYHOUR=9;COUNT=10000",
+        "FREQ=HOURLY;INTERVAL=10000;COUNT=10000",
+        "FREQ=HOURLY;BYMONTHDAY=1;BYHOUR=23",
+        "FREQ=HOURLY;BYYEARDAY=366;BYMINUTE=0,30",
+        "FREQ=MINUTELY;INTERVAL=5;BYHOUR=23;COUNT=10000",
+        "FREQ=MINUTELY;INTERVAL=10000;COUNT=10000",
+        "FREQ=MINUTELY;INTERVAL=30;BYYEARDAY=20;BYHOUR=18",
+        "FREQ=MINUTELY;BYMONTHDAY=1;BYMINUTE=0",
+        "FREQ=MINUTELY;BYMONTHDAY=1;BYHOUR=23;BYMINUTE=0",
+        "FREQ=MINUTELY;INTERVAL=7;BYHOUR=23;BYMONTH=2;BYMONTHDAY=29",
+        "FREQ=YEARLY;BYDAY=MO;BYSETPOS="
+        + ",".join(str(position) for position in range(1, 41))
+        + ";COUNT=10000",
+    )
+]
 
 
 def _shown(rule: str) -> str:
@@ -152,13 +217,19 @@ def main() -> None:
     parser.add_argument(
         "--markdown", action="store_true", help="print a Markdown table (docs/PERFORMANCE.md)"
     )
+    parser.add_argument(
+        "--calibrate", action="store_true", help="CPU per work unit of each rule, without a budget"
+    )
     arguments = parser.parse_args()
+    if arguments.calibrate:
+        calibrate(arguments.repeat)
+        return
 
     load_before = os.getloadavg()[0]
     for _ in range(3):  # warm up: imports, zone data, pydantic and dateutil caches
         operator_path(BASELINE.rule)
         operator_path(BOMBS[0].rule)
-    _, baseline_ms, _, _ = measure(BASELINE, repeat=max(arguments.repeat, 21))
+    _, baseline_ms, _, _, _ = measure(BASELINE, repeat=max(arguments.repeat, 21))
     rows = [(bomb, *measure(bomb, repeat=arguments.repeat)) for bomb in BOMBS]
     load_after = os.getloadavg()[0]
 
@@ -172,21 +243,24 @@ def main() -> None:
     )
     over = [row for row in rows if row[1] != "accepted" and row[3] >= TARGET_MS]
     if arguments.markdown:
-        print("\n| family | rule | refused by | median ms | max ms | × baseline | note |")
-        print("|---|---|---|---:|---:|---:|---|")
-        for bomb, outcome, median_ms, max_ms, _ in rows:
+        print("\n| family | rule | refused by | median ms | max ms | × baseline | work units | note |")
+        print("|---|---|---|---:|---:|---:|---:|---|")
+        for bomb, outcome, median_ms, max_ms, _, work in rows:
             ratio = median_ms / baseline_ms
             print(
                 f"| {bomb.family} | `{_shown(bomb.rule)}` | {outcome} | {median_ms:.2f} | {max_ms:.2f} "
-                f"| {ratio:.1f} | {bomb.note} |"
+                f"| {ratio:.1f} | {_work(work)} | {bomb.note} |"
             )
     else:
-        print(f"\n{'family':17} {'refused by':10} {'median':>9} {'max':>9} {'CPU':>9} {'×base':>7}  rule")
-        for bomb, outcome, median_ms, max_ms, cpu_ms in rows:
+        print(
+            f"\n{'family':17} {'refused by':10} {'median':>9} {'max':>9} {'CPU':>9} {'×base':>7}"
+            f" {'work':>10}  rule"
+        )
+        for bomb, outcome, median_ms, max_ms, cpu_ms, work in rows:
             ratio = median_ms / baseline_ms
             print(
                 f"{bomb.family:17} {outcome:10} {median_ms:8.2f}ms {max_ms:8.2f}ms {cpu_ms:8.2f}ms "
-                f"{ratio:7.1f}  "
+                f"{ratio:7.1f} {_work(work):>10}  "
                 f"{_shown(bomb.rule)}"
             )
     refused = [row for row in rows if row[1] != "accepted"]
@@ -195,6 +269,10 @@ def main() -> None:
         f"{len(refused) - len(over)} of them in under {TARGET_MS:g} ms"
         f" (median); over: {', '.join(_shown(row[0].rule) for row in over) or 'none'}"
     )
+
+
+def _work(units: int | None) -> str:
+    return "" if units is None else f"{units:,}"
 
 
 if __name__ == "__main__":

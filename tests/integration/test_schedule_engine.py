@@ -1,11 +1,14 @@
-"""Schedule work runs off the event loop, in the operator and in the API.
+"""Schedule work runs off the event loop, in the operator and in the API, a bounded share per user.
 
 A valid schedule can cost a lot of CPU (docs/PERFORMANCE.md, "RRULE bombs"). Here
 compiling one particular schedule is *held* (a gate in ``Recurrence.compile``
 that waits until the test opens it): while it is held, the operator must go
 on reconciling other objects and the API must go on answering. Were the
 compile on the loop, both would wait for the gate, and the test would time
-out instead. No timing is measured: the gate makes the order certain.
+out instead. While one user's schedule work is held, another user's preview
+must get the engine's other thread, and the first user's next one is refused
+at once (429) rather than queued. No timing is measured: the gate makes the
+order certain.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import pytest
 
 from tests.integration import test_api_harness as harness
 from tests.integration.kubeclient import KubeClient
-from tests.integration.test_api_harness import ALICE, Api
+from tests.integration.test_api_harness import ALICE, BOB, Api
+from tests.unit.test_compile_budget import SPARSE_VALID_RULE, WORST_VALID_RULE
 from todo_operator.domain import recurrence
 
 make_api = harness.make_api
@@ -105,3 +109,76 @@ def test_the_operator_reconciles_others_while_a_schedule_compiles(
         "recurringtasks", namespace, "stretch", lambda s: s.get("occurrences") == 1, what="occurrence 1"
     )
     assert all(name.startswith("schedule-engine") for name in held_compile.threads), held_compile.threads
+
+
+def _cheap(days: int) -> dict[str, Any]:
+    return {"schedule": {"every": "daily", "start": _start(days), "timeZone": "UTC"}, "count": 2}
+
+
+def test_one_users_schedule_work_leaves_the_engine_to_others(
+    make_api: Callable[..., Api], namespace: str, held_compile: Gate
+) -> None:
+    api = make_api(namespace)  # the defaults: one engine job per user, two threads
+    alice, bob = api.as_user(ALICE), api.as_user(BOB)
+    held = {"schedule": {"rrule": HELD_RULE, "start": _start(43), "timeZone": "UTC"}, "count": 3}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        first = pool.submit(alice.post, "/api/v1/schedules/preview", json=held)
+        assert held_compile.entered.wait(GATE_TIMEOUT), "the preview never reached the schedule engine"
+        # Alice's next schedule work is refused at once, not queued behind her first.
+        again = alice.post("/api/v1/schedules/preview", json=_cheap(44))
+        assert again.status_code == 429, again.text
+        assert again.headers["Retry-After"] == "1"
+        assert again.json()["type"].endswith("/engine-busy")
+        recurring = {
+            "name": "stretch",
+            "schedule": _cheap(45)["schedule"],
+            "taskTemplate": {"title": "Stretch"},
+        }
+        create = alice.post("/api/v1/recurring-tasks", json=recurring)
+        assert create.status_code == 429, create.text
+        # Bob's preview gets the other thread; reads never touch the engine.
+        assert bob.post("/api/v1/schedules/preview", json=_cheap(46)).status_code == 200
+        assert bob.get("/api/v1/tasks").status_code == 200
+        assert alice.get("/api/v1/tasks").status_code == 200
+        assert not first.done()
+        held_compile.opened.set()
+        answered = first.result(timeout=GATE_TIMEOUT)
+    assert answered.status_code == 200, answered.text
+    # Her share is back once her work is done.
+    assert alice.post("/api/v1/schedules/preview", json=_cheap(44)).status_code == 200
+
+
+def test_a_full_engine_answers_503(make_api: Callable[..., Api], namespace: str, held_compile: Gate) -> None:
+    api = make_api(namespace, engine_queue=1)
+    held = {"schedule": {"rrule": HELD_RULE, "start": _start(47), "timeZone": "UTC"}, "count": 3}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        first = pool.submit(api.as_user(ALICE).post, "/api/v1/schedules/preview", json=held)
+        assert held_compile.entered.wait(GATE_TIMEOUT), "the preview never reached the schedule engine"
+        full = api.as_user(BOB).post("/api/v1/schedules/preview", json=_cheap(48))
+        assert full.status_code == 503, full.text
+        assert full.headers["Retry-After"] == "1"
+        held_compile.opened.set()
+        assert first.result(timeout=GATE_TIMEOUT).status_code == 200
+
+
+def test_a_costly_schedule_is_refused_naming_the_field(make_api: Callable[..., Api], namespace: str) -> None:
+    alice = make_api(namespace).as_user(ALICE)
+    schedule = {"rrule": WORST_VALID_RULE, "start": "2027-01-01T09:00:00", "timeZone": "Europe/Berlin"}
+    preview = alice.post("/api/v1/schedules/preview", json={"schedule": schedule, "count": 3})
+    assert preview.status_code == 422, preview.text
+    problem = preview.json()
+    assert "is too costly to compute" in problem["detail"]
+    assert problem["errors"] == [{"field": "schedule", "message": problem["detail"]}]
+    created = alice.post(
+        "/api/v1/recurring-tasks",
+        json={"name": "costly", "schedule": schedule, "taskTemplate": {"title": "x"}},
+    )
+    assert created.status_code == 422, created.text
+    assert created.json()["errors"][0]["field"] == "schedule"
+    # A schedule that compiles, but whose hundred next occurrences take too long to find: the count.
+    sparse = {"rrule": SPARSE_VALID_RULE, "start": "2027-01-01T09:00:00", "timeZone": "Europe/Berlin"}
+    assert alice.post("/api/v1/schedules/preview", json={"schedule": sparse, "count": 5}).status_code == 200
+    too_many = alice.post("/api/v1/schedules/preview", json={"schedule": sparse, "count": 100})
+    assert too_many.status_code == 422, too_many.text
+    assert too_many.json()["errors"][0]["field"] == "count"
+    assert "ask for fewer" in too_many.json()["detail"]

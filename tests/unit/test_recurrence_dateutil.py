@@ -88,3 +88,15 @@ def test_restarting_a_clone_equals_building_a_new_rule() -> None:
         rrule.WEEKLY, dtstart=datetime(2030, 6, 3), byweekday=(1, 3), byhour=9, byminute=0, bysecond=0
     )
     assert list(itertools.islice(restarted, 5)) == list(itertools.islice(fresh, 5))
+
+
+def test_dateutil_reads_the_hook_before_its_first_rebuild_then_once_per_month() -> None:
+    # The work meter charges a month of calendar at every read after the first two
+    # (expansion._BoundedRRule._charge_rebuild): `_iter` reads it, then its first rebuild.
+    daily = expansion._BoundedRRule(rrule.DAILY, dtstart=datetime(2026, 1, 1))
+    before = daily._rebuilds_left
+    times = iter(daily)
+    assert next(times) == datetime(2026, 1, 1)
+    assert before - daily._rebuilds_left == 2
+    assert list(itertools.takewhile(lambda day: day < datetime(2026, 3, 1), times))[-1].day == 28
+    assert before - daily._rebuilds_left == 4  # February, and March once its first day was made

@@ -15,7 +15,7 @@ time is always a parameter. The pieces:
 The user-facing policies are in docs/RECURRENCE.md.
 """
 
-from todo_operator.domain.recurrence.rules import Limits, ScheduleError
+from todo_operator.domain.recurrence.rules import Limits, ScheduleError, ScheduleTooCostly
 from todo_operator.domain.recurrence.schedule import (
     Anchor,
     Every,
@@ -32,6 +32,7 @@ __all__ = [
     "Recurrence",
     "ScheduleError",
     "ScheduleSpec",
+    "ScheduleTooCostly",
     "load_zone",
     "next_due",
 ]

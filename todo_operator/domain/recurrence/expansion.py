@@ -17,6 +17,17 @@ fixes what it gets wrong or leaves open, and nothing else:
   MINUTELY rule would try millions of periods within it), and impossible
   dates (:func:`days_never_match`: a yearly check, instead of scanning the
   horizon day by day).
+* **No limit on the work.** The scan budget above ends a *search*, and is
+  renewed by every occurrence; a valid rule can still cost a lot to expand
+  (a MINUTELY rule with day filters is stepped through minute by minute, and
+  listing its COUNT-th occurrence can take minutes). A :class:`WorkMeter`
+  counts the work of a compile (or of a list of upcoming occurrences) in
+  units of about 0.1 µs of CPU, from the calendar dateutil has stepped
+  through (each INTERVAL-th minute, hour or day of it a *candidate*, weighted
+  by what dateutil does per candidate of that FREQ) and the times it
+  produced, and stops it when its budget is spent. Counted, not timed: the
+  same rule gets the same answer on every replica, on every run and under
+  any load, which a timer cannot promise.
 * **Cost growing with the past.** ``rrule(...).after(now)`` walks from
   DTSTART, so a daily rule started ten years ago costs 3,650 iterations. We
   restart the expansion at the period (year, month, week, day, hour, minute)
@@ -87,17 +98,93 @@ class _ScanExhausted(Exception):
     """The bounded scan looked as far as it may without finding an occurrence."""
 
 
+class WorkExhausted(Exception):
+    """A compile (or a listing) spent its :class:`WorkMeter` budget.
+
+    Not a ValueError: :meth:`WallClockExpansion.wall_times_from` reads dateutil's
+    ValueErrors as "no occurrence", and this must reach the caller instead.
+    """
+
+
+class WorkMeter:
+    """The work a compile (or a listing) may do, in work units; charged as the expansion goes, never renewed.
+
+    A unit is about 0.1 µs of CPU on the reference machine (the 2-core AMD EPYC
+    build machine; :data:`UNITS_PER_MILLISECOND`): a MINUTELY rule's step from
+    one minute to the next costs two. The count depends on the rule and its
+    start only, never on the machine or its load.
+    """
+
+    __slots__ = ("budget", "spent")
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.spent = 0
+
+    def charge(self, units: int) -> None:
+        self.spent += units
+        if self.spent > self.budget:
+            raise WorkExhausted
+
+
+# Work units per millisecond of CPU on the reference machine, for messages.
+UNITS_PER_MILLISECOND: Final = 10_000
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _WorkCost:
+    """What dateutil's expansion of one rule costs, in work units, by what it steps through.
+
+    Known from the rule before any expansion. dateutil steps through
+    *candidates*, ``step`` apart: each INTERVAL-th day of a DAILY rule, each
+    day of the weeks a WEEKLY rule visits (one day per INTERVAL), each
+    INTERVAL-th minute or hour of a sub-daily rule whose INTERVAL is a day or
+    more. A sub-daily rule with a shorter INTERVAL costs ``per_day`` for each
+    day (its day list, its day filters, and the steps from midnight to its
+    first allowed hour, after which a day the filters refuse is skipped) and
+    ``per_matched_day`` for each day it produces a time on (the steps through
+    the rest of it). YEARLY and MONTHLY rules cost ``per_period`` for each
+    year or month they visit: dateutil checks all of its days before producing
+    any. Then each month entered, each rebuild of dateutil's calendar masks and
+    each time produced. The weights are measured (docs/PERFORMANCE.md, "RRULE
+    bombs": ``benchmarks/rrule_bombs.py --calibrate``).
+    """
+
+    step: timedelta
+    per_candidate: int
+    per_day: int
+    per_matched_day: int
+    per_month: int
+    per_rebuild: int
+    per_period: int
+    per_produced: int
+    # Steps of more than 28 days can jump whole months, which rebuilds alone would not show:
+    # the position is then also taken from each time produced.
+    jumps_months: bool
+
+
 class _BoundedRRule(dateutil_rrule.rrule):
     """A dateutil rule whose scan stops after a budget of calendar rebuilds.
 
     ``_iterinfo.rebuild`` runs whenever dateutil's iteration enters a new month
     or year (and once at its start), and reads ``rrule._byeaster`` each time.
     BYEASTER is a dateutil extension we never use, so the attribute is free to
-    become the budget counter.
+    become the budget counter. The same reads tell a :class:`WorkMeter` that a
+    month of calendar has been stepped through, which is when it is charged:
+    once a month, so metering costs nothing per step of dateutil's loop.
     """
 
     _dtstart: datetime  # dateutil's private DTSTART, replaced by restarted()
     _rebuilds_left: int = 1 << 62
+    # The work meter of a compile (None: nothing is counted) and what was charged to it so far:
+    # the calendar from `_origin` up to the furthest point dateutil is known to have reached.
+    # dateutil reads the hook once before its first step (in `_iter`), then once per rebuild.
+    _work_cost: _WorkCost | None = None
+    _meter: WorkMeter | None = None
+    _origin: datetime
+    _charged: tuple[int, int, int] = (0, 0, 0)  # candidates, days, months from `_origin`
+    _reads: int = 0
+    _last_produced_day: int = 0
 
     # dateutil stores a plain attribute here; the property is the budget hook (see the class docstring).
     @property
@@ -105,6 +192,9 @@ class _BoundedRRule(dateutil_rrule.rrule):
         self._rebuilds_left -= 1
         if self._rebuilds_left < 0:
             raise _ScanExhausted
+        meter, cost = self._meter, self._work_cost
+        if meter is not None and cost is not None:
+            self._charge_rebuild(meter=meter, cost=cost)
         return None
 
     @_byeaster.setter
@@ -112,16 +202,61 @@ class _BoundedRRule(dateutil_rrule.rrule):
         if value is not None:  # pragma: no cover - we never pass byeaster
             raise ValueError("BYEASTER is not supported")
 
-    def restarted(self, *, period_start: datetime, rebuilds: int) -> _BoundedRRule:
+    def restarted(
+        self, *, period_start: datetime, rebuilds: int, meter: WorkMeter | None = None
+    ) -> _BoundedRRule:
         """A copy that starts at another (aligned) period; cheaper than building a new rule."""
         clone = object.__new__(_BoundedRRule)
         clone.__dict__.update(self.__dict__)
         clone._dtstart = period_start
         clone._rebuilds_left = rebuilds
+        if meter is not None and clone._work_cost is not None:
+            clone._meter = meter
+            clone._origin = period_start
         return clone
 
     def renew_budget(self, rebuilds: int) -> None:
         self._rebuilds_left = rebuilds
+
+    def charge_produced(self, wall: datetime) -> None:
+        """Charge the meter for ``wall``, a time dateutil produced (and for its day, if new)."""
+        meter, cost = self._meter, self._work_cost
+        if meter is None or cost is None:
+            return
+        meter.charge(cost.per_produced)
+        if cost.per_matched_day:
+            day = wall.toordinal()
+            if day != self._last_produced_day:
+                self._last_produced_day = day
+                meter.charge(cost.per_matched_day)
+        if cost.jumps_months:
+            self._charge_to(wall, meter=meter, cost=cost)
+
+    def _charge_rebuild(self, *, meter: WorkMeter, cost: _WorkCost) -> None:
+        self._reads += 1
+        if self._reads == 1:
+            return  # `_iter` reading its local copy, before the first rebuild
+        meter.charge(cost.per_rebuild + cost.per_period)
+        if self._reads > 2 and not cost.per_period:
+            # A later rebuild means dateutil entered a new month: all before its first day was
+            # stepped through. (Charged when a month is entered, so the month a search stops in
+            # is not: a search can leave up to a month of work uncounted.)
+            months = self._charged[2]
+            year, month_index = divmod(self._origin.year * 12 + self._origin.month + months, 12)
+            if year <= LAST_YEAR:
+                first_of_month = datetime(year, month_index + 1, 1)  # noqa: DTZ001 - wall-clock time
+                self._charge_to(first_of_month, meter=meter, cost=cost)
+
+    def _charge_to(self, position: datetime, *, meter: WorkMeter, cost: _WorkCost) -> None:
+        origin = self._origin
+        candidates, days, months = self._charged
+        new_candidates = max(0, (position - origin) // cost.step - candidates)
+        new_days = max(0, (position.date() - origin.date()).days - days)
+        new_months = max(0, (position.year - origin.year) * 12 + position.month - origin.month - months)
+        self._charged = (candidates + new_candidates, days + new_days, months + new_months)
+        meter.charge(
+            new_candidates * cost.per_candidate + new_days * cost.per_day + new_months * cost.per_month
+        )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -188,6 +323,63 @@ def make_explicit(rule: rules.Rule, *, start_wall: datetime) -> ExplicitRule:
     )
 
 
+# The weights of _WorkCost, in work units (about 0.1 µs each), as measured.
+_UNITS_PER_STEP: Final = 2  # a MINUTELY or HOURLY step through the calendar
+_UNITS_PER_DAILY_STEP: Final = 25  # a DAILY step: dateutil builds a year-long list of days for it
+_UNITS_PER_SUB_DAILY_DAY: Final = 70  # the same list and the day filters, for a sub-daily rule's day
+_UNITS_PER_HOURLY_TIME: Final = 8  # an HOURLY rule's minutes x seconds, written out at each day
+_UNITS_PER_WEEKLY_DAY: Final = 6
+_UNITS_PER_MONTHLY_DAY: Final = 3
+_UNITS_PER_YEARLY_DAY: Final = 1
+_SET_POSITIONS_PER_UNIT_DAY: Final = 4  # BYSETPOS lists a period's days again for each position
+_UNITS_PER_MONTH: Final = 10
+_UNITS_PER_REBUILD: Final = 50
+_UNITS_PER_PRODUCED_TIME: Final = 20
+_UNITS_PER_PRODUCED_SUB_DAILY_TIME: Final = 60  # each is a step of dateutil's outer loop too
+
+
+def work_cost(rule: ExplicitRule) -> _WorkCost:
+    """What expanding ``rule`` costs per candidate, day, month, rebuild and time produced."""
+    frequency, interval = rule.frequency, rule.interval
+    positions = math.ceil(len(rule.by_set_position) / _SET_POSITIONS_PER_UNIT_DAY)
+    per_candidate = per_day = per_matched_day = per_period = 0
+    per_produced = _UNITS_PER_PRODUCED_TIME
+    if frequency in ("MINUTELY", "HOURLY"):
+        unit = timedelta(minutes=1) if frequency == "MINUTELY" else timedelta(hours=1)
+        step = unit * interval
+        day_work = _UNITS_PER_SUB_DAILY_DAY
+        if frequency == "HOURLY":
+            day_work += _UNITS_PER_HOURLY_TIME * len(rule.by_minute) * len(rule.by_second)
+        if step >= timedelta(days=1):
+            per_candidate = _UNITS_PER_STEP + day_work  # every step lands on a day of its own
+        else:
+            first_hour = min(rule.by_hour, default=0)
+            per_day = day_work + _UNITS_PER_STEP * math.ceil(timedelta(hours=first_hour) / step)
+            per_matched_day = _UNITS_PER_STEP * math.ceil(timedelta(days=1) / step)
+        per_produced = _UNITS_PER_PRODUCED_SUB_DAILY_TIME
+    elif frequency == "DAILY":
+        step, per_candidate = timedelta(days=interval), _UNITS_PER_DAILY_STEP
+    elif frequency == "WEEKLY":
+        step, per_candidate = timedelta(days=interval), _UNITS_PER_WEEKLY_DAY + positions
+    else:
+        step = timedelta(days=interval)
+        days, per_day_check = (
+            (366, _UNITS_PER_YEARLY_DAY) if frequency == "YEARLY" else (31, _UNITS_PER_MONTHLY_DAY)
+        )
+        per_period = days * (per_day_check + positions)
+    return _WorkCost(
+        step=step,
+        per_candidate=per_candidate,
+        per_day=per_day,
+        per_matched_day=per_matched_day,
+        per_month=0 if per_period else _UNITS_PER_MONTH,
+        per_rebuild=_UNITS_PER_REBUILD,
+        per_period=per_period,
+        per_produced=per_produced,
+        jumps_months=not per_period and step > timedelta(days=28),
+    )
+
+
 def week_numbering_year(day: date, *, week_start: int) -> int:
     """The year a week belongs to: the one holding its fourth day (ISO 8601 when weeks start on Monday)."""
     first_day_of_week = day - timedelta(days=(day.weekday() - week_start) % 7)
@@ -222,20 +414,23 @@ class WallClockExpansion:
         except ValueError as error:
             # dateutil refuses BYHOUR/BYMINUTE values that INTERVAL can never reach.
             raise rules.ScheduleError(f"the rule can never produce an occurrence ({error})") from None
+        self._template._work_cost = work_cost(rule)
 
-    def wall_times_from(self, wall: datetime) -> Iterator[datetime]:
+    def wall_times_from(self, wall: datetime, *, meter: WorkMeter | None = None) -> Iterator[datetime]:
         """Wall-clock times at or after ``wall``, in order.
 
         The expansion restarts at the aligned period holding ``wall`` (or the
         start's period), so it may find times before ``wall``: they are
         skipped here. Without the start's own filtering: times before the
         start of the schedule are the caller's to drop. Ends when the search
-        horizon passes without an occurrence, or at :data:`LAST_YEAR`.
+        horizon passes without an occurrence, or at :data:`LAST_YEAR`. With a
+        ``meter``, the work is charged to it, and :class:`WorkExhausted` is
+        raised when its budget is spent.
         """
         if wall.year > LAST_YEAR:
             return
         period_start = self._aligned_period_start(wall)
-        expansion = self._template.restarted(period_start=period_start, rebuilds=self._rebuilds)
+        expansion = self._template.restarted(period_start=period_start, rebuilds=self._rebuilds, meter=meter)
         times = iter(expansion)
         numbering_interval = self.rule.week_numbering_year_interval
         while True:
@@ -246,6 +441,7 @@ class WallClockExpansion:
             except ValueError:
                 # dateutil: "Invalid combination of interval and byhour resulting in empty rule".
                 return
+            expansion.charge_produced(wall_time)
             if wall_time.year > LAST_YEAR:
                 return
             if numbering_interval > 1:
@@ -341,7 +537,9 @@ def set_positions_never_match(rule: ExplicitRule) -> bool:
     return all(abs(position) > per_period for position in rule.by_set_position)
 
 
-def days_never_match(rule: ExplicitRule, *, start_wall: datetime, search_horizon: timedelta) -> bool:
+def days_never_match(
+    rule: ExplicitRule, *, start_wall: datetime, search_horizon: timedelta, meter: WorkMeter | None = None
+) -> bool:
     """Whether the rule's day filters alone exclude every day within the horizon: a fast refusal.
 
     A rule that never matches costs a scan of the whole horizon, period by
@@ -356,9 +554,10 @@ def days_never_match(rule: ExplicitRule, *, start_wall: datetime, search_horizon
     if not (rule.by_month_day or rule.by_year_day):
         return False  # every month has every weekday: BYMONTH and BYDAY alone always match
     years = math.ceil(search_horizon / _SHORTEST_PERIOD["YEARLY"]) + 1
-    days = _BoundedRRule(
+    first_of_year = datetime(start_wall.year, 1, 1)  # noqa: DTZ001 - wall-clock time
+    template = _BoundedRRule(
         dateutil_rrule.YEARLY,
-        dtstart=datetime(start_wall.year, 1, 1),  # noqa: DTZ001 - wall-clock time
+        dtstart=first_of_year,
         bymonth=rule.by_month or None,
         bymonthday=rule.by_month_day or None,
         byyearday=rule.by_year_day or None,
@@ -366,11 +565,18 @@ def days_never_match(rule: ExplicitRule, *, start_wall: datetime, search_horizon
         byhour=0,
         byminute=0,
         bysecond=0,
-    ).restarted(period_start=datetime(start_wall.year, 1, 1), rebuilds=years + 2)  # noqa: DTZ001
+    )
+    template._work_cost = work_cost(
+        dataclasses.replace(rule, frequency="YEARLY", interval=1, by_set_position=())
+    )
+    days = template.restarted(period_start=first_of_year, rebuilds=years + 2, meter=meter)
     try:
-        return next(iter(days), None) is None
+        first = next(iter(days), None)
     except _ScanExhausted:
         return True
+    if first is not None:
+        days.charge_produced(first)
+    return first is None
 
 
 def _dateutil_weekday(day: rules.WeekdayRule) -> dateutil_rrule.weekday:

@@ -28,6 +28,14 @@ class ScheduleError(ValueError):
     """A schedule that cannot be used, with a message meant for the person who wrote it."""
 
 
+class ScheduleTooCostly(ScheduleError):
+    """A rule whose occurrences take more work to find than ``Limits.max_compile_work`` allows."""
+
+    def __init__(self, message: str, *, work: int) -> None:
+        super().__init__(message)
+        self.work = work  # the work units spent when the compile stopped
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Limits:
     """What one schedule may cost: the seed's "RRULE injection" limits.
@@ -37,6 +45,15 @@ class Limits:
     a rule that produces nothing within it (from the start, or after any
     occurrence) is treated as ended, and a rule that produces nothing at all
     within it from its start is refused at compile time.
+
+    ``max_compile_work`` bounds what one compile may cost, however the search
+    goes: a valid rule whose checks (its first occurrence, the spacing sample,
+    its COUNT-th occurrence) need more work is refused with
+    :class:`ScheduleTooCostly`. It counts work units (about 0.1 µs of CPU each
+    on the reference machine) rather than reading a clock: a timer would
+    refuse a rule on a busy replica and accept it on an idle one, and a
+    RecurringTask would flip between Ready and not with the load; counted
+    work gives the same answer on every replica, on every run.
     """
 
     max_rule_length: int = 512
@@ -50,6 +67,9 @@ class Limits:
     sub_daily_search_horizon: timedelta = timedelta(days=366 * 4 + 7)
     # How many of the first occurrences the spacing check looks at (besides the times of day).
     spacing_sample: int = 128
+    # About 75 ms of CPU (expansion.WorkMeter). FREQ=DAILY;COUNT=10000, the costliest ordinary
+    # rule found, takes 470,000; FREQ=MINUTELY;BYYEARDAY=20;BYHOUR=18;BYMINUTE=2,57 would take 3.3 M.
+    max_compile_work: int = 750_000
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

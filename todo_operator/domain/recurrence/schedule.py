@@ -81,6 +81,7 @@ class Recurrence:
     until: datetime | None
     count: int | None
     every: Every | None  # set when the schedule was written with `every` (matters for anchor=completion)
+    compile_work: int  # the work units compile() spent (Limits.max_compile_work), 0 when not compiled
 
     def __init__(
         self,
@@ -116,8 +117,9 @@ class Recurrence:
             start_wall=start_wall,
             search_horizon=self._search_horizon,
         )
-        # The COUNT-th instant, computed once on first use (cost bounded by Limits.max_count).
+        # The COUNT-th instant, computed once (by compile(), under its work budget).
         self._count_end_utc: datetime | None = None
+        self.compile_work = 0
 
     @classmethod
     def compile(cls, spec: ScheduleSpec, *, limits: rules.Limits | None = None) -> Recurrence:
@@ -151,8 +153,18 @@ class Recurrence:
             exdates_utc=exdates,
             limits=limits,
         )
-        recurrence._check_produces_occurrences()
-        recurrence._check_spacing()
+        # The compile's work budget, passed down explicitly: the schedule, once returned, is shared
+        # by threads and carries none (its queries are bounded by the search horizon).
+        meter = expansion.WorkMeter(limits.max_compile_work)
+        try:
+            recurrence._check_produces_occurrences(meter)
+            recurrence._check_spacing(meter)
+            # COUNT's one-off listing, done here under the budget: on the first query it could
+            # take minutes (10,000 occurrences of a rule that matches twice a year).
+            recurrence._count_end(meter)
+        except expansion.WorkExhausted:
+            raise recurrence._too_costly_error(work=meter.spent) from None
+        recurrence.compile_work = meter.spent
         return recurrence
 
     # -- what the operator asks ------------------------------------------------------------------
@@ -179,6 +191,34 @@ class Recurrence:
             if occurrence >= end_utc:
                 break
             found.append(self._aware(occurrence))
+        return found
+
+    def upcoming(self, after: datetime, *, count: int, inclusive: bool = False) -> list[datetime]:
+        """The next ``count`` occurrences after ``after`` (or at it, with ``inclusive``): a preview.
+
+        Listed under the same budget as a compile (``Limits.max_compile_work``):
+        a schedule whose occurrences are far apart for its FREQ (a MINUTELY rule
+        that matches a few days a year, a hundred of them asked) raises
+        :class:`ScheduleTooCostly` rather than scanning for a second.
+        """
+        after_utc = _utc(after)
+        found: list[datetime] = []
+        if count <= 0:
+            return found
+        meter = expansion.WorkMeter(self._limits.max_compile_work)
+        try:
+            for occurrence in self._occurrences_from(after_utc, meter=meter):
+                if occurrence > after_utc or (inclusive and occurrence == after_utc):
+                    found.append(self._aware(occurrence))
+                    if len(found) >= count:
+                        break
+        except expansion.WorkExhausted:
+            raise rules.ScheduleTooCostly(
+                f"listing {count} occurrences of the rule {self.rule_text} takes more than"
+                f" {meter.budget:,} work units (about {_milliseconds(meter.budget)} ms of CPU): its"
+                f" occurrences are far apart for its FREQ; ask for fewer (it found {len(found)})",
+                work=meter.spent,
+            ) from None
         return found
 
     def first(self, n: int) -> list[datetime]:
@@ -240,24 +280,29 @@ class Recurrence:
 
     # -- expansion -------------------------------------------------------------------------------
 
-    def _occurrences_from(self, earliest_utc: datetime) -> Iterator[datetime]:
+    def _occurrences_from(
+        self, earliest_utc: datetime, *, meter: expansion.WorkMeter | None = None
+    ) -> Iterator[datetime]:
         """Occurrences at or after ``earliest_utc``: the rule's instants within COUNT, minus exdates."""
-        count_end = self._count_end()
+        count_end = self._count_end(meter)
         end = self._until_utc if count_end is None else count_end
-        return self._rule_instants_from(earliest_utc, end=end, excluded=self._exdates_utc)
+        return self._rule_instants_from(earliest_utc, end=end, excluded=self._exdates_utc, meter=meter)
 
-    def _count_end(self) -> datetime | None:
+    def _count_end(self, meter: expansion.WorkMeter | None = None) -> datetime | None:
         """The COUNT-th distinct instant: with COUNT, the schedule is the rule up to it.
 
         Listing from the start is unavoidable (the position of an occurrence
-        depends on all before it) but bounded by ``Limits.max_count`` and done
-        once per compiled schedule; afterwards COUNT costs what UNTIL costs.
+        depends on all before it) but bounded by ``Limits.max_count`` and by the
+        compile's work budget, and done once, by :meth:`compile`; afterwards
+        COUNT costs what UNTIL costs.
         """
         if self.count is None:
             return None
         if self._count_end_utc is None:
             last = self._start_utc
-            instants = self._rule_instants_from(self._start_utc, end=self._until_utc, excluded=frozenset())
+            instants = self._rule_instants_from(
+                self._start_utc, end=self._until_utc, excluded=frozenset(), meter=meter
+            )
             for position, instant in enumerate(instants, start=1):
                 last = instant
                 if position >= self.count:
@@ -266,7 +311,12 @@ class Recurrence:
         return self._count_end_utc
 
     def _rule_instants_from(
-        self, earliest_utc: datetime, *, end: datetime | None, excluded: frozenset[datetime]
+        self,
+        earliest_utc: datetime,
+        *,
+        end: datetime | None,
+        excluded: frozenset[datetime],
+        meter: expansion.WorkMeter | None = None,
     ) -> Iterator[datetime]:
         """Instants (naive UTC) in ``[earliest_utc, end]``, sorted and distinct, minus ``excluded``.
 
@@ -281,7 +331,7 @@ class Recurrence:
         waiting: list[datetime] = []  # gap times moved forward, not yet safe to emit
         # Emitted instants increase strictly: `> last` filters both duplicates and times before `lower`.
         last = lower - _ONE_MICROSECOND
-        for wall in self._expansion.wall_times_from(lower_wall - slack):
+        for wall in self._expansion.wall_times_from(lower_wall - slack, meter=meter):
             offset = _offset(zone, wall)  # fold=0: the gap/ambiguity policy, see the module docstring
             instant = wall - offset
             if _offset(zone, wall.replace(fold=1)) > offset:
@@ -316,23 +366,28 @@ class Recurrence:
 
     # -- compile-time checks ---------------------------------------------------------------------
 
-    def _check_produces_occurrences(self) -> None:
+    def _check_produces_occurrences(self, meter: expansion.WorkMeter) -> None:
         if expansion.set_positions_never_match(self._expansion.rule):
             raise rules.ScheduleError(
                 f"the rule {self.rule_text} can never produce an occurrence: BYSETPOS asks for more "
                 f"occurrences than one {self._rule.frequency.lower()} period has"
             )
         if expansion.days_never_match(
-            self._expansion.rule, start_wall=self._start_wall, search_horizon=self._search_horizon
+            self._expansion.rule,
+            start_wall=self._start_wall,
+            search_horizon=self._search_horizon,
+            meter=meter,
         ):
             raise self._no_occurrence_error()
         first = next(
-            self._rule_instants_from(self._start_utc, end=self._until_utc, excluded=frozenset()), None
+            self._rule_instants_from(self._start_utc, end=self._until_utc, excluded=frozenset(), meter=meter),
+            None,
         )
         if first is None:
             if self._until_utc is not None:
                 first_unbounded = next(
-                    self._rule_instants_from(self._start_utc, end=None, excluded=frozenset()), None
+                    self._rule_instants_from(self._start_utc, end=None, excluded=frozenset(), meter=meter),
+                    None,
                 )
                 if first_unbounded is not None:
                     raise rules.ScheduleError(
@@ -343,7 +398,11 @@ class Recurrence:
         # A bounded schedule could be all exdates (an unbounded one cannot: exdates are finite).
         # This looks at no more than len(exdates) + 1 instants.
         bounded = self.count is not None or self._until_utc is not None
-        if self._exdates_utc and bounded and next(self._occurrences_from(self._start_utc), None) is None:
+        if (
+            self._exdates_utc
+            and bounded
+            and next(self._occurrences_from(self._start_utc, meter=meter), None) is None
+        ):
             raise rules.ScheduleError("every occurrence of the schedule is excluded by exdates")
 
     def _no_occurrence_error(self) -> rules.ScheduleError:
@@ -352,7 +411,17 @@ class Recurrence:
             f"the rule {self.rule_text} produces no occurrence within {years} years after the start"
         )
 
-    def _check_spacing(self) -> None:
+    def _too_costly_error(self, *, work: int) -> rules.ScheduleTooCostly:
+        budget = self._limits.max_compile_work
+        return rules.ScheduleTooCostly(
+            f"the rule {self.rule_text} is too costly to compute: finding the occurrences a schedule is"
+            f" checked on takes more than {budget:,} work units (about {_milliseconds(budget)} ms of CPU);"
+            " use a coarser FREQ (FREQ=DAILY with BYHOUR and BYMINUTE rather than FREQ=MINUTELY),"
+            " fewer BYxxx filters or a smaller COUNT",
+            work=work,
+        )
+
+    def _check_spacing(self, meter: expansion.WorkMeter) -> None:
         """Occurrences must be at least ``Limits.min_spacing`` apart, judged on the rule's own output.
 
         Two looks: the times of day a day-or-longer rule produces (all of
@@ -383,7 +452,7 @@ class Recurrence:
                 return  # no pair across midnight can be closer either: nothing left to sample
         previous: datetime | None = None
         horizon_end = self._start_wall + self._search_horizon
-        for seen, wall in enumerate(self._expansion.wall_times_from(self._start_wall)):
+        for seen, wall in enumerate(self._expansion.wall_times_from(self._start_wall, meter=meter)):
             if seen >= self._limits.spacing_sample or wall > horizon_end:
                 break
             if wall < self._start_wall:
@@ -584,6 +653,10 @@ def _show(moment: datetime) -> str:
 def _show_time(seconds_of_day: int) -> str:
     hours, rest = divmod(seconds_of_day, 3600)
     return f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _milliseconds(work_units: int) -> int:
+    return max(1, round(work_units / expansion.UNITS_PER_MILLISECOND))
 
 
 def _show_duration(duration: timedelta) -> str:
