@@ -101,7 +101,7 @@ kubectl create secret generic todo-database -n "$NAMESPACE" \
   --dry-run=client -o yaml | kubectl apply -f -
 kubectl create secret generic todo-smtp -n "$NAMESPACE" \
   --from-literal=TODO_SMTP_HOST="mailpit.${NAMESPACE}.svc" --from-literal=TODO_SMTP_PORT=1025 \
-  --from-literal=TODO_SMTP_SENDER=todo@minikube.local \
+  --from-literal=TODO_SMTP_FROM=todo@minikube.local \
   --dry-run=client -o yaml | kubectl apply -f -
 # The API's token secret: made once, kept on later runs (tokens signed with it stay valid).
 if ! kubectl get secret todo-operator-api-auth -n "$NAMESPACE" >/dev/null 2>&1; then

@@ -22,6 +22,6 @@ def operator_settings(*, database_url: str, api_url: str, **overrides: Any) -> O
         "watch_server_timeout_seconds": 60,
     }
     if "smtp_port" in overrides:
-        values.update(reminder_delivery="inline", smtp_sender=TEST_SENDER)
+        values.update(reminder_delivery="inline", smtp_from=TEST_SENDER)
     values.update(overrides)
     return OperatorSettings(**values)

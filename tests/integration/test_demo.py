@@ -91,7 +91,7 @@ def test_demo_prints_what_to_type_serves_kubectl_and_rest_and_stops_cleanly(tmp_
         # What a newcomer types next, both as the printed lines and as the file to `source`.
         assert f"  source {state / 'env'}" in printed
         assert env["KUBECONFIG"] == str(state / "kubeconfig")
-        assert env["TODO_API"] == f"http://127.0.0.1:{demo.port_base + 4}/api/v1"
+        assert env["API_URL"] == f"http://127.0.0.1:{demo.port_base + 4}/api/v1"
         for name, value in env.items():
             assert f"  export {name}={value}" in printed
         assert any(line.startswith("  kubectl apply -f examples/try-a-reminder.yaml") for line in printed)
@@ -116,7 +116,7 @@ def test_demo_prints_what_to_type_serves_kubectl_and_rest_and_stops_cleanly(tmp_
 
         # The token is alice's: the REST API shows her recurring tasks and not bob's.
         response = httpx.get(
-            env["TODO_API"] + "/recurring-tasks",
+            env["API_URL"] + "/recurring-tasks",
             headers={"Authorization": f"Bearer {env['TOKEN']}"},
             timeout=10,
         )
@@ -164,7 +164,7 @@ def test_keep_reuses_objects_database_and_mail_and_a_plain_run_starts_afresh(tmp
         kubectl(kept, "wait", "rtask/weekly-review", "--for=jsonpath={.status.occurrences}=2")
         env = kept.env_file()
         history = httpx.get(
-            env["TODO_API"] + "/recurring-tasks/weekly-review/occurrences",
+            env["API_URL"] + "/recurring-tasks/weekly-review/occurrences",
             headers={"Authorization": f"Bearer {env['TOKEN']}"},
             timeout=10,
         )

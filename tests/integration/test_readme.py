@@ -160,7 +160,7 @@ def test_the_readme_walkthroughs_work_against_the_demo(tmp_path: pathlib.Path) -
         # ... and with curl, as the demo user.
         env = demo.env_file()
         rest = httpx.get(
-            f"{env['TODO_API']}/recurring-tasks/{REST_RECURRING_TASK}/occurrences",
+            f"{env['API_URL']}/recurring-tasks/{REST_RECURRING_TASK}/occurrences",
             headers={"Authorization": f"Bearer {env['TOKEN']}"},
             timeout=10,
         )

@@ -158,7 +158,7 @@ def test_a_reminder_whose_time_has_come_runs_a_job_and_notify_sends_it(
         "TODO_DATABASE_URL": operator_database_url,
         "TODO_KUBE_API_URL": api_server.url,
         "TODO_SMTP_PORT": str(smtp.port),
-        "TODO_SMTP_SENDER": "todo@example.com",
+        "TODO_SMTP_FROM": "todo@example.com",
     }
     for _ in range(2):  # a second run (a retried Job) sends nothing more
         result = subprocess.run(
@@ -213,7 +213,7 @@ def test_notify_pods_run_again_and_at_once_stay_within_the_attempt_budget(
             "TODO_DATABASE_URL": operator_database_url,
             "TODO_KUBE_API_URL": api_server.url,
             "TODO_SMTP_PORT": str(sink.port),
-            "TODO_SMTP_SENDER": "todo@example.com",
+            "TODO_SMTP_FROM": "todo@example.com",
             "TODO_REMINDER_RETRIES": "2",  # 3 attempts in all
             "TODO_REMINDER_RETRY_FIRST_SECONDS": "0.2",
             "TODO_REMINDER_RETRY_CAP_SECONDS": "0.4",

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from todo_operator import settings_registry
+
 CLI = pathlib.Path(sys.executable).with_name("todo-operator")
 
 
@@ -75,3 +77,63 @@ def test_the_api_names_bad_settings_as_they_are_set(variables: dict[str, str], s
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TODO_")} | variables
     result = subprocess.run([str(CLI), "api"], env=environment, capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stderr.strip()) == (2, f"todo-operator api: {said}")
+
+
+# Arguments that get each command past argparse, so that only the settings can stop it.
+ARGUMENTS = {
+    "run": [],
+    "notify": ["--reminder", "default/example"],
+    "relay": [],
+    "api": [],
+    "migrate": ["up"],
+    "demo": ["--port-base", "28080"],
+}
+
+
+def _without_settings() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith("TODO_")}
+
+
+@pytest.mark.parametrize("command", list(settings_registry.READERS))
+def test_every_command_that_reads_settings_refuses_an_unknown_one(
+    command: str, tmp_path: pathlib.Path
+) -> None:
+    # TODO_SMTP_SENDER is what docs/DEPLOYMENT.md told users to set before issue #16.
+    environment = _without_settings() | {
+        "TODO_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "TODO_SMTP_SENDER": "todo@example.com",
+    }
+    result = subprocess.run(
+        [str(CLI), command, *ARGUMENTS[command]],
+        env=environment,
+        cwd=tmp_path,  # the demo, were it to start, would write its state here
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        f"todo-operator {command}: unknown setting TODO_SMTP_SENDER (did you mean TODO_SMTP_FROM?)",
+    )
+
+
+@pytest.mark.parametrize(
+    "arguments", [["crds"], ["preview", "--every", "daily", "--start", "2026-01-05T09:00"]]
+)
+def test_commands_that_read_no_settings_do_not_look_at_them(arguments: list[str]) -> None:
+    environment = _without_settings() | {"TODO_SMTP_SENDER": "todo@example.com"}
+    result = subprocess.run(
+        [str(CLI), *arguments], env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_test_harness_variable_is_accepted() -> None:
+    environment = _without_settings() | {"TODO_E2E_KUBECONFIG": "/nonexistent/kubeconfig"}
+    result = subprocess.run(
+        [str(CLI), "migrate", "up"], env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        "todo-operator migrate: no database: pass --database-url or set TODO_DATABASE_URL",
+    )

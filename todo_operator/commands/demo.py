@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import pathlib
 
 _PORTS = 5  # as devstack.demo.PORTS; not imported, so that `--help` loads no server code
@@ -38,9 +39,12 @@ def _say(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from todo_operator import settings_registry
     from todo_operator.cli import UsageError
     from todo_operator.devstack import demo, postgres
 
+    # The demo builds its settings itself, but pydantic still fills the rest from TODO_* variables.
+    settings_registry.refuse_unknown(os.environ)
     highest = 65535 - (_PORTS - 1)
     if not 1024 <= args.port_base <= highest:
         raise UsageError(f"--port-base must be between 1024 and {highest}, got {args.port_base}")

@@ -5,34 +5,46 @@ from __future__ import annotations
 import argparse
 import os
 
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MigrateSettings(BaseSettings):
+    """What ``migrate`` reads from the environment: a class, so the settings registry sees it."""
+
+    model_config = SettingsConfigDict(env_prefix="TODO_", extra="ignore")
+
+    database_url: str | None = Field(default=None, description="PostgreSQL DSN; --database-url wins")
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("direction", choices=["up", "down", "status"])
     parser.add_argument("--steps", type=int, default=1, help="with 'down': how many migrations to roll back")
-    parser.add_argument(
-        "--database-url", default=os.environ.get("TODO_DATABASE_URL"), help="default: $TODO_DATABASE_URL"
-    )
+    parser.add_argument("--database-url", help="default: $TODO_DATABASE_URL")
 
 
 def run(args: argparse.Namespace) -> int:
     import psycopg
 
+    from todo_operator import settings_registry
     from todo_operator.cli import UsageError
     from todo_operator.store import schema
 
-    if not args.database_url:
+    settings_registry.refuse_unknown(os.environ)
+    database_url = args.database_url or MigrateSettings().database_url
+    if not database_url:
         raise UsageError("no database: pass --database-url or set TODO_DATABASE_URL")
     if args.steps < 1:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")
     try:
         if args.direction == "up":
-            done = schema.migrate_up(args.database_url)
+            done = schema.migrate_up(database_url)
             print(f"applied {len(done)} migration(s){': ' + ', '.join(done) if done else ''}")
         elif args.direction == "down":
-            done = schema.migrate_down(args.database_url, steps=args.steps)
+            done = schema.migrate_down(database_url, steps=args.steps)
             print(f"rolled back {len(done)} migration(s){': ' + ', '.join(done) if done else ''}")
         else:
-            for migration_id in schema.applied(args.database_url):
+            for migration_id in schema.applied(database_url):
                 print(f"applied  {migration_id}")
     except psycopg.OperationalError as error:
         raise UsageError(f"cannot reach the database: {str(error).strip().splitlines()[0]}") from error

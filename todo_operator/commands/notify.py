@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 
 _REFERENCE = re.compile(
@@ -25,10 +26,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import psycopg
 
+    from todo_operator import settings_registry
     from todo_operator.cli import UsageError
     from todo_operator.operator.settings import load_settings
     from todo_operator.telemetry.process import TelemetryError, configure_process
 
+    settings_registry.refuse_unknown(os.environ)
     match = _REFERENCE.fullmatch(args.reminder)
     if match is None:
         raise UsageError(f"--reminder must be NAMESPACE/NAME, got {args.reminder!r}")

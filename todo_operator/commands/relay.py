@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 
 
@@ -21,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
     import psycopg
     from pydantic import ValidationError
 
+    from todo_operator import settings_registry
     from todo_operator.cli import UsageError
     from todo_operator.events.relay import RelaySettings, run_relay
     from todo_operator.operator.main import TOPICS
@@ -28,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from todo_operator.telemetry import metrics, server
     from todo_operator.telemetry.process import TelemetryError, configure_process
 
+    settings_registry.refuse_unknown(os.environ)
     try:
         telemetry = configure_process(service="todo-operator-relay", level=args.log_level)
     except TelemetryError as error:

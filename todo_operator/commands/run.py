@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,12 +28,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import psycopg
 
+    from todo_operator import settings_registry
     from todo_operator.cli import UsageError
     from todo_operator.operator import main
     from todo_operator.operator.settings import load_settings
     from todo_operator.store import schema
     from todo_operator.telemetry.process import TelemetryError, configure_process
 
+    settings_registry.refuse_unknown(os.environ)
     overrides = {"namespaces": args.namespace} if args.namespace else {}
     settings = load_settings(**overrides)
     try:

@@ -72,22 +72,32 @@ class RelaySettings(BaseSettings):
     database_url: str = Field(description="PostgreSQL DSN")
     # Dapr's own convention is DAPR_HTTP_PORT (default 3500) on the loopback interface.
     dapr_http_endpoint: str = Field(
-        default_factory=lambda: f"http://127.0.0.1:{os.environ.get('DAPR_HTTP_PORT', '3500')}"
+        default_factory=lambda: f"http://127.0.0.1:{os.environ.get('DAPR_HTTP_PORT', '3500')}",
+        description="the Dapr sidecar's HTTP API; default: http://127.0.0.1:$DAPR_HTTP_PORT (3500 if unset)",
     )
-    pubsub_name: str = "pubsub"
-    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    pubsub_name: str = Field(default="pubsub", description="the Dapr pub/sub component events go to")
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000, description="outbox rows claimed per batch")
     relay_max_attempts: int = Field(default=10, ge=1, description="publish attempts before a dead letter")
     relay_bulk: bool = Field(default=True, description="use Dapr's (alpha) bulk publish endpoint")
     relay_lease_seconds: float = Field(default=60.0, gt=0, description="a dead relay's rows wait this long")
     relay_idle_seconds: float = Field(default=0.05, gt=0, description="poll interval when nothing is waiting")
     relay_backoff_seconds: float = Field(default=0.5, gt=0, description="first wait while Dapr is down")
-    relay_backoff_cap_seconds: float = Field(default=30.0, gt=0)
+    relay_backoff_cap_seconds: float = Field(default=30.0, gt=0, description="longest wait, Dapr down")
     relay_retry_seconds: float = Field(default=1.0, gt=0, description="first wait before retrying a row")
-    relay_retry_cap_seconds: float = Field(default=300.0, gt=0)
-    relay_publish_timeout_seconds: float = Field(default=10.0, gt=0)
+    relay_retry_cap_seconds: float = Field(default=300.0, gt=0, description="longest wait before a retry")
+    relay_publish_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="timeout of one publish request"
+    )
     outbox_retention_hours: float = Field(default=24.0 * 7, ge=0, description="keep published rows")
-    outbox_prune_interval_seconds: float = Field(default=300.0, gt=0)
-    database_pool_size: int = Field(default=4, ge=1, le=100)
+    outbox_prune_interval_seconds: float = Field(
+        default=300.0, gt=0, description="how often old published rows are deleted"
+    )
+    database_pool_size: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="`todo-operator relay`'s pool; in `run` the relay uses the operator's",
+    )
 
 
 class Publisher(Protocol):

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from todo_operator.domain import reminders, resources
@@ -17,7 +17,9 @@ class OperatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TODO_", extra="ignore")
 
     database_url: str = Field(description="PostgreSQL DSN, e.g. postgresql://todo@db:5432/todo")
-    database_pool_size: int = Field(default=10, ge=1, le=100)
+    database_pool_size: int = Field(
+        default=10, ge=1, le=100, description="PostgreSQL connections held at most"
+    )
     kube_api_url: str | None = Field(
         default=None,
         description="talk to this API server (the devstack emulator); default: kubeconfig or in-cluster",
@@ -27,7 +29,9 @@ class OperatorSettings(BaseSettings):
         description="namespaces to watch (comma-separated globs); empty: the whole cluster",
     )
     standalone: bool = Field(default=True, description="run without Kopf peering (one replica)")
-    peering_name: str = "todo-operator"
+    peering_name: str = Field(
+        default="todo-operator", description="Kopf peering object shared by the replicas"
+    )
     peering_priority: int | None = Field(
         default=None,
         ge=0,
@@ -38,7 +42,11 @@ class OperatorSettings(BaseSettings):
     retry_delay_seconds: float = Field(
         default=10.0, gt=0, description="delay before retrying a transient failure"
     )
-    watch_server_timeout_seconds: int = Field(default=300, ge=1)
+    watch_server_timeout_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="the API server ends each watch after this long (Kopf: watches may stall)",
+    )
     # Kopf runs one worker (an asyncio task) per object with pending events; a burst of
     # thousands of objects would otherwise run thousands of handlers at once, each holding
     # its body and a request in flight (benchmarks/operator_scale.py: memory).
@@ -46,15 +54,22 @@ class OperatorSettings(BaseSettings):
     worker_idle_seconds: float = Field(
         default=1.0, gt=0, description="an idle per-object worker exits after this long, freeing its slot"
     )
-    min_occurrence_spacing_minutes: int = Field(default=5, ge=1)
+    min_occurrence_spacing_minutes: int = Field(
+        default=5, ge=1, description="a RecurringTask whose occurrences come closer together is refused"
+    )
 
     # Reminders (docs/REMINDERS.md)
     reminder_delivery: Literal["cronjob", "inline"] = Field(
         default="cronjob",
         description="cronjob: one CronJob per reminder; inline: the operator sends them itself",
     )
-    notify_image: str = "ghcr.io/todo-operator/todo-operator:0.1.0"
-    notify_service_account: str = "todo-operator-notify"
+    notify_image: str = Field(
+        default="ghcr.io/todo-operator/todo-operator:0.1.0",
+        description="image of reminder Jobs (keep it the operator's)",
+    )
+    notify_service_account: str = Field(
+        default="todo-operator-notify", description="ServiceAccount of reminder Jobs"
+    )
     notify_secret: str = Field(
         default="todo-operator-notify", description="Secret with the notify pod's TODO_* env"
     )
@@ -62,7 +77,9 @@ class OperatorSettings(BaseSettings):
         default=None,
         description="a file with the JobTemplateSpec of reminder Jobs (the Helm chart mounts one)",
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="the operator's log level when `run` is given no --log-level"
+    )
     dapr_enabled: bool = Field(
         default=True,
         description="run the outbox relay beside the operator (publishes through the Dapr sidecar)",
@@ -71,11 +88,19 @@ class OperatorSettings(BaseSettings):
         default=None,
         description="where reminder CronJobs/Jobs run (the chart: its namespace); default: the reminder's",
     )
-    reminder_grace_minutes: int = Field(default=5, ge=1, le=60)
-    reminder_look_back_hours: int = Field(default=24, ge=1, le=24 * 30)
-    reminder_retries: int = Field(default=10, ge=0, le=20)
-    reminder_retry_first_seconds: float = Field(default=1.0, gt=0)
-    reminder_retry_cap_seconds: float = Field(default=512.0, gt=0)
+    reminder_grace_minutes: int = Field(
+        default=5, ge=1, le=60, description="a reminder this late is still sent as usual (docs/REMINDERS.md)"
+    )
+    reminder_look_back_hours: int = Field(
+        default=24, ge=1, le=24 * 30, description="a reminder this late is sent marked late; later: Missed"
+    )
+    reminder_retries: int = Field(default=10, ge=0, le=20, description="SMTP retries before Failed")
+    reminder_retry_first_seconds: float = Field(
+        default=1.0, gt=0, description="first wait before an SMTP retry, then doubling"
+    )
+    reminder_retry_cap_seconds: float = Field(
+        default=512.0, gt=0, description="longest wait between SMTP retries"
+    )
     reminder_recipient_domains: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="besides the task's owner, reminders may go to addresses of these domains"
@@ -85,13 +110,38 @@ class OperatorSettings(BaseSettings):
         default=None,
         description="a link in reminder e-mails, e.g. https://todo.example.com/{namespace}/{task}",
     )
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = Field(default=25, ge=1, le=65535)
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_sender: str = "todo-operator@localhost"
-    smtp_starttls: bool = False
-    smtp_tls: bool = False
+    # SMTP: the names docs/DEPLOYMENT.md and the chart tell users to put in the notify Secret.
+    smtp_host: str = Field(default="127.0.0.1", description="the SMTP server reminders are sent through")
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="its port (587: STARTTLS, 465: TLS)")
+    smtp_username: str | None = Field(default=None, description="log in as this user; unset: no login")
+    smtp_password: SecretStr | None = Field(
+        default=None, description="the SMTP password: set TODO_SMTP_STARTTLS or TODO_SMTP_USE_TLS with it"
+    )
+    smtp_from: str = Field(default="todo-operator@localhost", description="the From address of reminders")
+    smtp_starttls: bool = Field(default=False, description="upgrade the connection with STARTTLS")
+    smtp_use_tls: bool = Field(default=False, description="connect with TLS from the start (implicit TLS)")
+    smtp_insecure_allow_password_without_tls: bool = Field(
+        default=False,
+        description="send TODO_SMTP_PASSWORD over a connection without TLS (only for a relay on the same"
+        " host or pod); without it a password without TODO_SMTP_STARTTLS or TODO_SMTP_USE_TLS is refused",
+    )
+
+    @model_validator(mode="after")
+    def _password_only_over_tls(self) -> OperatorSettings:
+        # Issue #16: following the docs used to send the password in clear, and nothing said so.
+        if self.smtp_starttls and self.smtp_use_tls:
+            raise ValueError("set at most one of TODO_SMTP_STARTTLS and TODO_SMTP_USE_TLS")
+        if (
+            self.smtp_password is not None
+            and not (self.smtp_starttls or self.smtp_use_tls)
+            and not self.smtp_insecure_allow_password_without_tls
+        ):
+            raise ValueError(
+                "TODO_SMTP_PASSWORD is set but neither TODO_SMTP_STARTTLS nor TODO_SMTP_USE_TLS:"
+                " the password would cross the network in clear"
+                " (TODO_SMTP_INSECURE_ALLOW_PASSWORD_WITHOUT_TLS=true allows it)"
+            )
+        return self
 
     @field_validator("namespaces", "reminder_recipient_domains", mode="before")
     @classmethod
@@ -118,9 +168,9 @@ class OperatorSettings(BaseSettings):
             port=self.smtp_port,
             username=self.smtp_username,
             password=self.smtp_password.get_secret_value() if self.smtp_password else None,
-            sender=self.smtp_sender,
+            sender=self.smtp_from,
             starttls=self.smtp_starttls,
-            use_tls=self.smtp_tls,
+            use_tls=self.smtp_use_tls,
         )
 
     def retry(self) -> mail.RetryPolicy:

@@ -17,7 +17,10 @@ class TelemetrySettings(BaseSettings):
     metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="serve Prometheus /metrics on this port (the chart: 9090)"
     )
-    metrics_host: str = "0.0.0.0"  # noqa: S104  # scraped from other pods; the NetworkPolicy limits who
+    metrics_host: str = Field(
+        default="0.0.0.0",  # noqa: S104  # scraped from other pods; the NetworkPolicy limits who
+        description="address /metrics listens on",
+    )
     metrics_max_age_seconds: float = Field(
         default=5.0, ge=0, description="figures read from PostgreSQL are reused this long between scrapes"
     )
