@@ -20,10 +20,11 @@ from todo_operator.clock import ManualClock
 from todo_operator.devstack.smtp import SmtpSink
 from todo_operator.domain import reminders as timing
 from todo_operator.notify import mail
-from todo_operator.operator.delivery import ReminderDelivery
+from todo_operator.operator.delivery import ReminderDelivery, Send, Sleep
 from todo_operator.store import reminders as store
 
 FIRE = datetime(2026, 12, 9, 17, 0, tzinfo=UTC)
+OWNER_ONLY = timing.RecipientPolicy()
 
 
 class Waits:
@@ -38,23 +39,26 @@ def delivery(
     pool: AsyncConnectionPool[Any],
     clock: ManualClock,
     *,
-    port: int,
-    waits: Waits | None = None,
+    port: int = 1,
+    waits: Sleep | None = None,
     retries: int = 10,
+    send: Send | None = None,
+    recipients: timing.RecipientPolicy = OWNER_ONLY,
 ) -> ReminderDelivery:
+    """The delivery under test: SMTP to ``port`` (or ``send``), waits recorded instead of slept."""
     settings = mail.SmtpSettings(port=port, sender="todo@example.com", timeout_seconds=5)
 
-    async def send(message: Message) -> None:
+    async def send_by_smtp(message: Message) -> None:
         await mail.send(message, settings=settings)
 
     return ReminderDelivery(
         pool=pool,
         clock=clock,
-        send=send,
+        send=send or send_by_smtp,
         sender=settings.sender,
         retry=mail.RetryPolicy(retries=retries),
         catch_up=timing.CatchUpPolicy(),
-        recipients=timing.RecipientPolicy(),
+        recipients=recipients,
         sleep=waits or Waits(),
         link_template="https://todo.example.com/{namespace}/{task}",
     )

@@ -28,7 +28,6 @@ from todo_operator.clock import ManualClock
 from todo_operator.devstack.smtp import SmtpSink
 from todo_operator.domain import reminders as timing
 from todo_operator.notify import mail
-from todo_operator.operator.delivery import ReminderDelivery
 from todo_operator.operator.scheduler import Scheduler
 
 HOSTILE_TITLES = {
@@ -70,16 +69,7 @@ async def test_a_title_cannot_add_a_header_or_a_recipient(
     await _set(pool, uid, task_title=title.replace("\x00", ""))  # PostgreSQL text holds no NUL
     if pooled:
         connections = mail.SmtpPool(settings=mail.SmtpSettings(port=smtp.port, sender="todo@example.com"))
-        sender = ReminderDelivery(
-            pool=pool,
-            clock=ManualClock(FIRE),
-            send=connections.send,
-            sender="todo@example.com",
-            retry=mail.RetryPolicy(),
-            catch_up=timing.CatchUpPolicy(),
-            recipients=timing.RecipientPolicy(),
-        )
-        outcome = await sender.deliver(uid=uid)
+        outcome = await delivery(pool, ManualClock(FIRE), send=connections.send).deliver(uid=uid)
         await connections.close()
     else:
         outcome = await delivery(pool, ManualClock(FIRE), port=smtp.port).deliver(uid=uid)
@@ -118,16 +108,7 @@ async def test_an_error_outside_the_mail_codes_is_one_counted_attempt(
 ) -> None:
     uid = await add_reminder(pool)
     waits = Waits()
-    sender = ReminderDelivery(
-        pool=pool,
-        clock=ManualClock(FIRE),
-        send=_refuse_header,
-        sender="todo@example.com",
-        retry=mail.RetryPolicy(),
-        catch_up=timing.CatchUpPolicy(),
-        recipients=timing.RecipientPolicy(),
-        sleep=waits,
-    )
+    sender = delivery(pool, ManualClock(FIRE), send=_refuse_header, waits=waits)
     with caplog.at_level(logging.WARNING, logger="todo_operator"):
         outcome = await sender.deliver(uid=uid)
 
@@ -145,23 +126,13 @@ async def test_an_error_outside_the_mail_codes_is_one_counted_attempt(
 
 def _scheduler(pool: AsyncConnectionPool[Any], *, send: Any, sleep: Any, passes: list[object]) -> Scheduler:
     clock = ManualClock(FIRE)
-    sender = ReminderDelivery(
-        pool=pool,
-        clock=clock,
-        send=send,
-        sender="todo@example.com",
-        retry=mail.RetryPolicy(),
-        catch_up=timing.CatchUpPolicy(),
-        recipients=timing.RecipientPolicy(),
-        sleep=sleep,
-    )
     return Scheduler(
         pool=pool,
         clock=clock,
         kube_api=None,  # type: ignore[arg-type]  # no task falls due in this test
         tasks=NoTasks(),  # type: ignore[arg-type]
         reminders=NoStatusWrites(),  # type: ignore[arg-type]
-        delivery=sender,
+        delivery=delivery(pool, clock, send=send, waits=sleep),
         mode="inline",
         catch_up=timing.CatchUpPolicy(),
         heartbeat=passes.append,
@@ -291,16 +262,8 @@ async def test_reminders_go_only_to_allowed_recipients(
 ) -> None:
     uid = await add_reminder(pool)
     await _set(pool, uid, recipient=recipient, message="Your account is locked: log in at evil.example")
-    sender = ReminderDelivery(
-        pool=pool,
-        clock=ManualClock(FIRE),
-        send=lambda message: mail.send(message, settings=mail.SmtpSettings(port=smtp.port)),
-        sender="todo@example.com",
-        retry=mail.RetryPolicy(),
-        catch_up=timing.CatchUpPolicy(),
-        recipients=timing.RecipientPolicy(domains=domains),
-    )
-    outcome = await sender.deliver(uid=uid)
+    recipients = timing.RecipientPolicy(domains=domains)
+    outcome = await delivery(pool, ManualClock(FIRE), port=smtp.port, recipients=recipients).deliver(uid=uid)
 
     if sent:
         assert outcome.result == "Sent"

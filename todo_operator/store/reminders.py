@@ -180,7 +180,7 @@ async def record_failure(
     event: Event | None = None,
     dead_letter: bool = False,
 ) -> None:
-    """Count a failed attempt; ``final`` ends it ``Failed`` for ``reason``; a dead letter keeps it retryable."""
+    """Count a failed attempt; ``final`` ends it ``Failed`` for ``reason`` (a dead letter: retryable)."""
     await connection.execute(
         "UPDATE reminders SET attempts = %s, last_error = %s, updated_at = %s,"
         " phase = CASE WHEN %s THEN 'Failed' ELSE phase END,"
