@@ -12,7 +12,7 @@ import collections
 
 TARGET = 10_000
 # Source name prefixes that together make up a full run (a partial run is not held to the target).
-SOURCES = ("schema/", "schedule/", "operator/", "schemathesis/", "channel/")
+SOURCES = ("schema/", "schedule/", "operator/", "schemathesis/", "channel/", "http/")
 
 counts: collections.Counter[str] = collections.Counter()
 

@@ -90,7 +90,8 @@ def kube(api_server: apiserver.ApiServerThread) -> Iterator[KubeClient]:
 
 @pytest.fixture
 def namespace(kube: KubeClient, request: pytest.FixtureRequest) -> str:
-    name = f"t{next(_namespaces)}-{request.node.name.replace('_', '-')}"[:50].rstrip("-").lower()
+    name = f"t{next(_namespaces)}-{request.node.name.replace('_', '-')}"[:50].lower()
     name = "".join(character if character.isalnum() or character == "-" else "-" for character in name)
+    name = name.rstrip("-")  # after the replacement: a parametrized test's name ends in "]"
     kube.create_namespace(name)
     return name

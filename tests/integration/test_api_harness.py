@@ -27,6 +27,9 @@ from todo_operator.devstack import apiserver
 SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 ISSUER = "https://issuer.test"
 AUDIENCE = "todo-api"
+# Dapr's app API token, as the chart gives it to the API and its sidecar: without one (or the
+# insecure setting) the API refuses every delivery to /events/*.
+DAPR_APP_TOKEN = "the-sidecar's-app-token-0123456789"
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
 
@@ -112,6 +115,10 @@ class Api:
     def anonymous(self) -> httpx.Client:
         return self.client()
 
+    def sidecar(self) -> httpx.Client:
+        """Dapr's sidecar delivering events: no user, the app token of ``api_settings``."""
+        return self.client({"dapr-api-token": DAPR_APP_TOKEN})
+
     def close(self) -> None:
         for client in self._clients:
             client.close()
@@ -123,6 +130,7 @@ def api_settings(namespace: str, **overrides: Any) -> ApiSettings:
         "jwt_secret": SECRET,
         "issuer": ISSUER,
         "audience": AUDIENCE,
+        "dapr_app_token": DAPR_APP_TOKEN,
         **overrides,
     }
     return ApiSettings(**values)

@@ -196,11 +196,15 @@ def test_reminders_activity_admin_dapr_and_probes(
         "partitionkey": ALICE,
         "data": {"title": "Dentist", "owner": ALICE},
     }
-    delivered = api.anonymous().post("/events/task-events", json=event)
+    sidecar = api.sidecar()  # Dapr's sidecar, with the app token (nobody else may deliver)
+    delivered = sidecar.post("/events/task-events", json=event)
     assert delivered.status_code == 200, delivered.text
     assert delivered.json()["status"] in {"SUCCESS", "DROP"}
-    assert api.anonymous().post("/events/task-events", content=b"nope").json() == {"status": "DROP"}
-    assert api.anonymous().post("/events/unknown", json=event).status_code == 404
+    not_json = sidecar.post(
+        "/events/task-events", content=b"nope", headers={"Content-Type": "application/json"}
+    )
+    assert not_json.json() == {"status": "DROP"}
+    assert sidecar.post("/events/unknown", json=event).status_code == 404
 
     # Admin: a dead letter listed and re-queued once.
     with psycopg.connect(operator_database_url, autocommit=True) as db:

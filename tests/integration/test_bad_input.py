@@ -8,6 +8,7 @@ import pytest
 
 from tests.integration.kubeclient import ApiError, KubeClient, condition
 from tests.integration.test_operator_loop import recurring_task, wait_current
+from tests.unit.test_compile_budget import WORST_VALID_RULE
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -91,6 +92,30 @@ def test_a_rule_that_never_matches_is_reported_not_retried(kube: KubeClient, nam
     wait_current(kube, namespace, "fine", occurrences=1)
     assert len([e for e in kube.events(namespace, "never") if e["reason"] == "InvalidSchedule"]) == 1
     assert [t["metadata"]["ownerReferences"][0]["name"] for t in kube.list("tasks", namespace)] == ["fine"]
+
+
+def test_a_costly_rule_is_reported_as_an_invalid_schedule(kube: KubeClient, namespace: str) -> None:
+    # Valid, but its checks cost more than the compile budget (about 0.2 s of CPU before it).
+    manifest = recurring_task("costly", rrule=WORST_VALID_RULE)
+    del manifest["spec"]["schedule"]["every"]
+    kube.create("recurringtasks", namespace, manifest)
+    body = kube.wait_for_status(
+        "recurringtasks",
+        namespace,
+        "costly",
+        lambda status: condition(status).get("status") == "False",
+        what="Ready=False",
+    )
+    ready = condition(body["status"])
+    assert ready["reason"] == "InvalidSchedule"
+    assert ready["message"].startswith("spec.schedule: the rule FREQ=MINUTELY;")
+    assert "is too costly to compute" in ready["message"]
+    warnings = kube.wait_for(
+        "a Warning event",
+        lambda: [e for e in kube.events(namespace, "costly") if e["reason"] == "InvalidSchedule"],
+    )
+    assert warnings[0]["message"] == ready["message"]
+    assert kube.list("tasks", namespace) == []
 
 
 def test_fixing_the_rule_recovers(kube: KubeClient, namespace: str) -> None:

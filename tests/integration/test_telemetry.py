@@ -127,7 +127,7 @@ def test_the_operators_metrics_follow_a_scenario(
         "TODO_DATABASE_URL": operator_database_url,
         "TODO_KUBE_API_URL": api_server.url,
         "TODO_SMTP_PORT": str(smtp.port),
-        "TODO_SMTP_SENDER": "todo@example.com",
+        "TODO_SMTP_FROM": "todo@example.com",
     }
     notify = subprocess.run(
         [
@@ -259,7 +259,7 @@ def test_one_trace_follows_a_change_from_the_rest_request_to_the_consumer(api: A
         event = published[0]
         # ... and Dapr delivers it to the subscriber (the API's activity consumer), twice.
         for _ in range(2):
-            answer = api.client().post("/events/task-events", json=event)
+            answer = api.sidecar().post("/events/task-events", json=event)
             assert answer.json() == {"status": "SUCCESS"}
         spans = wait_for(
             "the occurrence's reconcile span",

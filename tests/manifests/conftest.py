@@ -31,6 +31,8 @@ REFUSED: dict[str, tuple[dict[str, object], str]] = {
     "bad-service-type": ({"api": {"service": {"type": "ExternalName"}}}, "type"),
     "relay-batch-too-large": ({"relay": {"batchSize": 20000}}, "batchSize"),
     "recipient-domain-not-a-domain": ({"notify": {"recipientDomains": ["@example.com"]}}, "recipientDomains"),
+    # The API refuses every delivery without Dapr's app token: a chart without one would lose the feed.
+    "dapr-without-app-token": ({"dapr": {"appTokenSecret": ""}}, "dapr.appTokenSecret"),
 }
 # A workload checkov must flag (the checkov negative control): root, privileged, no limits.
 BAD_POD = {

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from todo_operator.api import cursors, names, preconditions, problems, ratelimit, services
+from todo_operator.api import app, bodies, cursors, names, preconditions, problems, ratelimit, services
+from todo_operator.api import kube as api_kube
 
 SECRET = b"k" * 32
 
@@ -50,19 +51,132 @@ def test_unknown_sort_is_a_422_naming_the_field() -> None:
     assert caught.value.errors[0].field == "sort"
 
 
+Tag = preconditions.EntityTag
+
+
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [(None, None), ("*", None), ('"12"', ["12"]), ('W/"12", "13"', ["12", "13"]), ("12", ["12"])],
+    [
+        ("*", preconditions.ANY),
+        (" * ", preconditions.ANY),
+        ('"12"', (Tag("12"),)),
+        ('W/"12", "13"', (Tag("12", weak=True), Tag("13"))),
+        ('"a" ,, "b",', (Tag("a"), Tag("b"))),  # empty list elements are allowed (RFC 9110 §5.6.1.2)
+        ('""', (Tag(""),)),
+        ('"a,b", "c"', (Tag("a,b"), Tag("c"))),  # a comma is an etagc: the list is not split on it
+        ('"u-1.2/\\x\x80"', (Tag("u-1.2/\\x\x80"),)),  # etagc: %x21 / %x23-7E / obs-text
+        ("", ()),  # an empty list: nothing matches
+    ],
 )
-def test_if_match_parsing(header: str | None, expected: list[str] | None) -> None:
-    assert preconditions.parse_if_match(header) == expected
+def test_if_match_is_parsed_as_rfc_9110_writes_it(
+    header: str, expected: str | tuple[preconditions.EntityTag, ...]
+) -> None:
+    assert preconditions.parse_entity_tags(header, header_name="If-Match") == expected
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["12", 'w/"12"', 'W/ "12"', '"a"b', '"a" "b"', '"a', 'a"', '"a b"', '"a"b"', '*, "a"', "**", "W/*"],
+)
+def test_a_malformed_if_match_is_a_400_naming_the_header(header: str) -> None:
+    with pytest.raises(problems.Problem) as caught:
+        preconditions.parse_entity_tags(header, header_name="If-Match")
+    assert caught.value.status == 400
+    assert [error.field for error in caught.value.errors] == ["If-Match"]
+
+
+@pytest.mark.parametrize(
+    ("header", "holds"),
+    [
+        (None, True),
+        ("*", True),
+        ('"7"', True),
+        ('"6", "7"', True),
+        ('W/"7"', False),  # weak tags never match If-Match (strong comparison, §13.1.1)
+        ('W/"7", "6"', False),
+        ('"6"', False),
+        ("", False),
+    ],
+)
+def test_if_match_uses_the_strong_comparison(header: str | None, holds: bool) -> None:
+    if holds:
+        preconditions.required_version(header, current="7")
+    else:
+        with pytest.raises(problems.Problem) as caught:
+            preconditions.required_version(header, current="7")
+        assert caught.value.status == 412
 
 
 def test_a_stale_if_match_is_412() -> None:
     assert preconditions.required_version('"7"', current="7") == "7"
+    assert preconditions.required_version("*", current="7") is None  # any current representation
     with pytest.raises(problems.Problem) as caught:
         preconditions.required_version('"6"', current="7")
     assert caught.value.status == 412
+
+
+@pytest.mark.parametrize(
+    ("content_type", "has_body", "accepted"),
+    [
+        ("application/json", True, True),
+        ("Application/JSON; charset=UTF-8", True, True),
+        ('application/json;charset="utf-8"', True, True),
+        ("application/json; charset=latin-1", True, False),
+        ("application/merge-patch+json", True, False),
+        ("text/plain", True, False),
+        ("text/plain", False, False),  # a wrong type is wrong even with nothing in it
+        ("", True, False),
+        (None, True, False),
+        (None, False, True),  # no body, nothing to type: the route says what is missing
+        ("json", True, False),
+    ],
+)
+def test_request_media_types(content_type: str | None, has_body: bool, accepted: bool) -> None:
+    def check() -> None:
+        bodies.check_media_type(
+            content_type, has_body=has_body, accepted=("application/json",), method="POST"
+        )
+
+    if accepted:
+        check()
+    else:
+        with pytest.raises(problems.Problem) as caught:
+            check()
+        assert caught.value.status == 415
+        assert caught.value.headers == {"Accept-Post": "application/json"}
+
+
+def test_the_api_servers_refusals_are_told_in_the_requests_terms() -> None:
+    # What the API server answers for a duplicate in a list-type set (the models refuse those
+    # first now), and for anything else it refuses: never the object's cluster name or manifest path.
+    internal = names.object_name(owner="alice@example.com", public="rent")
+    invalid = api_kube.Invalid(
+        f'RecurringTask.todo.dev "{internal}" is invalid: spec.taskTemplate.tags[1]: Duplicate value: "a"',
+        causes=[("spec.taskTemplate.tags[1]", 'Duplicate value: "a"')],
+    )
+    problem = app._translate(invalid)
+    assert (problem.status, problem.detail) == (422, 'taskTemplate.tags.1: Duplicate value: "a"')
+    assert [(e.field, e.message) for e in problem.errors] == [("taskTemplate.tags.1", 'Duplicate value: "a"')]
+    without_causes = app._translate(api_kube.Invalid(f'Task.todo.dev "{internal}" is invalid', causes=[]))
+    assert without_causes.detail == 'Task.todo.dev "rent" is invalid'
+    forbidden = app._translate(
+        api_kube.KubeError(f'tasks.todo.dev "{internal}" is forbidden: denied', code=403, reason="Forbidden")
+    )
+    assert (forbidden.status, internal in forbidden.detail) == (403, False)
+    assert '"rent"' in forbidden.detail
+
+
+def test_dapr_deliveries_need_a_token_or_the_insecure_setting_not_both() -> None:
+    from pydantic import ValidationError
+
+    from todo_operator.api.settings import ApiSettings
+
+    secret = "s" * 32
+    assert ApiSettings(jwt_secret=secret).dapr_insecure_allow_unauthenticated is False
+    with pytest.raises(ValidationError, match="not both"):
+        ApiSettings(jwt_secret=secret, dapr_app_token="t" * 32, dapr_insecure_allow_unauthenticated=True)
+    with pytest.raises(ValidationError, match="TODO_API_DAPR_APP_TOKEN"):
+        ApiSettings(jwt_secret=secret, dapr_app_token="")
 
 
 def test_problem_documents_name_each_field() -> None:

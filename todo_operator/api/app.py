@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 import time
 from typing import Any
@@ -38,7 +39,7 @@ from todo_operator.api.routers import (
 )
 from todo_operator.api.settings import ApiSettings
 from todo_operator.clock import Clock
-from todo_operator.schedule_engine import ScheduleEngine
+from todo_operator.schedule_engine import EngineBusy, ScheduleEngine
 from todo_operator.store import queries
 from todo_operator.telemetry import metrics
 
@@ -60,11 +61,16 @@ def _translate(error: Exception) -> problems.Problem:
     if isinstance(error, problems.Problem):
         return error
     if isinstance(error, api_kube.Invalid):
+        # The API server's words name the object by its cluster name (the caller's prefix and
+        # all) and the field by its path in the manifest: say it in the terms of the request.
         field_errors = [
-            problems.FieldError(field=field.removeprefix("spec."), message=message)
+            problems.FieldError(field=_request_field(field), message=_without_object_names(message))
             for field, message in error.causes
         ]
-        return problems.Problem(422, str(error), kind="invalid-object", errors=field_errors)
+        detail = "; ".join(f"{e.field}: {e.message}" for e in field_errors) or _without_object_names(
+            str(error)
+        )
+        return problems.Problem(422, detail, kind="invalid-object", errors=field_errors)
     if isinstance(error, api_kube.TransientKubeError):
         return problems.Problem(
             503, "the Kubernetes API is unavailable; retry shortly", headers={"Retry-After": "5"}
@@ -73,7 +79,14 @@ def _translate(error: Exception) -> problems.Problem:
         return problems.Problem(404, str(error), kind="not-found")
     if isinstance(error, api_kube.KubeError):
         status = error.code if error.code in (400, 403, 409, 422) else 502
-        return problems.Problem(status, f"the Kubernetes API refused: {error}", kind="kubernetes")
+        detail = f"the Kubernetes API refused: {_without_object_names(str(error))}"
+        return problems.Problem(status, detail, kind="kubernetes")
+    if isinstance(error, EngineBusy):
+        # One user's share of the engine is a 429 (theirs to slow down); the whole engine busy
+        # is a 503. Either way the work takes at most one compile budget (~75 ms): retry soon.
+        if error.everyone:
+            return problems.Problem(503, str(error), kind="engine-busy", headers={"Retry-After": "1"})
+        return problems.Problem(429, str(error), kind="engine-busy", headers={"Retry-After": "1"})
     if isinstance(error, OverflowError):
         # The domain's duration parser lets 20-digit counts reach timedelta (reported upstream).
         return problems.Problem(422, "a number in the request is too large", kind="invalid-input")
@@ -84,8 +97,33 @@ def _translate(error: Exception) -> problems.Problem:
     return problems.Problem(500, "an unexpected error; it was logged", kind="internal")
 
 
+# A cluster name of ours, quoted as the API server quotes names: "u1a2b3c4d5e-passport".
+_OBJECT_NAME = re.compile(r'"u[0-9a-f]{10}-([a-z0-9][-a-z0-9.]*)"')
+_MANIFEST_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def _without_object_names(message: str) -> str:
+    """The API server's message with our cluster names shown as the names users gave."""
+    return _OBJECT_NAME.sub(r'"\1"', message)
+
+
+def _request_field(path: str) -> str:
+    """``spec.taskTemplate.tags[1]`` → ``taskTemplate.tags.1``: the request's field, as pydantic names it."""
+    return _MANIFEST_INDEX.sub(r".\1", path.removeprefix("spec."))
+
+
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, whether announced or streamed."""
+    """Refuse request bodies over ``limit`` bytes with 413, whether announced or streamed.
+
+    The body is read here, whole, before the app sees any of it: a body
+    streamed without Content-Length is counted as it arrives, and refused
+    the moment it passes the limit, before a route has started to parse it.
+    (Raising from inside the app's ``receive`` instead turned into FastAPI's
+    400 "error parsing the body", or a 500 and two tracebacks on routes that
+    read the body themselves.) The app is then handed the body in one piece.
+    The limit is small (64 KiB by default), and every route reads its body
+    whole anyway.
+    """
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self._app = app
@@ -99,28 +137,21 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self._limit):
             await self._refuse(scope, send)
             return
+        chunks: list[bytes] = []
         received = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self._limit:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self._app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                return  # the client went away (http.disconnect): nobody to answer
+            chunk: bytes = message.get("body", b"")
+            received += len(chunk)
+            if received > self._limit:
                 await self._refuse(scope, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self._app(scope, _replaying(b"".join(chunks), then=receive), send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         problem = problems.Problem(413, f"the request body is larger than {self._limit} bytes")
@@ -138,8 +169,18 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+def _replaying(body: bytes, *, then: Receive) -> Receive:
+    """A ``receive`` that gives the body read in one message, then what the server sends (a disconnect)."""
+    given = False
+
+    async def receive() -> Message:
+        nonlocal given
+        if given:
+            return await then()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 def _metrics(app: FastAPI) -> None:
@@ -172,6 +213,17 @@ def _cursor_secret(settings: ApiSettings) -> bytes:
     return secrets.token_bytes(32)
 
 
+def _log_how_deliveries_are_checked(settings: ApiSettings) -> None:
+    if settings.dapr_insecure_allow_unauthenticated:
+        logger.warning(
+            "TODO_API_DAPR_INSECURE_ALLOW_UNAUTHENTICATED is on: /events/* accepts deliveries without"
+            " Dapr's app token, from anyone who reaches the API, who can so write into any user's"
+            " activity feed. Set TODO_API_DAPR_APP_TOKEN instead, outside a local demo."
+        )
+    elif settings.dapr_app_token is None:
+        logger.info("no TODO_API_DAPR_APP_TOKEN: /events/* refuses every delivery (401)")
+
+
 def create_app(
     settings: ApiSettings | None = None,
     *,
@@ -181,8 +233,13 @@ def create_app(
     schedule_engine: ScheduleEngine | None = None,
 ) -> FastAPI:
     settings = settings if settings is not None else ApiSettings()
+    _log_how_deliveries_are_checked(settings)
     pager = services.Pager(secret=_cursor_secret(settings))
-    engine = schedule_engine if schedule_engine is not None else ScheduleEngine()
+    engine = (
+        schedule_engine
+        if schedule_engine is not None
+        else ScheduleEngine(jobs_per_owner=settings.engine_jobs_per_user, max_jobs=settings.engine_queue)
+    )
     objects = services.Objects(kube=kube, settings=settings)
     app = FastAPI(
         title="todo-operator REST API",
@@ -220,7 +277,7 @@ def create_app(
         return _problem_response(request, _translate(error))
 
     # Our own errors are answered by the exception middleware (no traceback, no re-raise).
-    for error_type in (problems.Problem, api_kube.KubeError, psycopg.Error, OverflowError):
+    for error_type in (problems.Problem, api_kube.KubeError, psycopg.Error, OverflowError, EngineBusy):
         app.add_exception_handler(error_type, known_error)
 
     @app.exception_handler(Exception)

@@ -6,12 +6,21 @@ be an e-mail address because ``spec.owner`` is one (reminders are mailed to
 it). Only the algorithms of the configured key source are accepted — HS256
 for a secret, asymmetric ones for a JWKS — so ``alg: none`` and the
 HS256-with-a-public-key confusion are refused by construction.
+
+A token's times are RFC 7519 NumericDates: JSON numbers of seconds since
+1970, finite and not negative. PyJWT also takes strings of digits; here
+they are refused. And a token may not live longer than
+``TODO_API_MAX_TOKEN_LIFETIME_SECONDS`` (``exp - iat``, or ``exp - now``
+without ``iat``): a token made by hand with ``exp`` in the year 3 billion,
+or by an issuer set up wrongly, would otherwise never expire.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +34,7 @@ from todo_operator.domain import resources
 _ASYMMETRIC = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256", "PS384", "PS512", "EdDSA"]
 _MAX_TOKEN_LENGTH = 8192
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="todo-operator"'}
+_TIMES = ("exp", "iat", "nbf")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +45,24 @@ class User:
 
 def _unauthorized(detail: str) -> problems.Problem:
     return problems.Problem(401, detail, kind="unauthorized", headers=_CHALLENGE)
+
+
+def _check_times(claims: Mapping[str, Any], *, max_lifetime: int, leeway: int, now: float) -> None:
+    """401 unless every time is a NumericDate and the token lives at most ``max_lifetime`` seconds."""
+    for name in _TIMES:
+        value = claims.get(name)
+        if name in claims and not (
+            isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf
+        ):
+            raise _unauthorized(f"the token's {name!r} claim is not a time (RFC 7519 NumericDate)")
+    expires, issued = claims["exp"], claims.get("iat")
+    # Without iat, counted from now; allowing the clock skew, as the issuer's now may be ahead of ours.
+    lifetime = expires - issued if issued is not None else expires - now - leeway
+    if lifetime > max_lifetime:
+        raise _unauthorized(
+            f"the token's lifetime (exp - {'iat' if issued is not None else 'now'}) is longer than the"
+            f" {max_lifetime} seconds this API accepts: ask the issuer for a shorter-lived token"
+        )
 
 
 def claim_at(claims: Mapping[str, Any], path: str) -> Any:
@@ -101,6 +129,13 @@ class Authenticator:
             raise _unauthorized("the token has expired") from None
         except jwt.InvalidTokenError as error:
             raise _unauthorized(f"the token is invalid: {error}") from None
+        # PyJWT reads exp/iat/nbf with the process clock, so the lifetime is counted on the same one.
+        _check_times(
+            claims,
+            max_lifetime=settings.max_token_lifetime_seconds,
+            leeway=settings.leeway_seconds,
+            now=time.time(),
+        )
         user = claim_at(claims, settings.user_claim)
         if not isinstance(user, str) or not re.fullmatch(resources.EMAIL_PATTERN, user) or len(user) > 254:
             raise problems.Problem(

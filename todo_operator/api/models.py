@@ -6,16 +6,27 @@ validated once more as the full domain spec (``TaskSpec``,
 ``RecurringTaskSpec``, ``ReminderSpec``) before it is sent, so the REST API
 refuses exactly what the CRD refuses, with the same words, before the API
 server is asked. What the API adds: ``owner`` is never accepted (it is the
-caller), names are the caller's short names (see :mod:`.names`), and text
-must not contain NUL characters, which PostgreSQL cannot store.
+caller), names are the caller's short names (see :mod:`.names`), text
+must not contain NUL characters, which PostgreSQL cannot store, and the
+lists the CRD declares sets (tags, exdates) must not repeat a value, which
+the domain model does not check and the API server refuses in its own terms.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from todo_operator.api import names
@@ -24,6 +35,32 @@ from todo_operator.domain import resources
 PublicName = Annotated[
     str, Field(min_length=1, max_length=names.PUBLIC_NAME_MAX, pattern=names.PUBLIC_NAME_PATTERN)
 ]
+
+
+def _distinct[Item: Hashable](values: list[Item]) -> list[Item]:
+    """A list the CRD declares a set (``x-kubernetes-list-type: set``): refused here, naming the field,
+    rather than by the API server, whose message names the object by its cluster name."""
+    seen: set[Item] = set()
+    repeated: list[Item] = []
+    for value in values:
+        if value in seen:
+            repeated.append(value)
+        seen.add(value)
+    if repeated:
+        shown = ", ".join(repr(value) for value in dict.fromkeys(repeated))
+        raise ValueError(f"each value may appear once; {shown} appears more than once")
+    return values
+
+
+Tags = Annotated[resources.Tags, AfterValidator(_distinct)]
+# Past this, the schedule engine cannot compute a next occurrence (datetime ends with the year 9999).
+_LAST_PREVIEW_YEAR = 9998
+
+
+def _computable(after: datetime) -> datetime:
+    if after.year > _LAST_PREVIEW_YEAR:
+        raise ValueError(f"must be before the year {_LAST_PREVIEW_YEAR + 1}")
+    return after
 
 
 def _has_nul(value: Any) -> bool:
@@ -45,12 +82,13 @@ class Wire(BaseModel):
 class Request(Wire):
     model_config = ConfigDict(extra="forbid")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if _has_nul(data):
+    @model_validator(mode="after")
+    def _no_nul(self) -> Any:
+        # After the fields' own checks, which name the field (a title refuses NUL among the control
+        # characters): this catches what no field checks, as PostgreSQL text cannot hold NUL.
+        if _has_nul(self.model_dump()):
             raise ValueError("text must not contain NUL characters")
-        return data
+        return self
 
 
 # ---------------------------------------------------------------------- tasks
@@ -61,7 +99,7 @@ class TaskCreate(Request):
     title: resources.Title
     description: resources.Description = ""
     priority: resources.Priority = "medium"
-    tags: resources.Tags = []
+    tags: Tags = []
     due_at: AwareDatetime | None = None
     reminders: resources.Reminders = []
 
@@ -72,7 +110,7 @@ class TaskUpdate(Request):
     title: resources.Title | None = None
     description: resources.Description | None = None
     priority: resources.Priority | None = None
-    tags: resources.Tags | None = None
+    tags: Tags | None = None
     due_at: AwareDatetime | None = None
     reminders: resources.Reminders | None = None
     completed: bool | None = None
@@ -114,12 +152,17 @@ class ScheduleIn(resources.Schedule):
 
     time_zone: resources.TimeZoneName = Field(default="UTC", description="an IANA time zone name")
 
+    @field_validator("exdates")
+    @classmethod
+    def _distinct_exdates(cls, exdates: list[str]) -> list[str]:
+        return _distinct(exdates)
+
 
 class TemplateIn(Request):
     title: resources.Title
     description: resources.Description = ""
     priority: resources.Priority = "medium"
-    tags: resources.Tags = []
+    tags: Tags = []
     reminders: resources.Reminders = []
 
 
@@ -180,7 +223,9 @@ class Occurrences(Wire):
 class SchedulePreview(Request):
     schedule: ScheduleIn
     count: Annotated[int, Field(ge=1, le=1000)] = 10
-    after: AwareDatetime | None = Field(default=None, description="default: now")
+    after: Annotated[AwareDatetime, AfterValidator(_computable)] | None = Field(
+        default=None, description="default: now"
+    )
 
 
 class SchedulePreviewResult(Wire):
@@ -199,7 +244,7 @@ class ReminderCreate(Request):
     task: PublicName
     before: resources.Duration | None = None
     at: AwareDatetime | None = None
-    message: Annotated[str, Field(max_length=1000)] = ""
+    message: resources.Message = ""
 
 
 class ReminderPublic(Wire):

@@ -474,10 +474,16 @@ def recurring_task_from_record(record: queries.RecurringTaskRecord, *, user: Use
     )
 
 
-async def compile_schedule(engine: ScheduleEngine, schedule: resources.Schedule) -> recurrence.Recurrence:
-    """Compiled in the engine's threads (a valid rule can cost seconds); a refused one is a 422."""
+async def compile_schedule(
+    engine: ScheduleEngine, schedule: resources.Schedule, *, user: User
+) -> recurrence.Recurrence:
+    """Compiled in the engine's threads, as one of the user's jobs there; a refused rule is a 422.
+
+    A rule whose checks cost more than the compile budget is refused like any
+    other invalid schedule (``recurrence.ScheduleTooCostly``).
+    """
     try:
-        return await engine.compile(occurrences.schedule_spec(schedule))
+        return await engine.compile(occurrences.schedule_spec(schedule), owner=user.id)
     # ValueError: the schema's date-time pattern lets impossible dates and offsets through
     # ("2026-13-45T99:99", "-47:13"); fromisoformat then refuses them.
     except (recurrence.ScheduleError, ValueError) as error:
@@ -489,15 +495,32 @@ async def compile_schedule(engine: ScheduleEngine, schedule: resources.Schedule)
         ) from None
 
 
-def upcoming(
-    schedule: recurrence.Recurrence, *, after: datetime, count: int, inclusive: bool
+async def list_upcoming(
+    engine: ScheduleEngine,
+    schedule: recurrence.Recurrence,
+    *,
+    user: User,
+    after: datetime,
+    count: int,
+    inclusive: bool,
+    field: str,
 ) -> list[datetime]:
-    found: list[datetime] = []
-    moment = schedule.first_at_or_after(after) if inclusive else schedule.next_after(after)
-    while moment is not None and len(found) < count:
-        found.append(moment)
-        moment = schedule.next_after(moment)
-    return found
+    """The next ``count`` occurrences, listed in the engine's threads under the compile budget.
+
+    Too many far-apart occurrences to list within it is a 422 on ``field``, the
+    parameter that asked for them.
+    """
+    try:
+        return await engine.run(
+            lambda: schedule.upcoming(after, count=count, inclusive=inclusive), owner=user.id
+        )
+    except recurrence.ScheduleTooCostly as error:
+        raise problems.Problem(
+            422,
+            str(error),
+            kind="invalid-schedule",
+            errors=[problems.FieldError(field=field, message=str(error))],
+        ) from None
 
 
 class RecurringTasks:
@@ -545,9 +568,8 @@ class RecurringTasks:
             spec = resources.RecurringTaskSpec(
                 task_template=resources.TaskTemplate(owner=user.id, **template), **fields
             )
-        await compile_schedule(
-            self._engine, spec.schedule
-        )  # what the operator would refuse later, refused now
+        # What the operator would refuse later, refused now.
+        await compile_schedule(self._engine, spec.schedule, user=user)
         return spec
 
     async def create(self, *, user: User, body: m.RecurringTaskCreate) -> Stored:
@@ -575,7 +597,7 @@ class RecurringTasks:
         merged = _merge(live.get("spec") or {}, changes)
         with domain_validation():
             spec = resources.RecurringTaskSpec.model_validate(merged)
-        await compile_schedule(self._engine, spec.schedule)
+        await compile_schedule(self._engine, spec.schedule, user=user)
         if "schedule" in changes and changes["schedule"] is not None:
             # A merge patch would keep old schedule fields (every + a new rrule): replace it whole.
             changes["schedule"] = _with_removals(live["spec"].get("schedule") or {}, changes["schedule"])
@@ -620,7 +642,7 @@ class RecurringTasks:
             for row in rows
         ]
         spec = resources.RecurringTaskSpec.model_validate(live.get("spec") or {})
-        schedule = await compile_schedule(self._engine, spec.schedule)
+        schedule = await compile_schedule(self._engine, spec.schedule, user=user)
         status = live.get("status") or {}
         next_due = status.get("nextDueAt")
         if status.get("phase") == "Ended":
@@ -629,22 +651,34 @@ class RecurringTasks:
             after, inclusive = (
                 (datetime.fromisoformat(next_due), False) if next_due else (self._clock.now(), True)
             )
-            coming = await self._engine.run(
-                lambda: upcoming(schedule, after=after, count=count, inclusive=inclusive)
+            coming = await list_upcoming(
+                self._engine,
+                schedule,
+                user=user,
+                after=after,
+                count=count,
+                inclusive=inclusive,
+                field="upcoming",
             )
         return m.Occurrences(past=past, upcoming=coming)
 
-    async def preview(self, body: m.SchedulePreview) -> m.SchedulePreviewResult:
+    async def preview(self, body: m.SchedulePreview, *, user: User) -> m.SchedulePreviewResult:
         if body.count > self._settings.preview_max_occurrences:
             raise problems.Problem(
                 422,
                 f"count must be at most {self._settings.preview_max_occurrences}",
                 errors=[problems.FieldError(field="count", message="too many occurrences asked")],
             )
-        schedule = await compile_schedule(self._engine, body.schedule)
+        schedule = await compile_schedule(self._engine, body.schedule, user=user)
         after = body.after or self._clock.now()
-        found = await self._engine.run(
-            lambda: upcoming(schedule, after=after, count=body.count, inclusive=body.after is None)
+        found = await list_upcoming(
+            self._engine,
+            schedule,
+            user=user,
+            after=after,
+            count=body.count,
+            inclusive=body.after is None,
+            field="count",
         )
         return m.SchedulePreviewResult(
             rule=schedule.rule_text, time_zone=body.schedule.time_zone, occurrences=found

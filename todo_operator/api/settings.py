@@ -28,21 +28,57 @@ class ApiSettings(BaseSettings):
     )
     admin_role: str = Field(default="todo-admin", description="the role that may use /api/v1/admin")
     leeway_seconds: int = Field(default=30, ge=0, le=300, description="clock skew allowed on exp/nbf")
+    # A stolen token is good until it expires: an issuer's mistake (or a hand-made token with exp
+    # 10^20) must not make that forever.
+    max_token_lifetime_seconds: int = Field(
+        default=86400,
+        ge=60,
+        le=366 * 86400,
+        description="tokens valid for longer are refused (401): exp - iat, or exp - now when iat is absent",
+    )
     cursor_secret: SecretStr | None = Field(
         default=None,
         description="signs page cursors; default: derived from the JWT secret (set it with JWKS + replicas)",
     )
-    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
-    max_page_size: int = Field(default=200, ge=1, le=1000)
-    default_page_size: int = Field(default=50, ge=1, le=1000)
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=16 * 1024 * 1024, description="larger request bodies are answered 413"
+    )
+    max_page_size: int = Field(default=200, ge=1, le=1000, description="the largest `limit` a list accepts")
+    default_page_size: int = Field(default=50, ge=1, le=1000, description="a list's page without `limit`")
     writes_per_minute: int = Field(default=100, ge=1, le=100_000, description="per user, per replica")
     previews_per_minute: int = Field(
         default=60, ge=1, le=100_000, description="schedule previews per user, per replica"
     )
-    preview_max_occurrences: int = Field(default=100, ge=1, le=1000)
+    preview_max_occurrences: int = Field(
+        default=100, ge=1, le=1000, description="the largest `count` of a schedule preview"
+    )
     dapr_pubsub: str = Field(default="pubsub", description="the Dapr pub/sub component to subscribe on")
     dapr_app_token: SecretStr | None = Field(
-        default=None, description="if set, Dapr deliveries must carry it in the dapr-api-token header"
+        default=None,
+        description="Dapr's app API token: deliveries to /events/* must carry it in the dapr-api-token"
+        " header; unset, every delivery is refused (401)",
+    )
+    # Fail closed: without a token anyone who reaches the API could write into any user's feed,
+    # so accepting that takes a setting whose name says what it is.
+    dapr_insecure_allow_unauthenticated: bool = Field(
+        default=False,
+        description="accept deliveries to /events/* without an app token, from anyone who reaches the API"
+        " (a local demo only; refused together with TODO_API_DAPR_APP_TOKEN)",
+    )
+    # The schedule engine has two threads: one job per user leaves the other to everyone else.
+    engine_jobs_per_user: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="schedule computations (preview, compile, upcoming occurrences) one user may have"
+        " queued or running in the schedule engine at once, per replica; more are answered 429",
+    )
+    engine_queue: int = Field(
+        default=16,
+        ge=1,
+        le=100_000,
+        description="schedule computations queued or running in the schedule engine at once, all users"
+        " together, per replica; more are answered 503",
     )
 
     @field_validator("jwt_secret")
@@ -52,6 +88,22 @@ class ApiSettings(BaseSettings):
         if secret is not None and len(secret.get_secret_value().encode()) < 32:
             raise ValueError("an HS256 secret must be at least 32 bytes (RFC 7518, section 3.2)")
         return secret
+
+    @field_validator("dapr_app_token")
+    @classmethod
+    def _not_empty(cls, token: SecretStr | None) -> SecretStr | None:
+        # An empty token would be matched by an empty (or absent) dapr-api-token header.
+        if token is not None and not token.get_secret_value().strip():
+            raise ValueError("TODO_API_DAPR_APP_TOKEN is empty: set the sidecar's token, or leave it unset")
+        return token
+
+    @model_validator(mode="after")
+    def _one_way_to_take_deliveries(self) -> ApiSettings:
+        if self.dapr_app_token is not None and self.dapr_insecure_allow_unauthenticated:
+            raise ValueError(
+                "set TODO_API_DAPR_APP_TOKEN or TODO_API_DAPR_INSECURE_ALLOW_UNAUTHENTICATED, not both"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_key_source(self) -> ApiSettings:

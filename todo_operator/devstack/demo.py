@@ -6,7 +6,7 @@ Kubernetes API emulator with our CRDs (+0), a throw-away PostgreSQL, migrated
 line about it (+2), a Dapr publish endpoint that logs every CloudEvent the
 outbox relay sends (+3) and the REST API (+4); and the operator, with inline
 reminder delivery because there is no CronJob controller here. It writes a
-kubeconfig and an ``env`` file (``KUBECONFIG``, ``TODO_API`` and a demo
+kubeconfig and an ``env`` file (``KUBECONFIG``, ``API_URL`` and a demo
 user's ``TOKEN``, ready for ``source``) into the state directory and prints
 what to type next. Ctrl-C stops everything and leaves no process behind.
 
@@ -275,7 +275,7 @@ def _ensure_database(database: postgres.ThrowawayPostgres, name: str) -> str:
 def _write_env(path: pathlib.Path, *, kubeconfig: pathlib.Path, api_url: str, token: str) -> list[str]:
     lines = [
         f"export KUBECONFIG={kubeconfig}",
-        f"export TODO_API={api_url}/api/v1",
+        f"export API_URL={api_url}/api/v1",
         f"export TOKEN={token}",
     ]
     path.write_text("".join(f"{line}\n" for line in lines))
@@ -308,7 +308,7 @@ def next_steps(*, env_file: pathlib.Path, env_lines: list[str], mail: pathlib.Pa
             "",
             f"or with curl, as {DEMO_USER} (the token is valid for 30 days):",
             "",
-            '  curl -s "$TODO_API/tasks" -H "Authorization: Bearer $TOKEN"',
+            '  curl -s "$API_URL/tasks" -H "Authorization: Bearer $TOKEN"',
             "",
             f"E-mails land in {mail}/ (a line here for each); each CloudEvent published is logged here.",
             f"PostgreSQL: psql {database_url}",
@@ -361,14 +361,22 @@ def run(
             # No CronJob controller here: the operator sends reminders itself, into the sink.
             reminder_delivery="inline",
             smtp_port=smtp.port,
-            smtp_sender="todo-operator@demo.local",
+            smtp_from="todo-operator@demo.local",
         )
         # The relay publishes every recorded change to the Dapr double, which logs each CloudEvent.
         dapr.call(_log_events)
         publishing = RelaySettings(database_url=database_url, dapr_http_endpoint=dapr.url)
         secret = _jwt_secret(state_dir)
+        # The demo token lives 30 days, longer than the API's default limit (a day): raised here only.
+        # No Dapr app token and not the insecure setting: nothing delivers events to the API here
+        # (the Dapr double only takes what the relay publishes), so /events/* refuses, as it should.
         rest_settings = ApiSettings(
-            namespace=NAMESPACE, jwt_secret=SecretStr(secret), jwks_url=None, issuer=None, audience=AUDIENCE
+            namespace=NAMESPACE,
+            jwt_secret=SecretStr(secret),
+            jwks_url=None,
+            issuer=None,
+            audience=AUDIENCE,
+            max_token_lifetime_seconds=TOKEN_LIFETIME_SECONDS,
         )
         try:
             with (

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from todo_operator.api import models, problems
+from todo_operator.api import bodies, models, problems
 from todo_operator.api.deps import CurrentUser, Cursor, PageSize, Services
 
 router = APIRouter(
-    prefix="/api/v1/activity", tags=["activity"], responses=problems.responses(400, 401, 403, 422, 503)
+    prefix="/api/v1/activity",
+    tags=["activity"],
+    responses=problems.responses(400, 401, 403, 422, 503),
+    route_class=bodies.JsonRoute,
 )
 
 

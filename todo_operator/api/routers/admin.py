@@ -6,12 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from todo_operator.api import models, problems
+from todo_operator.api import bodies, models, problems
 from todo_operator.api.deps import AdminUser, Services
 from todo_operator.events.deadletters import DeadLetters
 from todo_operator.store.outbox import OutboxStore
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=problems.responses(401, 403, 422, 503))
+router = APIRouter(
+    prefix="/api/v1/admin",
+    tags=["admin"],
+    responses=problems.responses(401, 403, 422, 503),
+    route_class=bodies.JsonRoute,
+)
 
 
 def _dead_letters(services_: Services) -> DeadLetters:

@@ -2,9 +2,11 @@
 
 Answers are Dapr's (``SUCCESS``, ``RETRY``, ``DROP``) with HTTP 200, as the
 Dapr pub/sub API expects; a body that is not JSON is dropped, not retried.
-When ``TODO_API_DAPR_APP_TOKEN`` is set, deliveries must carry it in the
-``dapr-api-token`` header (Dapr's app API token), so users cannot post
-fake events into someone's feed.
+Deliveries must carry ``TODO_API_DAPR_APP_TOKEN`` in the ``dapr-api-token``
+header (Dapr's app API token), so users cannot post fake events into
+someone's feed. Without a token every delivery is refused: it fails closed,
+and only ``TODO_API_DAPR_INSECURE_ALLOW_UNAUTHENTICATED`` opens it (a local
+demo). Dapr sends structured CloudEvents as ``application/cloudevents+json``.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import hmac
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 
-from todo_operator.api import models, problems
+from todo_operator.api import bodies, models, problems
 from todo_operator.api.deps import Services
 from todo_operator.domain.events import TOPIC_REMINDERS, TOPIC_TASK_EVENTS
 from todo_operator.events import consumer
 
 router = APIRouter(tags=["dapr"])
+_DELIVERED_AS = (bodies.CLOUDEVENTS, bodies.JSON)
 
 
 @router.get("/dapr/subscribe")
@@ -28,27 +31,47 @@ async def subscribe(services_: Services) -> list[dict[str, Any]]:
     return consumer.subscriptions(pubsub=services_.settings.dapr_pubsub)
 
 
+def _from_the_sidecar(
+    services_: Services, dapr_api_token: Annotated[str | None, Header(include_in_schema=False)] = None
+) -> None:
+    settings = services_.settings
+    expected = settings.dapr_app_token
+    if expected is None:
+        if settings.dapr_insecure_allow_unauthenticated:
+            return
+        raise problems.Problem(
+            401, "deliveries are refused: this API has no Dapr app token to check", kind="unauthorized"
+        )
+    # Compared in constant time: the token is a password.
+    if not hmac.compare_digest((dapr_api_token or "").encode(), expected.get_secret_value().encode()):
+        raise problems.Problem(401, "deliveries need Dapr's app token (dapr-api-token)", kind="unauthorized")
+
+
+async def _typed_as_an_event(request: Request) -> None:
+    body = await request.body()
+    bodies.check_media_type(
+        request.headers.get("content-type"),
+        has_body=bool(body),
+        accepted=_DELIVERED_AS,
+        method=request.method,
+    )
+
+
 @router.post(
     consumer.ROUTE_PREFIX + "/{topic}",
     response_model=models.DaprAnswer,
-    responses=problems.responses(401, 404),
+    responses=problems.responses(401, 404, 413, 415),
+    # The sidecar first: nobody else learns anything about a body, not even its type.
+    dependencies=[Depends(_from_the_sidecar), Depends(_typed_as_an_event)],
 )
 async def deliver(
-    topic: Annotated[str, Path(max_length=100)],
-    request: Request,
-    services_: Services,
-    dapr_api_token: Annotated[str | None, Header(include_in_schema=False)] = None,
+    topic: Annotated[str, Path(max_length=100)], request: Request, services_: Services
 ) -> models.DaprAnswer:
-    expected = services_.settings.dapr_app_token
-    if expected is not None and not hmac.compare_digest(
-        (dapr_api_token or "").encode(), expected.get_secret_value().encode()
-    ):
-        raise problems.Problem(401, "deliveries need Dapr's app API token", kind="unauthorized")
     if topic not in (TOPIC_TASK_EVENTS, TOPIC_REMINDERS):
         raise problems.Problem(404, f"no subscription for topic {topic!r}", kind="not-found")
     try:
         delivered = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return models.DaprAnswer(status="DROP")
     if not isinstance(delivered, dict):
         return models.DaprAnswer(status="DROP")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from todo_operator.api import models, problems, services
+from todo_operator.api import bodies, models, problems, services
 from todo_operator.api.deps import CurrentUser, Cursor, IfMatch, PageSize, Services, WritingUser
 from todo_operator.api.routers.tasks import Name
 
@@ -14,6 +14,7 @@ router = APIRouter(
     prefix="/api/v1/recurring-tasks",
     tags=["recurring tasks"],
     responses=problems.responses(401, 403, 422, 503),
+    route_class=bodies.JsonRoute,
 )
 
 
@@ -99,7 +100,8 @@ async def delete_recurring_task(
     return Response(status_code=204)
 
 
-@router.get("/{name}/occurrences", response_model=models.Occurrences, responses=problems.responses(404))
+# 429: the upcoming occurrences are computed in the schedule engine, one job per user at a time.
+@router.get("/{name}/occurrences", response_model=models.Occurrences, responses=problems.responses(404, 429))
 async def list_occurrences(
     name: Name,
     user: CurrentUser,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from todo_operator.api import models, problems
+from todo_operator.api import bodies, models, problems
 from todo_operator.api.deps import CurrentUser, Cursor, PageSize, Services, WritingUser
 from todo_operator.api.routers.tasks import Name
 
 router = APIRouter(
-    prefix="/api/v1/reminders", tags=["reminders"], responses=problems.responses(401, 403, 422, 503)
+    prefix="/api/v1/reminders",
+    tags=["reminders"],
+    responses=problems.responses(401, 403, 422, 503),
+    route_class=bodies.JsonRoute,
 )
 
 

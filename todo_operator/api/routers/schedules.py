@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from todo_operator.api import models, problems
+from todo_operator.api import bodies, models, problems
 from todo_operator.api.deps import PreviewingUser, Services
 
 router = APIRouter(
-    prefix="/api/v1/schedules", tags=["schedules"], responses=problems.responses(401, 403, 422)
+    prefix="/api/v1/schedules",
+    tags=["schedules"],
+    responses=problems.responses(401, 403, 422),
+    route_class=bodies.JsonRoute,
 )
 
 
-@router.post("/preview", response_model=models.SchedulePreviewResult, responses=problems.responses(413, 429))
+@router.post(
+    "/preview", response_model=models.SchedulePreviewResult, responses=problems.responses(413, 429, 503)
+)
 async def preview_schedule(
     body: models.SchedulePreview, user: PreviewingUser, services_: Services
 ) -> models.SchedulePreviewResult:
-    # Nothing is created, but a valid schedule can cost seconds of the engine's two threads:
-    # limited per user (TODO_API_PREVIEWS_PER_MINUTE), and run off the event loop.
-    return await services_.recurring_tasks.preview(body)
+    # Nothing is created, but a schedule costs up to one compile budget of the engine's two threads:
+    # limited per user (TODO_API_PREVIEWS_PER_MINUTE, TODO_API_ENGINE_JOBS_PER_USER), off the loop.
+    return await services_.recurring_tasks.preview(body, user=user)

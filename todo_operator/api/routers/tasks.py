@@ -7,12 +7,17 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import AwareDatetime
 
-from todo_operator.api import models, problems, services
+from todo_operator.api import bodies, models, problems, services
 from todo_operator.api.deps import CurrentUser, Cursor, IfMatch, PageSize, Services, WritingUser
 from todo_operator.domain import resources
 from todo_operator.store import queries
 
-router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], responses=problems.responses(401, 403, 422, 503))
+router = APIRouter(
+    prefix="/api/v1/tasks",
+    tags=["tasks"],
+    responses=problems.responses(401, 403, 422, 503),
+    route_class=bodies.JsonRoute,
+)
 Name = Annotated[str, Path(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
 SearchText = Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
 
