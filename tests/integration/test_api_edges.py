@@ -13,7 +13,6 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -26,21 +25,6 @@ make_api = harness.make_api
 
 MakeApi = Callable[..., Api]
 LIMIT = 64 * 1024  # TODO_API_MAX_BODY_BYTES, its default
-
-
-def _event(owner: str, namespace: str) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": f"/apis/todo.dev/v1alpha1/namespaces/{namespace}/tasks",
-        "type": "task.deleted",
-        "subject": f"{namespace}/forged",
-        "time": datetime.now(tz=UTC).isoformat(),
-        "datacontenttype": "application/json",
-        "dataschema": "https://todo.dev/schemas/events/task.deleted/v1.json",
-        "partitionkey": owner,
-        "data": {},
-    }
 
 
 def _is_problem(response: Any, status: int) -> dict[str, Any]:
@@ -62,7 +46,7 @@ def test_without_an_app_token_every_delivery_is_refused(make_api: MakeApi, names
     api = make_api(namespace, dapr_app_token=None)
     owner = f"dave-{uuid.uuid4().hex[:8]}@example.com"  # a feed no other test writes into
     for headers in ({}, {"dapr-api-token": ""}, {"dapr-api-token": "a-guess"}):
-        refused = api.client(headers).post("/events/task-events", json=_event(owner, namespace))
+        refused = api.client(headers).post("/events/task-events", json=harness.forged_event(owner, namespace))
         assert "app token" in _is_problem(refused, 401)["detail"]
     assert api.as_user(owner).get("/api/v1/activity").json()["items"] == []
     assert api.anonymous().get("/dapr/subscribe").status_code == 200  # the sidecar reads it at start
@@ -78,7 +62,7 @@ def test_only_the_insecure_setting_lets_unauthenticated_deliveries_in_and_it_say
         for record in caplog.records
     ), caplog.records
     owner = f"erin-{uuid.uuid4().hex[:8]}@example.com"
-    delivered = api.anonymous().post("/events/task-events", json=_event(owner, namespace))
+    delivered = api.anonymous().post("/events/task-events", json=harness.forged_event(owner, namespace))
     assert (delivered.status_code, delivered.json()) == (200, {"status": "SUCCESS"})
 
 
@@ -174,7 +158,7 @@ def test_media_types_each_route_accepts(make_api: MakeApi, namespace: str) -> No
     )
     # Dapr delivers structured CloudEvents as application/cloudevents+json.
     sidecar = api.sidecar()
-    event = json.dumps(_event(f"fay-{uuid.uuid4().hex[:8]}@example.com", namespace)).encode()
+    event = json.dumps(harness.forged_event(f"fay-{uuid.uuid4().hex[:8]}@example.com", namespace)).encode()
     for media_type in ("application/cloudevents+json", "application/json"):
         delivered = sidecar.post("/events/task-events", content=event, headers={"Content-Type": media_type})
         assert delivered.status_code == 200, delivered.text

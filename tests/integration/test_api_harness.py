@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2 as httpx
@@ -194,3 +196,19 @@ def wait_listed(
         ),
     )
     return found
+
+
+def forged_event(owner: str, namespace: str) -> dict[str, Any]:
+    """A CloudEvent as Dapr would deliver it, sent by someone who is not the sidecar."""
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": f"/apis/todo.dev/v1alpha1/namespaces/{namespace}/tasks",
+        "type": "task.deleted",
+        "subject": f"{namespace}/forged",
+        "time": datetime.now(tz=UTC).isoformat(),
+        "datacontenttype": "application/json",
+        "dataschema": "https://todo.dev/schemas/events/task.deleted/v1.json",
+        "partitionkey": owner,
+        "data": {},
+    }

@@ -131,18 +131,7 @@ def test_event_deliveries_need_dapr_app_token_when_one_is_set(make_api: Any, nam
     # As the chart runs the API: TODO_API_DAPR_APP_TOKEN from the Secret its sidecar sends.
     api = make_api(namespace, dapr_app_token="the-sidecar's-app-token")
     owner = f"carol-{uuid.uuid4().hex[:8]}@example.com"  # a feed no other test writes into
-    event = {
-        "specversion": "1.0",
-        "id": str(uuid.uuid4()),
-        "source": f"/apis/todo.dev/v1alpha1/namespaces/{namespace}/tasks",
-        "type": "task.deleted",
-        "subject": f"{namespace}/forged",
-        "time": datetime.now(tz=UTC).isoformat(),
-        "datacontenttype": "application/json",
-        "dataschema": "https://todo.dev/schemas/events/task.deleted/v1.json",
-        "partitionkey": owner,
-        "data": {},
-    }
+    event = harness.forged_event(owner, namespace)
     refused = [
         api.client(headers).post("/events/task-events", json=event)
         for headers in ({}, {"dapr-api-token": "a-guess"}, {"dapr-api-token": ""})
