@@ -64,32 +64,36 @@ def delivery(
     )
 
 
+def reminder_row(
+    *, uid: str, fire_at: datetime = FIRE, name: str = "r1", generation: int = 1
+) -> store.ReminderRow:
+    """Alice's reminder of her passport task, as the operator records it."""
+    return store.ReminderRow(
+        uid=uid,
+        namespace="team-a",
+        name=name,
+        task_uid=None,
+        task_name="passport",
+        task_title="Renew passport",
+        task_due_at=datetime(2026, 12, 10, 8, 0, tzinfo=UTC),
+        time_zone="Europe/Berlin",
+        owner="alice@example.com",
+        recipient="alice@example.com",
+        message="Bring the old passport",
+        fire_at=fire_at,
+        phase="Pending",
+        delivery="inline",
+        generation=generation,
+        spec={},
+        created_at=FIRE - timedelta(days=1),
+        updated_at=FIRE - timedelta(days=1),
+    )
+
+
 async def add_reminder(pool: AsyncConnectionPool[Any], *, fire_at: datetime = FIRE, name: str = "r1") -> str:
     uid = str(uuid.uuid4())
     async with pool.connection() as connection:
-        await store.save(
-            connection,
-            store.ReminderRow(
-                uid=uid,
-                namespace="team-a",
-                name=name,
-                task_uid=None,
-                task_name="passport",
-                task_title="Renew passport",
-                task_due_at=datetime(2026, 12, 10, 8, 0, tzinfo=UTC),
-                time_zone="Europe/Berlin",
-                owner="alice@example.com",
-                recipient="alice@example.com",
-                message="Bring the old passport",
-                fire_at=fire_at,
-                phase="Pending",
-                delivery="inline",
-                generation=1,
-                spec={},
-                created_at=FIRE - timedelta(days=1),
-                updated_at=FIRE - timedelta(days=1),
-            ),
-        )
+        await store.save(connection, reminder_row(uid=uid, fire_at=fire_at, name=name))
     return uid
 
 

@@ -410,6 +410,13 @@ class ReminderReconciler:
             await self._write_terminal(body, meta=meta, status=status, row=row)
             await self._remove_cronjob(body)
             return
+        if stored_phase == "Cancelled":
+            # Cancelled since this reconcile read its task (completed or deleted meanwhile, seen
+            # by another replica first): the row kept it so, and so does the object.
+            await self.cancel(
+                body, reason="the task was completed or deleted while this reminder was scheduled"
+            )
+            return
 
         cron_name = None
         if self._delivery == "cronjob":

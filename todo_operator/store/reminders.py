@@ -85,12 +85,20 @@ ON CONFLICT (uid) DO UPDATE SET
     task_uid = EXCLUDED.task_uid, task_name = EXCLUDED.task_name, task_title = EXCLUDED.task_title,
     task_due_at = EXCLUDED.task_due_at, time_zone = EXCLUDED.time_zone, owner = EXCLUDED.owner,
     recipient = EXCLUDED.recipient, message = EXCLUDED.message, delivery = EXCLUDED.delivery,
-    generation = EXCLUDED.generation, spec = EXCLUDED.spec, updated_at = EXCLUDED.updated_at,
+    -- Never back to an older generation: it decides whether a cancelled reminder may revive.
+    generation = GREATEST(reminders.generation, EXCLUDED.generation), spec = EXCLUDED.spec,
+    updated_at = EXCLUDED.updated_at,
     -- A sent or failed reminder stays so: a reconcile running beside a sender must
-    -- not turn it back into a pending one (and send it twice).
-    fire_at = CASE WHEN reminders.phase IN ('Sent', 'Failed') THEN reminders.fire_at
-                   ELSE EXCLUDED.fire_at END,
-    phase = CASE WHEN reminders.phase IN ('Sent', 'Failed') THEN reminders.phase ELSE EXCLUDED.phase END,
+    -- not turn it back into a pending one (and send it twice). A cancelled one stays so
+    -- too, unless the Reminder itself changed since (a newer generation: edited, it is
+    -- live again): a reconcile that read its task before the task was completed (another
+    -- replica, a stale watch event) must not revive it into an e-mail about a done task.
+    fire_at = CASE WHEN reminders.phase IN ('Sent', 'Failed')
+                     OR (reminders.phase = 'Cancelled' AND EXCLUDED.generation <= reminders.generation)
+                   THEN reminders.fire_at ELSE EXCLUDED.fire_at END,
+    phase = CASE WHEN reminders.phase IN ('Sent', 'Failed')
+                   OR (reminders.phase = 'Cancelled' AND EXCLUDED.generation <= reminders.generation)
+                 THEN reminders.phase ELSE EXCLUDED.phase END,
     deleted_at = NULL
 RETURNING phase
 """
