@@ -11,6 +11,7 @@ import jwt
 import psycopg
 
 from tests.integration import test_api_harness as harness
+from tests.integration.kubeclient import KubeClient
 from tests.integration.test_api_harness import ALICE, AUDIENCE, BOB, ISSUER, SECRET, Api, token, wait_listed
 from tests.integration.test_api_recurring import current_task, recurring
 
@@ -216,3 +217,49 @@ def test_reminders_activity_admin_dapr_and_probes(
     metrics = api.anonymous().get("/metrics")
     assert metrics.status_code == 200
     assert "todo_api_requests_total" in metrics.text
+
+
+def test_a_reminder_stays_its_owners_when_its_task_name_is_reused(
+    api: Api, kube: KubeClient, namespace: str
+) -> None:
+    """F25: ownership follows uids. Alice's task is deleted and a task of the same name made for Bob:
+    Alice's reminder (made with kubectl, so no owner reference) does not become Bob's."""
+    due = (datetime.now(tz=UTC) + timedelta(days=1)).isoformat()
+
+    def task(owner: str) -> dict[str, Any]:
+        spec = {"title": "Reused", "owner": owner, "dueAt": due}
+        return {
+            "apiVersion": "todo.dev/v1alpha1",
+            "kind": "Task",
+            "metadata": {"name": "reuse"},
+            "spec": spec,
+        }
+
+    kube.create("tasks", namespace, task(ALICE))
+    reminder = {"taskRef": {"name": "reuse"}, "before": "1h"}
+    kube.create(
+        "reminders",
+        namespace,
+        {
+            "apiVersion": "todo.dev/v1alpha1",
+            "kind": "Reminder",
+            "metadata": {"name": "reuse-manual"},
+            "spec": reminder,
+        },
+    )
+    alice, bob = api.as_user(ALICE), api.as_user(BOB)
+    wait_listed(alice, {"reuse-manual"}, "/api/v1/reminders")
+    kube.delete("tasks", namespace, "reuse")
+    kube.wait_for_status(
+        "reminders",
+        namespace,
+        "reuse-manual",
+        lambda status: status.get("phase") == "Cancelled",
+        what="Cancelled",
+    )
+    kube.wait_for("the task gone", lambda: kube.get("tasks", namespace, "reuse") is None)
+    kube.create("tasks", namespace, task(BOB))
+
+    assert bob.delete("/api/v1/reminders/reuse-manual").status_code == 404
+    assert kube.get("reminders", namespace, "reuse-manual") is not None
+    assert alice.delete("/api/v1/reminders/reuse-manual").status_code == 204

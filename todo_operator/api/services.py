@@ -778,14 +778,24 @@ class Reminders:
         raise _not_found("reminder", name)
 
     async def _owner(self, body: Body) -> str | None:
+        """Whose reminder it is: as the operator recorded it, from the task it was made for.
+
+        Ownership follows uids, not names (F25): the row was recorded from the
+        Task of that uid, and stays so when that Task is deleted and another is
+        made under its name for someone else. Only a reminder not yet recorded
+        (a moment after it is made) is judged by the task its ``taskRef`` names now.
+        """
+        recorded = await queries.reminder_owner(
+            self._pool, namespace=self._namespace, name=str(body["metadata"]["name"])
+        )
+        if recorded is not None:
+            return recorded
         task_name = ((body.get("spec") or {}).get("taskRef") or {}).get("name")
         if isinstance(task_name, str):
             task = await self._objects.kube.get(crds.TASK, namespace=self._namespace, name=task_name)
             if task is not None:
                 return _owner_of(crds.TASK, task)
-        return await queries.reminder_owner(
-            self._pool, namespace=self._namespace, name=str(body["metadata"]["name"])
-        )
+        return None
 
 
 # ---------------------------------------------------------------------- activity
