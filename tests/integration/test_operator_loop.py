@@ -145,6 +145,35 @@ def test_completing_an_occurrence_creates_the_next(
     assert events.count("recurringtask.created") == 1
 
 
+@pytest.mark.parametrize("anchor", ["schedule", "completion"])
+def test_deleting_the_current_occurrence_skips_it_at_once_and_records_no_completion(
+    kube: KubeClient, namespace: str, db: psycopg.Connection[Any], anchor: str
+) -> None:
+    """F24: a user deletes the occurrence to skip it. The series moves on by itself, to the next slot,
+    and nothing is recorded as done (before: it waited for some other change of the RecurringTask,
+    then recorded the skipped occurrence's future due time as ``lastCompletedAt``)."""
+    manifest = recurring_task("plants")
+    manifest["spec"]["anchor"] = anchor
+    kube.create("recurringtasks", namespace, manifest)
+    first = wait_current(kube, namespace, "plants", occurrences=1)["status"]["currentTask"]
+
+    kube.delete("tasks", namespace, first)
+    second = wait_current(kube, namespace, "plants", occurrences=2)["status"]
+
+    assert second["currentTask"] != first
+    assert datetime.fromisoformat(second["nextDueAt"]) == tomorrow_at_nine() + timedelta(days=1)
+    assert second.get("lastCompletedAt") is None
+    assert second["phase"] == "Active"
+    kube.wait_for("the skipped occurrence gone", lambda: kube.get("tasks", namespace, first) is None)
+    assert [task["metadata"]["name"] for task in kube.list("tasks", namespace)] == [second["currentTask"]]
+    recorded = db.execute(
+        "SELECT last_completed_at, current_task FROM recurring_tasks"
+        " WHERE namespace = %s AND name = 'plants'",
+        (namespace,),
+    ).fetchone()
+    assert recorded == (None, second["currentTask"])
+
+
 def test_a_task_completed_twice_advances_the_schedule_once(kube: KubeClient, namespace: str) -> None:
     kube.create("recurringtasks", namespace, recurring_task("plants"))
     first = wait_current(kube, namespace, "plants", occurrences=1)["status"]["currentTask"]

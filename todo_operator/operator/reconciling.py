@@ -312,12 +312,29 @@ class TaskReconciler:
         if self._reminders is not None:
             await self._reminders.sync_task(body, spec)
 
-        if spec.completed and owner_reference is not None:
-            owner = await self._kube.get(
-                crds.RECURRING_TASK, namespace=meta.namespace, name=owner_reference["name"]
-            )
-            if owner is not None and owner["metadata"].get("uid") == owner_reference["uid"]:
-                await self._recurring.reconcile(owner)
+        if spec.completed:
+            await self._advance_series(body, only_if_current=False)
+
+    async def _advance_series(self, body: Body, *, only_if_current: bool) -> None:
+        """Let the RecurringTask of this occurrence (the one of its uid) move on now.
+
+        With ``only_if_current``, only when this Task is the series' current occurrence: a
+        pruned old occurrence changes nothing.
+        """
+        owner_reference = objects.controller_of(body, kind="RecurringTask")
+        if owner_reference is None:
+            return
+        meta = ObjectMeta.of(body)
+        owner = await self._kube.get(
+            crds.RECURRING_TASK, namespace=meta.namespace, name=owner_reference["name"]
+        )
+        if owner is None or owner["metadata"].get("uid") != owner_reference["uid"]:
+            return
+        if owner["metadata"].get("deletionTimestamp"):
+            return  # the series is going, and its occurrences with it
+        if only_if_current and (owner.get("status") or {}).get("currentTask") != meta.name:
+            return
+        await self._recurring.reconcile(owner)
 
     async def forget(self, body: Body) -> None:
         """Record the deletion (the row stays: PostgreSQL keeps the history)."""
@@ -332,8 +349,11 @@ class TaskReconciler:
             try:
                 spec = resources.TaskSpec.model_validate(body.get("spec") or {})
             except ValidationError:
-                return
-            await self._reminders.sync_task(body, spec)
+                spec = None
+            if spec is not None:
+                await self._reminders.sync_task(body, spec)
+        # A deleted current occurrence is a skip (F24): the series moves on now, not at its next change.
+        await self._advance_series(body, only_if_current=True)
 
     async def _reject(
         self, body: Body, *, meta: ObjectMeta, status: resources.TaskStatus, message: str, now: datetime
@@ -529,29 +549,33 @@ class RecurringTaskReconciler:
             return active.model_copy(update={"current_task": name, "next_due_at": due, "occurrences": 1})
 
         current = await self._kube.get(crds.TASK, namespace=meta.namespace, name=status.current_task)
-        if current is not None and not (current.get("spec") or {}).get("completed"):
+        skipped = current is None or bool(current["metadata"].get("deletionTimestamp"))
+        if current is not None and not skipped and not (current.get("spec") or {}).get("completed"):
             return active  # the current occurrence is still open: nothing to do
-        if current is None:
-            # The current occurrence was deleted by someone: skip it, as if done when it was due.
+        if current is None or skipped:
+            # The current occurrence was deleted by someone (F24): a skip. The series moves on
+            # from its due time, or from now if that has passed, and nothing is recorded as done.
             previous_due = status.next_due_at or meta.created_at
-            completed_at = previous_due
+            moved_on_at = max(previous_due, self._clock.now())
+            last_completed_at = status.last_completed_at
         else:
             previous_due = datetime.fromisoformat(current["spec"]["dueAt"].replace("Z", "+00:00"))
             try:
-                completed_at = await self._records.completion_instant(task_uid=current["metadata"]["uid"])
+                moved_on_at = await self._records.completion_instant(task_uid=current["metadata"]["uid"])
             except RecordNotFound as error:
                 raise RetryLater(str(error)) from error
+            last_completed_at = moved_on_at
 
         due = await self._timed(
             lambda: recurrence.next_due(
                 schedule,
                 anchor=spec.anchor,
                 previous_due=previous_due,
-                completed_at=completed_at,
+                completed_at=moved_on_at,
                 occurrences_so_far=status.occurrences,
             )
         )
-        finished = active.model_copy(update={"last_completed_at": completed_at})
+        finished = active.model_copy(update={"last_completed_at": last_completed_at})
         if due is None:
             return finished.model_copy(update={"phase": "Ended", "next_due_at": None})
         index = status.occurrences + 1
