@@ -174,6 +174,26 @@ def test_deleting_the_current_occurrence_skips_it_at_once_and_records_no_complet
     assert recorded == (None, second["currentTask"])
 
 
+def test_an_occurrence_completed_early_under_the_completion_anchor_is_followed_by_a_later_one(
+    kube: KubeClient, namespace: str
+) -> None:
+    """Due tomorrow at nine, done today, "every day from completion": one day after today is the
+    very slot just done. Before, the series named the completed Task as its next occurrence too
+    (same due time, same name) and had nothing open; the next is now measured from its due time."""
+    manifest = recurring_task("plants")
+    manifest["spec"]["anchor"] = "completion"
+    kube.create("recurringtasks", namespace, manifest)
+    first = wait_current(kube, namespace, "plants", occurrences=1)["status"]["currentTask"]
+    complete(kube, namespace, first)
+
+    second = wait_current(kube, namespace, "plants", occurrences=2)["status"]
+    assert second["currentTask"] != first
+    assert datetime.fromisoformat(second["nextDueAt"]) == tomorrow_at_nine() + timedelta(days=1)
+    current = kube.get("tasks", namespace, second["currentTask"])
+    assert current is not None
+    assert not current["spec"].get("completed")
+
+
 def test_a_task_completed_twice_advances_the_schedule_once(kube: KubeClient, namespace: str) -> None:
     kube.create("recurringtasks", namespace, recurring_task("plants"))
     first = wait_current(kube, namespace, "plants", occurrences=1)["status"]["currentTask"]

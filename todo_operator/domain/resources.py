@@ -326,6 +326,14 @@ class RecurringTaskSpec(Model):
     task_template: TaskTemplate
 
 
+class PendingOccurrence(Model):
+    """The next occurrence, decided and committed, while its Task is being created."""
+
+    task: ResourceName
+    index: int = Field(ge=1)
+    due_at: AwareDatetime
+
+
 class RecurringTaskStatus(Model):
     phase: RecurringTaskPhase | None = None
     rule: str | None = Field(default=None, max_length=MAX_RULE_LENGTH + 64)
@@ -333,6 +341,7 @@ class RecurringTaskStatus(Model):
     next_due_at: AwareDatetime | None = None
     occurrences: int = Field(default=0, ge=0)
     last_completed_at: AwareDatetime | None = None
+    pending: PendingOccurrence | None = None
     conditions: Conditions = []
     observed_generation: int | None = Field(default=None, ge=0)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from todo_operator.clock import Clock
-from todo_operator.domain import conditions, crds, occurrences, recurrence, resources, tasks
+from todo_operator.domain import conditions, crds, lifecycle, occurrences, recurrence, resources, tasks
 from todo_operator.domain.events import Event, EventType
 from todo_operator.operator import objects
 from todo_operator.operator.kube import (
@@ -44,7 +45,7 @@ from todo_operator.operator.kube import (
     event_manifest,
 )
 from todo_operator.schedule_engine import ScheduleEngine
-from todo_operator.store.records import RecordNotFound, Records, RecurringTaskRow, TaskRow
+from todo_operator.store.records import RecordDeleted, RecordNotFound, Records, RecurringTaskRow, TaskRow
 from todo_operator.telemetry.metrics import OperatorMetrics
 
 logger = logging.getLogger(__name__)
@@ -273,7 +274,50 @@ class TaskReconciler:
             recurring_task=owner_reference["name"] if owner_reference else None,
             occurrence=objects.occurrence_index(body),
         )
-        completed_at = await self._records.save_task(
+        try:
+            completed_at = await self._save_task(
+                body,
+                meta=meta,
+                spec=spec,
+                phase=phase,
+                status=new_status,
+                events=events,
+                now=now,
+            )
+        except RecordDeleted as error:
+            if error.series:
+                # An occurrence made after its series was deleted (F23): not the user's to keep.
+                logger.info("%s: its series is deleted; removing it", meta.subject)
+                with contextlib.suppress(NotFound):
+                    await self._kube.delete(crds.TASK, namespace=meta.namespace, name=meta.name)
+            return  # a deleted Task: forget() records it
+        new_status = new_status.model_copy(update={"completed_at": completed_at})
+        await self._kube.patch_status(
+            crds.TASK, namespace=meta.namespace, name=meta.name, status=status_wire(new_status)
+        )
+        if phase == "Completed" and status.phase != "Completed":
+            self._events.normal(body, reason="Completed", message=f"completed at {completed_at}")
+        elif phase == "Overdue" and status.phase != "Overdue":
+            self._events.warning(body, reason="Overdue", message=f"was due {spec.due_at}")
+        if self._reminders is not None:
+            await self._reminders.sync_task(body, spec)
+
+        if spec.completed:
+            await self._advance_series(body, only_if_current=False)
+
+    async def _save_task(
+        self,
+        body: Body,
+        *,
+        meta: ObjectMeta,
+        spec: resources.TaskSpec,
+        phase: resources.TaskPhase,
+        status: resources.TaskStatus,
+        events: list[Event],
+        now: datetime,
+    ) -> datetime | None:
+        owner_reference = objects.controller_of(body, kind="RecurringTask")
+        return await self._records.save_task(
             TaskRow(
                 uid=meta.uid,
                 namespace=meta.namespace,
@@ -295,25 +339,12 @@ class TaskReconciler:
                 reminder_at=None,
                 generation=meta.generation,
                 spec=spec.to_wire(),
-                status=new_status.to_wire(),
+                status=status.to_wire(),
                 created_at=meta.created_at,
                 updated_at=now,
             ),
             events=events,
         )
-        new_status = new_status.model_copy(update={"completed_at": completed_at})
-        await self._kube.patch_status(
-            crds.TASK, namespace=meta.namespace, name=meta.name, status=status_wire(new_status)
-        )
-        if phase == "Completed" and status.phase != "Completed":
-            self._events.normal(body, reason="Completed", message=f"completed at {completed_at}")
-        elif phase == "Overdue" and status.phase != "Overdue":
-            self._events.warning(body, reason="Overdue", message=f"was due {spec.due_at}")
-        if self._reminders is not None:
-            await self._reminders.sync_task(body, spec)
-
-        if spec.completed:
-            await self._advance_series(body, only_if_current=False)
 
     async def _advance_series(self, body: Body, *, only_if_current: bool) -> None:
         """Let the RecurringTask of this occurrence (the one of its uid) move on now.
@@ -365,13 +396,26 @@ class TaskReconciler:
         self._events.warning(body, reason="InvalidSpec", message=message)
 
 
-def _rule_changed(read: Body, fresh: Body) -> bool:
-    """Whether the edit between two versions changes when occurrences fall due (a title edit does not)."""
-    before, after = read.get("spec") or {}, fresh.get("spec") or {}
-    return any(before.get(field) != after.get(field) for field in ("schedule", "anchor"))
+# A plan made from a version that changed before it committed is made again from the fresh one;
+# each attempt re-reads, so this many in a row means the object is being rewritten continuously.
+CONFLICT_ATTEMPTS = 5
+
+_REASONS = {
+    "Active": ("Scheduled", "next occurrence due {due}"),
+    "Suspended": ("Suspended", "suspended: no new occurrences are created"),
+    "Ended": ("Ended", "the schedule has ended"),
+}
 
 
 class RecurringTaskReconciler:
+    """Observe a series, let ``domain.lifecycle.decide`` say what happens, carry it out.
+
+    Carrying out a plan: record the row (with its events), commit the status over the
+    version the plan was made from, then make the occurrence the status names. The
+    commit is the point of no return (lifecycle rule 1): a plan that loses it made
+    nothing and is made again from the fresh version.
+    """
+
     def __init__(
         self,
         *,
@@ -397,8 +441,25 @@ class RecurringTaskReconciler:
         )
 
     async def reconcile(self, body: Body) -> None:
+        for _ in range(CONFLICT_ATTEMPTS):
+            try:
+                await self._reconcile_version(body)
+                return
+            except Conflict:
+                fresh = await self._kube.get(
+                    crds.RECURRING_TASK,
+                    namespace=body["metadata"]["namespace"],
+                    name=body["metadata"]["name"],
+                )
+                if fresh is None or fresh["metadata"].get("uid") != body["metadata"].get("uid"):
+                    return  # deleted (and maybe re-created: a new uid is a new series with its own handler)
+                body = fresh
+        raise RetryLater(f"{ObjectMeta.of(body).subject} kept changing while it was reconciled")
+
+    async def _reconcile_version(self, body: Body) -> None:
+        """Decide and carry out, step by step, until the series rests (or a step loses its commit)."""
         meta = ObjectMeta.of(body)
-        status = resources.RecurringTaskStatus.model_validate(body.get("status") or {})
+        first = status = resources.RecurringTaskStatus.model_validate(body.get("status") or {})
         now = self._clock.now()
         try:
             spec = resources.RecurringTaskSpec.model_validate(body.get("spec") or {})
@@ -411,48 +472,156 @@ class RecurringTaskReconciler:
             await self._reject(body, meta=meta, status=status, message=message, now=now)
             raise InvalidSpec(message) from error
 
-        advanced = await self._advance(body, meta=meta, spec=spec, schedule=schedule, status=status)
-        if advanced.phase == "Ended" and status.phase != "Ended":
-            self._events.normal(body, reason="Ended", message="the schedule has no further occurrences")
-        elif advanced.current_task != status.current_task and advanced.current_task is not None:
-            self._events.normal(
-                body,
-                reason="OccurrenceCreated",
-                message=(
-                    f"occurrence {advanced.occurrences} {advanced.current_task} due {advanced.next_due_at}"
-                ),
+        made = False
+        while True:
+            series = await self._observe(body, meta=meta, spec=spec, status=status, made=made)
+            plan = await self._timed(functools.partial(lifecycle.decide, series, schedule=schedule, now=now))
+            if plan.outcome == "gone":
+                return  # the series is being deleted: forget() ends it
+            pending = plan.make
+            if pending is not None:
+                await self._make(body, spec=spec, occurrence=pending)
+                made = True
+                continue
+            new_status = self._observed(plan.status, meta=meta, rule=schedule.rule_text, now=now)
+            try:
+                await self._record(meta=meta, spec=spec, first=first, new=new_status, ended=status, now=now)
+            except RecordDeleted:
+                return  # deleted since it was read: nothing more of it is made (F23)
+            # The commit (lifecycle rule 1); a Conflict here means deciding again from the fresh version.
+            body = await self._kube.patch_status(
+                crds.RECURRING_TASK,
+                namespace=meta.namespace,
+                name=meta.name,
+                status=status_wire(new_status),
+                resource_version=body["metadata"].get("resourceVersion"),
             )
-        if advanced.occurrences - 1 > spec.history_limit:
+            status, made = new_status, False
+            self._announce(body, plan=plan, status=new_status)
+            if plan.outcome == "ended":
+                # Its event follows the commit, never a decision that might not commit; a crash
+                # before this is made good by the next reconcile (the same event id).
+                with contextlib.suppress(RecordDeleted):
+                    await self._record(meta=meta, spec=spec, first=first, new=status, ended=status, now=now)
+            if status.pending is None:
+                break
+        if status.occurrences - 1 > spec.history_limit:
             # Until then there are no more completed occurrences than history keeps (and no list).
-            await self._prune_history(meta=meta, spec=spec, current_task=advanced.current_task)
+            await self._prune_history(meta=meta, spec=spec, current_task=status.current_task)
 
-        reason = {"Active": "Scheduled", "Suspended": "Suspended", "Ended": "Ended"}[
-            advanced.phase or "Active"
-        ]
+    @staticmethod
+    def _observed(
+        status: resources.RecurringTaskStatus, *, meta: ObjectMeta, rule: str, now: datetime
+    ) -> resources.RecurringTaskStatus:
+        reason = {"Active": "Scheduled", "Suspended": "Suspended", "Ended": "Ended"}[status.phase or "Active"]
+        due = status.pending.due_at if status.pending else status.next_due_at
         message = {
-            "Scheduled": f"next occurrence due {advanced.next_due_at}",
+            "Scheduled": f"next occurrence due {due}",
             "Suspended": "suspended: no new occurrences are created",
             "Ended": "the schedule has ended",
         }[reason]
-        new_status = observed(
-            advanced, meta=meta, ready=True, reason=reason, message=message, now=now, rule=schedule.rule_text
+        return observed(status, meta=meta, ready=True, reason=reason, message=message, now=now, rule=rule)
+
+    def _announce(self, body: Body, *, plan: lifecycle.Plan, status: resources.RecurringTaskStatus) -> None:
+        """The Kubernetes Events of a committed step (what ``kubectl describe`` tells)."""
+        if plan.outcome == "ended":
+            self._events.normal(body, reason="Ended", message="the schedule has no further occurrences")
+        elif plan.outcome == "promoted":
+            self._events.normal(
+                body,
+                reason="OccurrenceCreated",
+                message=f"occurrence {status.occurrences} {status.current_task} due {status.next_due_at}",
+            )
+        elif plan.outcome == "skipped":
+            self._events.normal(body, reason="Skipped", message="the current occurrence was deleted: skipped")
+
+    async def _observe(
+        self,
+        body: Body,
+        *,
+        meta: ObjectMeta,
+        spec: resources.RecurringTaskSpec,
+        status: resources.RecurringTaskStatus,
+        made: bool,
+    ) -> lifecycle.Series:
+        """What ``decide`` needs; ``made``: the pending occurrence was just created (or found)."""
+        current = None
+        pending_exists = made
+        if status.pending is not None and not made:
+            pending_exists = (
+                await self._kube.get(crds.TASK, namespace=meta.namespace, name=status.pending.task)
+                is not None
+            )
+        elif status.current_task is not None:
+            task = await self._kube.get(crds.TASK, namespace=meta.namespace, name=status.current_task)
+            current = await self._current(task, meta=meta, name=status.current_task)
+        return lifecycle.Series(
+            name=meta.name,
+            generation=meta.generation,
+            created_at=meta.created_at,
+            anchor=spec.anchor,
+            suspended=spec.suspend,
+            deleting=bool(body["metadata"].get("deletionTimestamp")),
+            status=status,
+            current=current,
+            pending_exists=pending_exists,
         )
+
+    async def _current(self, task: Body | None, *, meta: ObjectMeta, name: str) -> lifecycle.Current:
+        """The current occurrence as ``decide`` sees it: by this series' uid, with its recorded completion."""
+        if task is None:
+            return lifecycle.Current(state="absent")
+        controller = objects.controller_of(task, kind="RecurringTask")
+        if controller is None or controller.get("uid") != meta.uid:
+            raise InvalidSpec(
+                f"a Task named {name!r} already exists and is not an occurrence of this RecurringTask"
+            )
+        task_spec = task.get("spec") or {}
+        due_at = datetime.fromisoformat(task_spec["dueAt"].replace("Z", "+00:00"))
+        deleting = bool(task["metadata"].get("deletionTimestamp"))
+        if task_spec.get("completed"):
+            try:
+                completed_at = await self._records.completion_instant(task_uid=task["metadata"]["uid"])
+            except RecordNotFound as error:
+                if deleting:  # completed and deleted before its handler recorded it: never done
+                    return lifecycle.Current(state="deleted", due_at=due_at)
+                raise RetryLater(str(error)) from error
+            return lifecycle.Current(state="completed", due_at=due_at, completed_at=completed_at)
+        return lifecycle.Current(state="deleted" if deleting else "open", due_at=due_at)
+
+    async def _record(
+        self,
+        *,
+        meta: ObjectMeta,
+        spec: resources.RecurringTaskSpec,
+        first: resources.RecurringTaskStatus,
+        new: resources.RecurringTaskStatus,
+        ended: resources.RecurringTaskStatus,
+        now: datetime,
+    ) -> None:
+        """Save the row of ``new`` with its events.
+
+        ``first``: the status as this reconcile found it (whether the object was seen before,
+        at which generation); ``ended``: the status as last committed (``recurringtask.ended``
+        is told once that says Ended).
+        """
+        rule = new.rule
         data = {
             "title": spec.task_template.title,
             "owner": spec.task_template.owner,
-            "rule": schedule.rule_text,
-            "phase": new_status.phase,
-            "currentTask": new_status.current_task,
-            "nextDueAt": new_status.next_due_at.isoformat() if new_status.next_due_at else None,
+            "rule": rule,
+            "phase": new.phase,
+            "currentTask": new.current_task,
+            "nextDueAt": new.next_due_at.isoformat() if new.next_due_at else None,
         }
         events = _lifecycle_events(
             prefix="recurringtask",
             meta=meta,
             owner=spec.task_template.owner,
-            observed_generation=status.observed_generation,
+            observed_generation=first.observed_generation,
             data=data,
         )
-        if new_status.phase == "Ended" and status.phase != "Ended":
+        if ended.phase == "Ended":
             events.append(
                 Event(
                     type="recurringtask.ended",
@@ -469,160 +638,47 @@ class RecurringTaskReconciler:
                 name=meta.name,
                 owner=spec.task_template.owner,
                 title=spec.task_template.title,
-                rule=schedule.rule_text,
+                rule=rule,
                 time_zone=spec.schedule.time_zone,
                 anchor=spec.anchor,
-                phase=new_status.phase or "Active",
-                current_task=new_status.current_task,
-                next_due_at=new_status.next_due_at,
-                occurrences=new_status.occurrences,
-                last_completed_at=new_status.last_completed_at,
+                phase=new.phase or "Active",
+                current_task=new.current_task,
+                next_due_at=new.next_due_at,
+                occurrences=new.occurrences,
+                last_completed_at=new.last_completed_at,
                 generation=meta.generation,
                 spec=spec.to_wire(),
-                status=new_status.to_wire(),
+                status=new.to_wire(),
                 created_at=meta.created_at,
                 updated_at=now,
             ),
             events=events,
         )
-        await self._write_status(body, meta=meta, status=new_status, created=advanced.current_task)
 
-    async def _write_status(
-        self, body: Body, *, meta: ObjectMeta, status: resources.RecurringTaskStatus, created: str | None
+    async def _make(
+        self, body: Body, *, spec: resources.RecurringTaskSpec, occurrence: resources.PendingOccurrence
     ) -> None:
-        """Write the status; after creating an occurrence, only over the version it was computed from.
-
-        A completion advances the schedule from the Task's handler with the RecurringTask as it
-        read it. If the spec was edited meanwhile (F17), the edit's own reconcile made the next
-        occurrence by the new rule: this stale run must not write its status over that one, and
-        the occurrence it made by the old rule must go. A version that changed for any other
-        reason (another status write) only means: look again.
-        """
-        previous = (body.get("status") or {}).get("currentTask")
-        if created is None or created == previous:
-            await self._kube.patch_status(
-                crds.RECURRING_TASK, namespace=meta.namespace, name=meta.name, status=status_wire(status)
-            )
-            return
-        try:
-            await self._kube.patch_status(
-                crds.RECURRING_TASK,
-                namespace=meta.namespace,
-                name=meta.name,
-                status=status_wire(status),
-                resource_version=body["metadata"].get("resourceVersion"),
-            )
-        except Conflict as error:
-            fresh = await self._kube.get(crds.RECURRING_TASK, namespace=meta.namespace, name=meta.name)
-            fresh_current = ((fresh or {}).get("status") or {}).get("currentTask")
-            if fresh is None or (fresh_current != created and _rule_changed(body, fresh)):
-                # Made by a rule that is no longer the spec: it must not stay open beside the current one.
-                logger.info(
-                    "%s: occurrence %s was made by an edited rule; removing it", meta.subject, created
-                )
-                with contextlib.suppress(NotFound):
-                    await self._kube.delete(crds.TASK, namespace=meta.namespace, name=created)
-            raise RetryLater(f"{meta.subject} changed while it was reconciled") from error
-
-    async def _advance(
-        self,
-        body: Body,
-        *,
-        meta: ObjectMeta,
-        spec: resources.RecurringTaskSpec,
-        schedule: recurrence.Recurrence,
-        status: resources.RecurringTaskStatus,
-    ) -> resources.RecurringTaskStatus:
-        """Make sure the current occurrence exists and is open; return the status that follows."""
-        if status.phase == "Ended" and status.observed_generation == meta.generation:
-            return status  # an edited spec (e.g. a later 'until') is looked at again
-        if spec.suspend:
-            return status.model_copy(update={"phase": "Suspended"})
-        active = status.model_copy(update={"phase": "Active"})
-
-        if status.current_task is None:
-            # The creation instant, not "now": a retry must compute the same first slot.
-            due = await self._timed(lambda: occurrences.first_due(schedule, created_at=meta.created_at))
-            if due is None:
-                return status.model_copy(update={"phase": "Ended", "next_due_at": None})
-            name = await self._ensure_occurrence(body, spec=spec, due_at=due, index=1, status=status)
-            return active.model_copy(update={"current_task": name, "next_due_at": due, "occurrences": 1})
-
-        current = await self._kube.get(crds.TASK, namespace=meta.namespace, name=status.current_task)
-        skipped = current is None or bool(current["metadata"].get("deletionTimestamp"))
-        if current is not None and not skipped and not (current.get("spec") or {}).get("completed"):
-            return active  # the current occurrence is still open: nothing to do
-        if current is None or skipped:
-            # The current occurrence was deleted by someone (F24): a skip. The series moves on
-            # from its due time, or from now if that has passed, and nothing is recorded as done.
-            previous_due = status.next_due_at or meta.created_at
-            moved_on_at = max(previous_due, self._clock.now())
-            last_completed_at = status.last_completed_at
-        else:
-            previous_due = datetime.fromisoformat(current["spec"]["dueAt"].replace("Z", "+00:00"))
-            try:
-                moved_on_at = await self._records.completion_instant(task_uid=current["metadata"]["uid"])
-            except RecordNotFound as error:
-                raise RetryLater(str(error)) from error
-            last_completed_at = moved_on_at
-
-        due = await self._timed(
-            lambda: recurrence.next_due(
-                schedule,
-                anchor=spec.anchor,
-                previous_due=previous_due,
-                completed_at=moved_on_at,
-                occurrences_so_far=status.occurrences,
-            )
-        )
-        finished = active.model_copy(update={"last_completed_at": last_completed_at})
-        if due is None:
-            return finished.model_copy(update={"phase": "Ended", "next_due_at": None})
-        index = status.occurrences + 1
-        name = await self._ensure_occurrence(body, spec=spec, due_at=due, index=index, status=status)
-        return finished.model_copy(update={"current_task": name, "next_due_at": due, "occurrences": index})
-
-    async def _ensure_occurrence(
-        self,
-        body: Body,
-        *,
-        spec: resources.RecurringTaskSpec,
-        due_at: datetime,
-        index: int,
-        status: resources.RecurringTaskStatus,
-    ) -> str:
-        """Create occurrence ``index`` unless it exists already (found by its name, or its labels).
-
-        Its name follows from the spec and the durable record, so an attempt that runs again
-        after a crash computes the same name and finds it (AlreadyExists). Only an edit of the
-        spec since the last reconcile can change the name an earlier attempt used: then the
-        occurrence is looked up by its labels. That list costs the API server a scan of the
-        namespace, so it is not done for every occurrence (benchmarks/operator_scale.py).
-        """
+        """Create the committed occurrence unless it exists (two makers create one: its name is fixed)."""
         meta = ObjectMeta.of(body)
-        edited = meta.generation != (status.observed_generation or 1)
-        if edited:
-            existing = await self._kube.list(
-                crds.TASK,
-                namespace=meta.namespace,
-                labels=objects.occurrence_labels(recurring_task_uid=meta.uid, index=index),
-            )
-            if existing:
-                found_name: str = existing[0]["metadata"]["name"]
-                return found_name
-        manifest = objects.occurrence_task(recurring_task=body, spec=spec, due_at=due_at, index=index)
-        name: str = manifest["metadata"]["name"]
+        manifest = objects.occurrence_task(
+            recurring_task=body, spec=spec, due_at=occurrence.due_at, index=occurrence.index
+        )
+        if manifest["metadata"]["name"] != occurrence.task:
+            raise ValueError(f"occurrence {occurrence.index} of {meta.subject} is named {occurrence.task!r}")
         try:
             await self._kube.create(crds.TASK, manifest)
         except AlreadyExists:
-            found = await self._kube.get(crds.TASK, namespace=meta.namespace, name=name)
+            found = await self._kube.get(crds.TASK, namespace=meta.namespace, name=occurrence.task)
             controller = objects.controller_of(found or {}, kind="RecurringTask")
             if controller is None or controller.get("uid") != meta.uid:
                 raise InvalidSpec(
-                    f"a Task named {name!r} already exists and is not an occurrence of this RecurringTask"
+                    f"a Task named {occurrence.task!r} already exists and is not an occurrence of this"
+                    " RecurringTask"
                 ) from None
-        logger.info("occurrence %s of %s due %s", index, meta.subject, due_at.isoformat())
-        return name
+            return
+        logger.info(
+            "occurrence %s of %s due %s", occurrence.index, meta.subject, occurrence.due_at.isoformat()
+        )
 
     async def _prune_history(
         self, *, meta: ObjectMeta, spec: resources.RecurringTaskSpec, current_task: str | None
@@ -655,6 +711,17 @@ class RecurringTaskReconciler:
         await self._records.mark_deleted(
             table="recurring_tasks", uid=meta.uid, at=self._clock.now(), events=[event]
         )
+        if "orphan" in (body["metadata"].get("finalizers") or []):
+            return  # deleted with --cascade=orphan: the occurrences are the user's to keep
+        # Nothing of a deleted series survives it (F23). The garbage collector would remove its
+        # occurrences once it is gone, but one made after its deletion was seen must go too: it is
+        # either listed here (made before this list), or its own handler finds the series recorded
+        # as deleted (made after: the mark above came first) and removes it.
+        for task in await self._kube.list(
+            crds.TASK, namespace=meta.namespace, labels=objects.occurrence_labels(recurring_task_uid=meta.uid)
+        ):
+            with contextlib.suppress(NotFound):
+                await self._kube.delete(crds.TASK, namespace=meta.namespace, name=task["metadata"]["name"])
 
     async def _reject(
         self,

@@ -381,6 +381,8 @@ class ReminderReconciler:
                 ),
                 events=events,
             )
+            if stored_phase == "Deleted":
+                return  # deleted meanwhile: forget() has it
             if (
                 decision == "missed"
                 and self._delivery == "cronjob"

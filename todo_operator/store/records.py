@@ -77,6 +77,23 @@ class RecordNotFound(LookupError):
     """The row is not (yet) there: the handler that records it has not run."""
 
 
+class RecordDeleted(Exception):
+    """The object (or, for an occurrence, its series) is recorded as deleted: nothing more is recorded.
+
+    ``series`` says which: an occurrence of a deleted series is not the user's to keep.
+    """
+
+    def __init__(self, message: str, *, series: bool) -> None:
+        super().__init__(message)
+        self.series = series
+
+
+async def _deleted(connection: AsyncConnection[Any], statement: str, uid: str) -> bool:
+    cursor = await connection.execute(statement, (uid,))
+    found = await cursor.fetchone()
+    return bool(found and found[0])
+
+
 _TASK_UPSERT = """
 INSERT INTO tasks (uid, namespace, name, owner, title, description, priority, tags, due_at, completed,
                    completed_at, phase, recurring_task_uid, occurrence, recurring_pattern, recurring_end_date,
@@ -95,7 +112,7 @@ ON CONFLICT (uid) DO UPDATE SET
     occurrence = EXCLUDED.occurrence, recurring_pattern = EXCLUDED.recurring_pattern,
     recurring_end_date = EXCLUDED.recurring_end_date, next_occurrence = EXCLUDED.next_occurrence,
     reminder_at = EXCLUDED.reminder_at, generation = EXCLUDED.generation, spec = EXCLUDED.spec,
-    status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, deleted_at = NULL
+    status = EXCLUDED.status, updated_at = EXCLUDED.updated_at
 RETURNING completed_at
 """
 
@@ -111,9 +128,26 @@ ON CONFLICT (uid) DO UPDATE SET
     anchor = EXCLUDED.anchor, phase = EXCLUDED.phase, current_task = EXCLUDED.current_task,
     next_due_at = EXCLUDED.next_due_at, occurrences = EXCLUDED.occurrences,
     last_completed_at = EXCLUDED.last_completed_at, generation = EXCLUDED.generation,
-    spec = EXCLUDED.spec, status = EXCLUDED.status, updated_at = EXCLUDED.updated_at, deleted_at = NULL
+    spec = EXCLUDED.spec, status = EXCLUDED.status, updated_at = EXCLUDED.updated_at
 -- A reconcile of an older generation that finishes late does not undo a newer one (F17).
 WHERE recurring_tasks.generation <= EXCLUDED.generation
+"""
+
+# A uid never comes back (Kubernetes mints a new one for an object re-created under its name),
+# so a deleted row is final: these checks, under a row lock, keep a late write of a deleted
+# object from reviving it, and its events from following its deletion (F23).
+_TASK_DELETED = "SELECT deleted_at IS NOT NULL FROM tasks WHERE uid = %s FOR UPDATE"
+_RECURRING_TASK_DELETED = "SELECT deleted_at IS NOT NULL FROM recurring_tasks WHERE uid = %s FOR UPDATE"
+# FOR SHARE: the occurrences of one series may be saved at once; its deletion (an UPDATE) waits for them.
+_SERIES_OF_TASK_DELETED = "SELECT deleted_at IS NOT NULL FROM recurring_tasks WHERE uid = %s FOR SHARE"
+
+# A series deleted between committing its next occurrence and promoting it never recorded that
+# occurrence in its count, though its Task was made and recorded: the last word is the history.
+_SERIES_DELETE = """
+UPDATE recurring_tasks SET deleted_at = %s,
+    occurrences = GREATEST(occurrences, (SELECT count(DISTINCT occurrence) FROM tasks
+                                         WHERE tasks.recurring_task_uid = recurring_tasks.uid))
+WHERE uid = %s AND deleted_at IS NULL
 """
 
 _OUTBOX_APPEND = """
@@ -167,8 +201,18 @@ class Records:
                 yield connection
 
     async def save_task(self, row: TaskRow, *, events: Sequence[Event] = ()) -> datetime | None:
-        """Upsert a Task with its events; return the durable completion instant (if completed)."""
+        """Upsert a Task with its events; return the durable completion instant (if completed).
+
+        Raises :class:`RecordDeleted` (and records nothing) for a deleted Task, or an occurrence
+        of a deleted series.
+        """
         async with self._unit_of_work("save task") as connection:
+            if row.recurring_task_uid is not None and await _deleted(
+                connection, _SERIES_OF_TASK_DELETED, row.recurring_task_uid
+            ):
+                raise RecordDeleted(f"the series of task {row.uid} is deleted", series=True)
+            if await _deleted(connection, _TASK_DELETED, row.uid):
+                raise RecordDeleted(f"task {row.uid} is deleted", series=False)
             cursor = await connection.execute(_TASK_UPSERT, _row_parameters(row))
             stored = await cursor.fetchone()
             await append_events(connection, events)
@@ -176,7 +220,10 @@ class Records:
         return completed_at
 
     async def save_recurring_task(self, row: RecurringTaskRow, *, events: Sequence[Event] = ()) -> None:
+        """Upsert a RecurringTask with its events; :class:`RecordDeleted` (nothing recorded) once deleted."""
         async with self._unit_of_work("save recurring task") as connection:
+            if await _deleted(connection, _RECURRING_TASK_DELETED, row.uid):
+                raise RecordDeleted(f"recurring task {row.uid} is deleted", series=True)
             await connection.execute(_RECURRING_TASK_UPSERT, _row_parameters(row))
             await append_events(connection, events)
 
@@ -193,10 +240,22 @@ class Records:
         return instant
 
     async def mark_deleted(self, *, table: str, uid: str, at: datetime, events: Sequence[Event] = ()) -> None:
+        """Mark a live row deleted, with its events; a row that is not there or already deleted: nothing.
+
+        The events go with the row: an object never recorded (created and deleted before its
+        handler ran, or refused as an occurrence of a deleted series) has no ``deleted`` event
+        for consumers that never heard of it.
+        """
         if table not in {"tasks", "recurring_tasks", "reminders"}:
             raise ValueError(f"unknown table {table!r}")
         async with self._unit_of_work(f"delete from {table}") as connection:
             # The table name is one of three constants checked above, never user text.
-            statement = f"UPDATE {table} SET deleted_at = COALESCE(deleted_at, %s) WHERE uid = %s"
-            await connection.execute(statement, (at, uid))
-            await append_events(connection, events)
+            statement = f"UPDATE {table} SET deleted_at = %s WHERE uid = %s AND deleted_at IS NULL"
+            if table == "recurring_tasks":
+                # Lock first: the recount's statement then starts after every occurrence being
+                # saved (FOR SHARE) has committed, and its snapshot sees them.
+                await connection.execute("SELECT 1 FROM recurring_tasks WHERE uid = %s FOR UPDATE", (uid,))
+                statement = _SERIES_DELETE
+            cursor = await connection.execute(statement, (at, uid))
+            if cursor.rowcount:
+                await append_events(connection, events)

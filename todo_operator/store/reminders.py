@@ -98,8 +98,9 @@ ON CONFLICT (uid) DO UPDATE SET
                    THEN reminders.fire_at ELSE EXCLUDED.fire_at END,
     phase = CASE WHEN reminders.phase IN ('Sent', 'Failed')
                    OR (reminders.phase = 'Cancelled' AND EXCLUDED.generation <= reminders.generation)
-                 THEN reminders.phase ELSE EXCLUDED.phase END,
-    deleted_at = NULL
+                 THEN reminders.phase ELSE EXCLUDED.phase END
+-- A uid never comes back, so a deleted row is final: a late reconcile must not revive it (F23, F25).
+WHERE reminders.deleted_at IS NULL
 RETURNING phase
 """
 
@@ -113,15 +114,19 @@ FOR UPDATE SKIP LOCKED
 
 
 async def save(connection: AsyncConnection[Any], row: ReminderRow, *, events: Sequence[Event] = ()) -> str:
-    """Upsert a reminder with its events; return the phase the row holds afterwards."""
+    """Upsert a reminder with its events; return the phase the row holds afterwards.
+
+    ``"Deleted"``, with nothing recorded, for a reminder whose row is marked deleted.
+    """
     parameters = dict(vars(row))
     parameters["spec"] = Jsonb(row.spec)
     async with connection.transaction():
         cursor = await connection.execute(_UPSERT, parameters)
         stored = await cursor.fetchone()
+        if stored is None:
+            return "Deleted"
         await _refresh_task_reminder(connection, task_uid=row.task_uid)
         await append_events(connection, events)
-    assert stored is not None
     phase: str = stored[0]
     return phase
 
