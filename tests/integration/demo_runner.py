@@ -192,6 +192,14 @@ class Demo:
         self._reader.join(timeout=10)
         return self.output
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash does: nothing stops cleanly (PostgreSQL, a process of its own, stays up)."""
+        assert self._process is not None
+        self._process.kill()
+        self.returncode = self._process.wait(timeout=60)
+        assert self._reader is not None
+        self._reader.join(timeout=10)
+
     def __enter__(self) -> Demo:
         return self.start()
 

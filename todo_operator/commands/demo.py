@@ -28,7 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep",
         action="store_true",
-        help="reuse the state directory's database, e-mails and objects instead of starting fresh",
+        help="reuse the state directory's database, e-mails and objects instead of starting fresh"
+        " (after a crash too; a state that cannot be trusted is refused, saying why)",
     )
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from todo_operator import settings_registry
     from todo_operator.cli import UsageError
     from todo_operator.devstack import demo, postgres
+    from todo_operator.devstack.apiserver import journal
 
     # The demo builds its settings itself, but pydantic still fills the rest from TODO_* variables.
     settings_registry.refuse_unknown(os.environ)
@@ -61,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except postgres.PostgresUnavailable as error:
         raise UsageError(str(error)) from error
+    except journal.Untrusted as error:  # --keep refusing what it cannot resume as it was (F26)
+        raise UsageError(f"cannot keep the state: {error}") from error
     except OSError as error:
         raise UsageError(f"cannot start: {error}") from error
     return 0

@@ -11,10 +11,17 @@ user's ``TOKEN``, ready for ``source``) into the state directory and prints
 what to type next. Ctrl-C stops everything and leaves no process behind.
 
 Each run starts from nothing unless ``keep`` is set. Then it reuses the
-database, the e-mails and the emulated cluster's objects, which every run
-saves to ``cluster.json`` when it stops: verbatim, uids included, because
-the rows in PostgreSQL and the occurrences' owner references point at the
-uids — re-creating the objects through the API would give them new ones.
+database, the e-mails and the emulated cluster's objects, however the last
+run ended, Ctrl-C or SIGKILL (fault F26). The objects are kept verbatim,
+uids included, because the rows in PostgreSQL and the occurrences' owner
+references point at the uids — re-creating them through the API would give
+them new ones. They are kept in a write-ahead journal, ``cluster.journal``
+(``apiserver/journal.py``): each write is in it before the emulator answers,
+so before the operator can act on it in the database; kept objects are
+never behind the database. A kept state that cannot be trusted — a journal
+that does not read back whole, a database without its objects' journal or
+the other way round, the state of an older demo that saved the objects only
+when it stopped cleanly — is refused with the reason before anything starts.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from todo_operator.api import server as api_server
 from todo_operator.api.settings import ApiSettings
 from todo_operator.clock import SystemClock
 from todo_operator.devstack import apiserver, loopthread, postgres
-from todo_operator.devstack.apiserver import builtin
+from todo_operator.devstack.apiserver import journal
 from todo_operator.devstack.dapr import DaprDouble, DaprThread
 from todo_operator.devstack.operator_thread import OperatorThread
 from todo_operator.devstack.smtp import SmtpSink
@@ -114,46 +121,47 @@ def apply_examples(api_url: str, *, namespace: str = NAMESPACE, folder: pathlib.
 
 # --- the emulated cluster's objects, kept between runs ----------------------------------------------
 
-
-def _export_objects(emulator: apiserver.Emulator) -> list[Json]:
-    """Every stored object but the CRDs (each run installs the current ones)."""
-    cluster = emulator.cluster
-    storage_keys = {rt.storage_key for rt in cluster.registry} - {builtin.CRDS.storage_key}
-    return [
-        {"group": group, "plural": plural, "object": copy.deepcopy(obj)}
-        for group, plural in sorted(storage_keys)
-        for obj in cluster.store.list_objects((group, plural))
-    ]
+JOURNAL = "cluster.journal"
+OLD_SNAPSHOT = "cluster.json"  # what demos before the journal saved, on a clean stop only
+AFRESH = (
+    "to start afresh, run the demo without --keep (make demo):"
+    " it removes the kept database, e-mails and objects"
+)
 
 
-def _import_objects(emulator: apiserver.Emulator, saved: list[Json]) -> int:
-    """Put saved objects back as they were (uids, status, finalizers); skip what exists or is not served."""
-    cluster = emulator.cluster
-    served = {rt.storage_key for rt in cluster.registry}
-    restored = 0
-    for entry in saved:
-        storage_key = (entry["group"], entry["plural"])
-        obj = entry["object"]
-        metadata = obj["metadata"]
-        if storage_key not in served or cluster.store.get(
-            storage_key, metadata.get("namespace", ""), metadata["name"]
-        ):
-            continue  # a CRD no longer served, or a namespace every emulator starts with
-        cluster.store.put(storage_key, obj, "ADDED")
-        restored += 1
-    return restored
+def _kept_objects(state_dir: pathlib.Path) -> journal.Journal:
+    """The objects' journal, judged with the rest of what is kept (raises :class:`journal.Untrusted`)."""
+    path = state_dir / JOURNAL
+    database_kept = (state_dir / "postgres" / "data" / "PG_VERSION").exists()
+    if (state_dir / OLD_SNAPSHOT).exists() and not path.exists():
+        raise journal.Untrusted(
+            f"{state_dir} was kept by an older demo, which saved the objects only when it stopped cleanly:"
+            f" whether they are as recent as the database cannot be known; {AFRESH}"
+        )
+    if database_kept and not path.exists():
+        raise journal.Untrusted(
+            f"the database in {state_dir} is kept but the objects' journal {path} is missing:"
+            f" the objects would start from nothing, behind the database; {AFRESH}"
+        )
+    if path.exists() and not database_kept:
+        raise journal.Untrusted(
+            f"the objects' journal {path} is kept but the database is missing: the objects would be"
+            f" ahead of a database that knows nothing of them; {AFRESH}"
+        )
+    try:
+        return journal.Journal.open(path)
+    except journal.Untrusted as error:
+        raise journal.Untrusted(f"{error}; {AFRESH}") from None
 
 
-def _save_cluster(api: apiserver.ApiServerThread, path: pathlib.Path) -> None:
-    objects = api.inject(_export_objects)
-    path.write_text(json.dumps({"objects": objects}))
-
-
-def _restore_cluster(api: apiserver.ApiServerThread, path: pathlib.Path) -> int:
-    if not path.exists():
-        return 0
-    saved: list[Json] = json.loads(path.read_text())["objects"]
-    return api.inject(lambda emulator: _import_objects(emulator, saved))
+def _describe_kept(kept: journal.Journal) -> list[str]:
+    restored = kept.restored
+    lines = [f"{restored.count if restored else 0} object(s)"]
+    if kept.saved is not None and kept.saved.torn_tail:
+        lines.append("dropped the last write, cut short by a crash before it was answered")
+    for (group, plural), count in sorted(restored.left_out.items() if restored else ()):
+        lines.append(f"left out {count} {plural}{'.' + group if group else ''}: no longer served")
+    return lines
 
 
 # --- the REST API ---------------------------------------------------------------------------------
@@ -251,7 +259,7 @@ def _forget(state_dir: pathlib.Path) -> None:
     shutil.rmtree(state_dir / "postgres", ignore_errors=True)
     for saved in (state_dir / "mail").glob("*.eml"):
         saved.unlink()
-    for name in ("cluster.json", "jwt-secret"):
+    for name in (JOURNAL, f"{JOURNAL}.tmp", OLD_SNAPSHOT, "jwt-secret"):
         (state_dir / name).unlink(missing_ok=True)
 
 
@@ -340,18 +348,19 @@ def run(
         _forget(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     mail = state_dir / "mail"
-    saved_cluster = state_dir / "cluster.json"
+    objects = _kept_objects(state_dir)
 
     def tell_mail(message: EmailMessage, saved_as: pathlib.Path | None) -> None:
         say(f"e-mail      to {message['To']}: {message['Subject']}  ({saved_as})")
 
     with (
-        apiserver.ApiServerThread(crds=crds.all_crds(), port=port_base) as api,
-        postgres.ThrowawayPostgres(base_dir=state_dir / "postgres", port=port_base + 1) as database,
+        apiserver.ApiServerThread(crds=crds.all_crds(), port=port_base, journal=objects) as api,
+        postgres.ThrowawayPostgres(
+            base_dir=state_dir / "postgres", port=port_base + 1, commits_survive_kill=keep
+        ) as database,
         SmtpSink(folder=mail, port=port_base + 2, on_message=tell_mail) as smtp,
         DaprThread(port=port_base + 3) as dapr,
     ):
-        restored = _restore_cluster(api, saved_cluster) if keep else 0
         database_url = _ensure_database(database, "todo")
         schema.migrate_up(database_url)
         kubeconfig = api.write_kubeconfig(state_dir / "kubeconfig")
@@ -391,7 +400,10 @@ def run(
                 say(f"Dapr        {dapr.url} (publish API; each CloudEvent is logged)")
                 say(f"REST API    {rest.url}/api/v1 (OpenAPI: {rest.url}/docs)")
                 if keep:
-                    say(f"kept        {restored} object(s) and the database from {state_dir}")
+                    kept, *remarks = _describe_kept(objects)
+                    say(f"kept        {kept} and the database from {state_dir}")
+                    for remark in remarks:
+                        say(f"            {remark}")
                 if with_examples:
                     for created in apply_examples(api.url):
                         say(f"applied     {created}")
@@ -404,11 +416,6 @@ def run(
                 stop.wait()
                 say("stopping ...")
         finally:
-            # After the operator stopped, so the saved objects and the database agree.
-            try:
-                _save_cluster(api, saved_cluster)
-            except Exception as error:  # only --keep loses by it; stopping everything matters more
-                say(f"could not save the objects for --keep: {error}")
             # A clean shutdown (not the context's "immediate" one) so that a kept database needs no recovery.
             with contextlib.suppress(RuntimeError):
                 database.stop(mode="fast")

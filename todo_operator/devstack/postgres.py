@@ -6,7 +6,8 @@ it too (the runtime must not depend on pytest) and because of one trap:
 directory is given to the ``postgres`` user (Debian's package creates it) and
 every server binary runs through ``runuser -u postgres``; otherwise they run
 directly. The server listens on loopback only, on a free port, with
-durability switched off (a throw-away database needs no fsync).
+durability switched off (a throw-away database needs no fsync); a kept demo's
+commits still survive its processes being killed (``commits_survive_kill``).
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ class ThrowawayPostgres:
     base_dir: pathlib.Path
     port: int = field(default_factory=free_port)
     bin_dir: pathlib.Path = field(default_factory=find_bin_dir)
+    # A kept demo's database must not lose commits when its processes are killed (F26): with
+    # synchronous_commit on, a commit returns once its WAL is written to the kernel (fsync stays
+    # off: a power cut is not a demo's fault to survive). Tests throw theirs away: off is faster.
+    commits_survive_kill: bool = False
 
     @property
     def data_dir(self) -> pathlib.Path:
@@ -133,7 +138,7 @@ class ThrowawayPostgres:
                 "-c listen_addresses=127.0.0.1",
                 f"-k {socket_dir}",
                 "-c fsync=off",
-                "-c synchronous_commit=off",
+                f"-c synchronous_commit={'on' if self.commits_survive_kill else 'off'}",
                 "-c full_page_writes=off",
                 "-c max_connections=200",
             ]

@@ -33,6 +33,7 @@ custom resources); names are checked as RFC 1123 subdomains for every kind.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import re
 import secrets
@@ -58,6 +59,12 @@ _IMMUTABLE_METADATA = (
     "resourceVersion",
 )
 FOREGROUND = "foregroundDeletion"
+
+
+@dataclasses.dataclass
+class Restored:
+    count: int = 0  # objects put back that a new cluster does not make itself (as its namespaces)
+    left_out: dict[store.StorageKey, int] = dataclasses.field(default_factory=dict)  # kinds not served
 
 
 def _now() -> str:
@@ -524,6 +531,45 @@ class Cluster:
         self.registry.remove_group_plural(group, plural)
         for obj in self.store.list_objects((group, plural)):
             self.store.remove((group, plural), obj)
+
+    # --- restoring an earlier emulator's objects (the demo's --keep) ------------------------------------
+
+    def restore(self, saved: Mapping[store.StorageKey, Sequence[Json]], *, revision: int) -> Restored:
+        """
+        Put back what an earlier emulator stored, verbatim (uids, resourceVersions, status, finalizers),
+        and count on from its ``revision``.
+
+        The CRDs this cluster was made with stay: each run serves the current ones. CRDs the earlier
+        one had besides come back, served again. Every other kind is replaced by what was saved, the
+        namespaces included (theirs, not the ones this cluster just made). Objects of a kind no longer
+        served are left out, and counted. The event log starts empty at the saved revision, so a watch
+        resuming from before the restart gets "410 Gone" and relists, as after etcd compaction.
+        """
+        made_here = {
+            (key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+            for key, obj in self.store.everything()
+        }
+        restored = Restored()
+        crd_key = builtin.CRDS.storage_key
+        served_crds = {crd["metadata"]["name"] for crd in self.store.list_objects(crd_key)}
+        extra_crds = [crd for crd in saved.get(crd_key, ()) if crd["metadata"]["name"] not in served_crds]
+        self.store.restore(crd_key, [*self.store.list_objects(crd_key), *extra_crds])
+        for crd in extra_crds:
+            for custom in resources.from_crd(crd):
+                self.registry.add(custom)
+        served = {rt.storage_key for rt in self.registry}
+        for storage_key, objects in saved.items():
+            if storage_key == crd_key:
+                continue
+            if storage_key not in served:
+                restored.left_out[storage_key] = len(objects)
+                continue
+            self.store.restore(storage_key, objects)
+        for storage_key, obj in self.store.everything():
+            if (storage_key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]) not in made_here:
+                restored.count += 1
+        self.store.continue_from(revision)
+        return restored
 
     # --- snapshots for tests ------------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ from todo_operator.devstack.apiserver import (
     discovery,
     errors,
     faults,
+    journal,
     patching,
     resources,
     selectors,
@@ -538,13 +539,25 @@ async def serve(
     crds: Iterable[Mapping[str, Any]] = (),
     request_history: int = 0,
     event_log_size: int = 10_000,
+    journal: journal.Journal | None = None,
 ) -> AsyncIterator[RunningServer]:
-    """Serve the emulator over HTTP on ``host:port`` (0: any free port) for the duration of the block."""
+    """
+    Serve the emulator over HTTP on ``host:port`` (0: any free port) for the duration of the block.
+
+    With a ``journal``, the objects it kept are restored before the first request is served, and
+    every write is recorded in it until the block ends.
+    """
     emulator = Emulator(
         cluster=cluster.Cluster(crds=crds, log_size=event_log_size), request_history=request_history
     )
-    async with emulator, kmock.Server(emulator, host=host, port=port, user_agent="") as server:
-        yield RunningServer(url=f"http://{server.host}:{server.port}", emulator=emulator)
+    try:
+        if journal is not None:
+            journal.resume(emulator.cluster)
+        async with emulator, kmock.Server(emulator, host=host, port=port, user_agent="") as server:
+            yield RunningServer(url=f"http://{server.host}:{server.port}", emulator=emulator)
+    finally:
+        if journal is not None:
+            journal.close()
 
 
 def write_kubeconfig(url: str, path: str | pathlib.Path) -> pathlib.Path:
@@ -577,11 +590,14 @@ class ApiServerThread:
         host: str = "127.0.0.1",
         port: int = 0,
         request_history: int = 0,
+        journal: journal.Journal | None = None,
     ) -> None:
         definitions = [dict(crd) for crd in crds]
         self._thread = loopthread.LoopThread(
             name="devstack-apiserver",
-            serve=lambda: serve(host=host, port=port, crds=definitions, request_history=request_history),
+            serve=lambda: serve(
+                host=host, port=port, crds=definitions, request_history=request_history, journal=journal
+            ),
         )
 
     @property

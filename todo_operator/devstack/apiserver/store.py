@@ -9,6 +9,10 @@ between is lost. Here every mutation is synchronous (no ``await`` inside), so
 a watch takes its snapshot and subscribes in one step and cannot miss or
 duplicate an event. A watch resuming from a revision older than the log
 keeps is answered "410 Gone", as etcd compaction makes the real server do.
+
+Every write goes through :meth:`Store.put` or :meth:`Store.remove`, so that
+is where a :class:`Journal` (``journal.py``, for the demo's ``--keep``) is
+told of it: before the write is applied, hence before any client can see it.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ import asyncio
 import collections
 import copy
 import dataclasses
-from collections.abc import Iterator
-from typing import Any, Literal
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal, Protocol
 
 Json = dict[str, Any]
 StorageKey = tuple[str, str]  # (group, plural): all versions of a resource share it
@@ -32,6 +36,13 @@ class Event:
     type: EventType
     object: Json  # the object after the change (for DELETED: its last state, with the new revision)
     old: Json | None  # the object before the change (for selector transitions in watches)
+
+
+class Journal(Protocol):
+    """Told of each write before it is applied; raising refuses the write (nothing changes)."""
+
+    def record(self, revision: int, storage_key: StorageKey, key: tuple[str, str], obj: Json | None) -> None:
+        """``obj`` is the object's new state, ``None`` when the object at ``key`` (namespace, name) goes."""
 
 
 class Expired(Exception):
@@ -66,6 +77,7 @@ class Store:
             0  # the newest revision dropped from the log: resuming from older ones is impossible
         )
         self._subscriptions: set[Subscription] = set()
+        self.journal: Journal | None = None
 
     # --- reading ------------------------------------------------------------------------------------
 
@@ -94,6 +106,11 @@ class Store:
                 if ns == namespace:
                     yield storage_key, obj
 
+    def everything(self) -> Iterator[tuple[StorageKey, Json]]:
+        for storage_key, objects in list(self._objects.items()):
+            for obj in objects.values():
+                yield storage_key, obj
+
     # --- writing: each call is one revision, one event ------------------------------------------------
 
     def put(self, storage_key: StorageKey, obj: Json, event_type: EventType) -> Json:
@@ -101,8 +118,11 @@ class Store:
         meta = obj["metadata"]
         key = (meta.get("namespace", ""), meta["name"])
         old = self._objects[storage_key].get(key)
-        self.revision += 1
-        meta["resourceVersion"] = str(self.revision)
+        revision = self.revision + 1
+        meta["resourceVersion"] = str(revision)
+        if self.journal is not None:
+            self.journal.record(revision, storage_key, key, obj)
+        self.revision = revision
         self._objects[storage_key][key] = obj
         self._by_uid[meta["uid"]] = (storage_key, *key)
         self._index_owners(old, remove=True)
@@ -113,6 +133,10 @@ class Store:
     def remove(self, storage_key: StorageKey, obj: Json) -> Json:
         meta = obj["metadata"]
         key = (meta.get("namespace", ""), meta["name"])
+        if key not in self._objects[storage_key]:
+            raise KeyError(key)
+        if self.journal is not None:
+            self.journal.record(self.revision + 1, storage_key, key, None)
         old = self._objects[storage_key].pop(key)
         self._by_uid.pop(meta["uid"], None)
         self._index_owners(old, remove=True)
@@ -145,6 +169,25 @@ class Store:
         """Forget the event log, as etcd compaction does: resuming from before now is "410 Gone"."""
         self._log.clear()
         self._log_floor = self.revision
+
+    # --- restoring what an earlier emulator stored (the demo's --keep) --------------------------------
+
+    def restore(self, storage_key: StorageKey, objects: Iterable[Json]) -> None:
+        """Replace every object of ``storage_key`` by ``objects``, verbatim: no new revision, no event."""
+        for obj in self._objects.pop(storage_key, {}).values():
+            self._by_uid.pop(obj["metadata"]["uid"], None)
+            self._index_owners(obj, remove=True)
+        for obj in objects:
+            meta = obj["metadata"]
+            key = (meta.get("namespace", ""), meta["name"])
+            self._objects[storage_key][key] = obj
+            self._by_uid[meta["uid"]] = (storage_key, *key)
+            self._index_owners(obj, remove=False)
+
+    def continue_from(self, revision: int) -> None:
+        """Count on from ``revision`` (never back) with an empty event log: older watches get "410 Gone"."""
+        self.revision = max(self.revision, revision)
+        self.compact()
 
     # --- watching -------------------------------------------------------------------------------------
 
