@@ -1,4 +1,4 @@
-"""The lifecycle of a recurring series: given what is observed, what must happen next.
+"""The lifecycle of a recurring series and of a reminder: given what is observed, what must happen next.
 
 Pure: no I/O and no clock (``now`` is passed in). ``RecurringTaskReconciler``
 observes a series (its spec, generation and status, the current occurrence as
@@ -46,8 +46,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from todo_operator.domain import occurrences, recurrence
-from todo_operator.domain.resources import Anchor, PendingOccurrence, RecurringTaskStatus
+from todo_operator.domain import occurrences, recurrence, reminders
+from todo_operator.domain.resources import (
+    Anchor,
+    PendingOccurrence,
+    RecurringTaskStatus,
+    ReminderSpec,
+    ReminderStatus,
+)
 
 CurrentState = Literal["absent", "open", "completed", "deleted"]
 Outcome = Literal[
@@ -196,3 +202,88 @@ def _commit_next(
         task=occurrences.occurrence_name(series.name, due_at), index=index, due_at=due_at
     )
     return Plan(status=status.model_copy(update={"pending": pending}), outcome=outcome)
+
+
+# -- a reminder ------------------------------------------------------------------------------------
+#
+# A Reminder follows its Task (found by name in its namespace, recorded by uid): it fires at its
+# moment while the Task is open, ends Cancelled once the Task is completed or deleted, ends Failed
+# when it can never fire, and waits (not failed) while the Task is refused by the operator. Its
+# row in PostgreSQL has the last word on terminal phases: a sent, failed or cancelled row is never
+# made pending again by a reconcile that read the Task earlier (``store.reminders``), only by an
+# edit of the Reminder (a newer generation).
+
+TaskState = Literal["missing", "invalid", "deleting", "completed", "open"]
+ReminderAction = Literal["fail", "wait", "cancel", "schedule"]
+Recorded = Literal["gone", "missed", "terminal", "cancelled", "scheduled"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReminderTask:
+    """The Task a Reminder belongs to, as observed."""
+
+    state: TaskState
+    due_at: datetime | None = None
+    problem: str = ""  # why the operator refuses it (``invalid``)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReminderStep:
+    action: ReminderAction
+    reason: str = ""
+    message: str = ""
+    fire_at: datetime | None = None
+    timing: reminders.Decision | None = None
+
+
+def reminder_settled(status: ReminderStatus, *, generation: int, row_phase: str | None) -> bool:
+    """A reminder that ended (at this generation, and in its row) has nothing left to decide.
+
+    A row made pending again (an admin retried its dead letter) is not settled.
+    """
+    return (
+        status.phase in ("Sent", "Failed", "Cancelled")
+        and status.observed_generation == generation
+        and (row_phase is None or row_phase in ("Sent", "Failed", "Cancelled"))
+    )
+
+
+def decide_reminder(
+    spec: ReminderSpec, *, task: ReminderTask, now: datetime, policy: reminders.CatchUpPolicy
+) -> ReminderStep:
+    """What a live (not settled) reminder does now."""
+    name = spec.task_ref.name
+    if task.state == "missing":
+        return ReminderStep(action="fail", reason="TaskNotFound", message=f"task {name!r} not found")
+    if task.state == "invalid":
+        # Not a failure of this reminder: it fires once the Task is fixed.
+        return ReminderStep(
+            action="wait", reason="InvalidTask", message=f"task {name!r} is invalid: {task.problem}"
+        )
+    if task.state in ("completed", "deleting"):
+        reason = "TaskCompleted" if task.state == "completed" else "TaskDeleted"
+        return ReminderStep(action="cancel", reason=reason)
+    try:
+        fire = reminders.fire_at(spec, due_at=task.due_at)
+    except reminders.ReminderError as error:
+        return ReminderStep(action="fail", reason="NoDueTime", message=str(error))
+    return ReminderStep(
+        action="schedule", fire_at=fire, timing=reminders.catch_up(fire, now=now, policy=policy)
+    )
+
+
+def after_recording(step: ReminderStep, *, stored_phase: str, cronjob_delivery: bool) -> Recorded:
+    """What a scheduled reminder's row, as PostgreSQL kept it, says to do next.
+
+    ``missed`` (CronJob delivery only: inline delivery's dispatcher applies the same policy when it
+    claims the row): too late to be worth an e-mail, it ends Failed.
+    """
+    if stored_phase == "Deleted":
+        return "gone"
+    if stored_phase in ("Sent", "Failed"):
+        return "terminal"
+    if stored_phase == "Cancelled":
+        return "cancelled"  # by another replica that saw the task completed first
+    if step.timing == "missed" and cronjob_delivery:
+        return "missed"
+    return "scheduled"

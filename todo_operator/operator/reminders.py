@@ -31,7 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
 from todo_operator.clock import Clock
-from todo_operator.domain import crds, resources
+from todo_operator.domain import crds, lifecycle, resources
 from todo_operator.domain import reminders as timing
 from todo_operator.domain.events import Event
 from todo_operator.operator import objects
@@ -284,63 +284,66 @@ class ReminderReconciler:
     # ------------------------------------------------------------------ one Reminder
 
     async def reconcile(self, body: Body, *, task: Body | None = None) -> None:
+        """Observe the Reminder and its Task, let ``domain.lifecycle`` decide, carry it out."""
         if body["metadata"].get("deletionTimestamp"):
             return  # being deleted: forget() handles it
         meta = ObjectMeta.of(body)
         status = resources.ReminderStatus.model_validate(body.get("status") or {})
-        now = self._clock.now()
         try:
             spec = resources.ReminderSpec.model_validate(body.get("spec") or {})
         except ValidationError as error:
-            await self._fail(
-                body,
-                meta=meta,
-                status=status,
-                reason="InvalidSpec",
-                message=resources.describe_validation_error(error),
-            )
+            message = resources.describe_validation_error(error)
+            await self._fail(body, meta=meta, status=status, reason="InvalidSpec", message=message)
             return
         if status.phase in ("Sent", "Failed", "Cancelled") and status.observed_generation == meta.generation:
             async with self._pool.connection() as connection:
                 row = await store.find(connection, namespace=meta.namespace, name=meta.name)
-            if row is None or row["phase"] in store.TERMINAL:
+            if lifecycle.reminder_settled(
+                status, generation=meta.generation, row_phase=row["phase"] if row else None
+            ):
                 await self._remove_cronjob(body)
                 return
-            # Otherwise an admin retried its dead letter: it is pending again, go on.
 
         task = task or await self._kube.get(crds.TASK, namespace=meta.namespace, name=spec.task_ref.name)
-        if task is None:
-            await self._fail(
-                body,
-                meta=meta,
-                status=status,
-                reason="TaskNotFound",
-                message=f"task {spec.task_ref.name!r} not found",
+        observed_task, task_spec = _observe_task(task)
+        now = self._clock.now()
+        step = lifecycle.decide_reminder(spec, task=observed_task, now=now, policy=self._catch_up)
+        if step.action == "fail":
+            await self._fail(body, meta=meta, status=status, reason=step.reason, message=step.message)
+        elif step.action == "wait":
+            waiting = observed(
+                status, meta=meta, ready=False, reason=step.reason, message=step.message, now=now
             )
-            return
-        try:
-            task_spec = resources.TaskSpec.model_validate(task.get("spec") or {})
-        except ValidationError as error:
-            # The operator refuses that Task (its own status says why). Not a failure of this
-            # reminder, which fires once the Task is fixed: the Task's reconcile brings it back here.
-            message = f"task {spec.task_ref.name!r} is invalid: {resources.describe_validation_error(error)}"
-            waiting = observed(status, meta=meta, ready=False, reason="InvalidTask", message=message, now=now)
             await self._kube.patch_status(
                 crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(waiting)
             )
-            if not any(c.type == "Ready" and c.reason == "InvalidTask" for c in status.conditions):
-                self._events.warning(body, reason="InvalidTask", message=message)
-            return
-        if task_spec.completed or task["metadata"].get("deletionTimestamp"):
-            await self.cancel(body, reason="TaskCompleted" if task_spec.completed else "TaskDeleted")
-            return
-        try:
-            fire = timing.fire_at(spec, due_at=task_spec.due_at)
-        except timing.ReminderError as error:
-            await self._fail(body, meta=meta, status=status, reason="NoDueTime", message=str(error))
-            return
+            if not any(c.type == "Ready" and c.reason == step.reason for c in status.conditions):
+                self._events.warning(body, reason=step.reason, message=step.message)
+        elif step.action == "cancel":
+            await self.cancel(body, reason=step.reason)
+        else:
+            # decide_reminder schedules only for an open Task, observed with its spec.
+            assert task is not None
+            assert task_spec is not None
+            await self._schedule(
+                body, meta=meta, spec=spec, status=status, task=task, task_spec=task_spec, step=step
+            )
 
-        decision = timing.catch_up(fire, now=now, policy=self._catch_up)
+    async def _schedule(
+        self,
+        body: Body,
+        *,
+        meta: ObjectMeta,
+        spec: resources.ReminderSpec,
+        status: resources.ReminderStatus,
+        task: Body,
+        task_spec: resources.TaskSpec,
+        step: lifecycle.ReminderStep,
+    ) -> None:
+        """Record the reminder's moment; then do what its row, as PostgreSQL kept it, says."""
+        fire = step.fire_at
+        assert fire is not None
+        now = self._clock.now()
         phase = "Pending" if self._delivery == "inline" else "Scheduled"
         owner = task_spec.owner
         events = []
@@ -381,38 +384,20 @@ class ReminderReconciler:
                 ),
                 events=events,
             )
-            if stored_phase == "Deleted":
-                return  # deleted meanwhile: forget() has it
-            if (
-                decision == "missed"
-                and self._delivery == "cronjob"
-                and stored_phase not in ("Sent", "Failed")
-            ):
-                # Too late to be worth an e-mail (the catch-up policy's look-back).
-                missed = f"missed: due {fire.isoformat()}, more than {self._catch_up.look_back} ago"
-                failed = Event(
-                    type="reminder.failed",
-                    subject=meta.subject,
-                    partition_key=owner,
-                    key=f"reminder.failed:{meta.uid}",
-                    data={"task": spec.task_ref.name, "fireAt": fire.isoformat(), "reason": "Missed"},
-                )
-                await store.set_phase(
-                    connection,
-                    uid=meta.uid,
-                    phase="Failed",
-                    at=now,
-                    error=missed,
-                    reason="Missed",
-                    events=[failed],
-                )
-                stored_phase = "Failed"
+            recorded = lifecycle.after_recording(
+                step, stored_phase=stored_phase, cronjob_delivery=self._delivery == "cronjob"
+            )
+            if recorded == "missed":
+                await self._missed(connection, meta=meta, spec=spec, owner=owner, fire=fire, now=now)
+                recorded = "terminal"
             row = await store.find(connection, namespace=meta.namespace, name=meta.name)
-        if stored_phase in ("Sent", "Failed") and row is not None:
+        if recorded == "gone":
+            return  # deleted meanwhile: forget() has it
+        if recorded == "terminal" and row is not None:
             await self._write_terminal(body, meta=meta, status=status, row=row)
             await self._remove_cronjob(body)
             return
-        if stored_phase == "Cancelled":
+        if recorded == "cancelled":
             # Cancelled since this reconcile read its task (completed or deleted meanwhile, seen
             # by another replica first): the row kept it so, and so does the object.
             await self.cancel(
@@ -422,7 +407,8 @@ class ReminderReconciler:
 
         cron_name = None
         if self._delivery == "cronjob":
-            cron_name = await self._ensure_trigger(body, fire=fire, decision=decision)
+            assert step.timing is not None
+            cron_name = await self._ensure_trigger(body, fire=fire, decision=step.timing)
         else:
             self._wake_dispatcher()
         reason = "Scheduled" if self._delivery == "cronjob" else "Pending"
@@ -443,6 +429,29 @@ class ReminderReconciler:
         )
         if status.fire_at != fire:
             self._events.normal(body, reason="Scheduled", message=f"fires at {fire.isoformat()}")
+
+    async def _missed(
+        self,
+        connection: AsyncConnection[Any],
+        *,
+        meta: ObjectMeta,
+        spec: resources.ReminderSpec,
+        owner: str,
+        fire: datetime,
+        now: datetime,
+    ) -> None:
+        """Too late to be worth an e-mail (the catch-up policy's look-back): it ends Failed."""
+        missed = f"missed: due {fire.isoformat()}, more than {self._catch_up.look_back} ago"
+        failed = Event(
+            type="reminder.failed",
+            subject=meta.subject,
+            partition_key=owner,
+            key=f"reminder.failed:{meta.uid}",
+            data={"task": spec.task_ref.name, "fireAt": fire.isoformat(), "reason": "Missed"},
+        )
+        await store.set_phase(
+            connection, uid=meta.uid, phase="Failed", at=now, error=missed, reason="Missed", events=[failed]
+        )
 
     async def _ensure_trigger(self, body: Body, *, fire: datetime, decision: timing.Decision) -> str | None:
         if decision in ("send", "send-late"):
@@ -581,3 +590,21 @@ class ReminderReconciler:
         await self.cancel(body, reason="ReminderDeleted")
         async with self._pool.connection() as connection:
             await store.mark_deleted(connection, uid=body["metadata"]["uid"], at=self._clock.now())
+
+
+def _observe_task(task: Body | None) -> tuple[lifecycle.ReminderTask, resources.TaskSpec | None]:
+    """A reminder's Task as ``decide_reminder`` sees it (and its spec, when valid)."""
+    if task is None:
+        return lifecycle.ReminderTask(state="missing"), None
+    try:
+        spec = resources.TaskSpec.model_validate(task.get("spec") or {})
+    except ValidationError as error:
+        # The operator refuses that Task (its own status says why); its reconcile brings it back here.
+        return lifecycle.ReminderTask(
+            state="invalid", problem=resources.describe_validation_error(error)
+        ), None
+    if spec.completed:
+        return lifecycle.ReminderTask(state="completed", due_at=spec.due_at), spec
+    if task["metadata"].get("deletionTimestamp"):
+        return lifecycle.ReminderTask(state="deleting", due_at=spec.due_at), spec
+    return lifecycle.ReminderTask(state="open", due_at=spec.due_at), spec
