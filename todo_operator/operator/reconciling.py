@@ -446,6 +446,8 @@ class RecurringTaskReconciler:
                 await self._reconcile_version(body)
                 return
             except Conflict:
+                if self._metrics is not None:
+                    self._metrics.reconcile_conflicts.labels("RecurringTask").inc()
                 fresh = await self._kube.get(
                     crds.RECURRING_TASK,
                     namespace=body["metadata"]["namespace"],

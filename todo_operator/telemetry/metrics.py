@@ -77,6 +77,12 @@ class OperatorMetrics:
             ["kind", "reason"],
             registry=registry,
         )
+        self.reconcile_conflicts = prometheus_client.Counter(
+            "todo_reconcile_conflicts",
+            "Series steps refused over a stale resourceVersion (two changes met) and decided again",
+            ["kind"],
+            registry=registry,
+        )
         self.next_occurrence_duration = prometheus_client.Histogram(
             "todo_next_occurrence_duration_seconds",
             "Time to compute a schedule's next occurrence",
@@ -99,6 +105,7 @@ class OperatorMetrics:
                 self.reconcile_duration.labels(kind, action)
             for reason in ERROR_REASONS:
                 self.reconcile_errors.labels(kind, reason)
+        self.reconcile_conflicts.labels("RecurringTask")
 
     def time_next_occurrence[T](self, compute: Callable[[], T]) -> T:
         started = time.perf_counter()

@@ -102,6 +102,14 @@ class Stack:
     def transient_errors(self, kind: str) -> float:
         return self.metric("todo_reconcile_errors_total", kind=kind, reason="transient")
 
+    def retries(self) -> float:
+        """Handler calls retried by Kopf, plus series steps decided again at once after a 409."""
+        return (
+            self.transient_errors("RecurringTask")
+            + self.transient_errors("Task")
+            + self.metric("todo_reconcile_conflicts_total", kind="RecurringTask")
+        )
+
     def create_recurring_task(self, name: str, **template: Any) -> dict[str, Any]:
         return self.kube.create("recurringtasks", NAMESPACE, recurring_task(name, **template))
 
