@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from todo_operator.domain import lifecycle, occurrences, recurrence
-from todo_operator.domain.resources import Anchor, RecurringTaskStatus
+from todo_operator.domain import lifecycle, occurrences, recurrence, reminders
+from todo_operator.domain.resources import Anchor, RecurringTaskStatus, ReminderSpec, ReminderStatus
 
 CREATED = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
 DAILY_NINE = recurrence.ScheduleSpec(
@@ -294,3 +294,82 @@ def test_a_suspended_series_still_makes_what_it_committed_and_nothing_after() ->
 def test_occurrence_names_follow_the_due_time() -> None:
     world = play("schedule", ())
     assert world.made == [occurrences.occurrence_name("review", datetime(2026, 12, 4, 8, 0, tzinfo=UTC))]
+
+
+# -- a reminder ------------------------------------------------------------------------------------
+
+POLICY = reminders.CatchUpPolicy()
+DUE = datetime(2026, 12, 10, 9, 0, tzinfo=UTC)
+BEFORE_HOUR = ReminderSpec.model_validate({"taskRef": {"name": "call-bob"}, "before": "1h"})
+AT_NOON = ReminderSpec.model_validate({"taskRef": {"name": "call-bob"}, "at": "2026-12-09T12:00:00Z"})
+TASKS = {
+    "missing": lifecycle.ReminderTask(state="missing"),
+    "invalid": lifecycle.ReminderTask(state="invalid", problem="spec.title: too long"),
+    "deleting": lifecycle.ReminderTask(state="deleting", due_at=DUE),
+    "completed": lifecycle.ReminderTask(state="completed", due_at=DUE),
+    "open": lifecycle.ReminderTask(state="open", due_at=DUE),
+    "open, no due time": lifecycle.ReminderTask(state="open"),
+}
+EXPECTED = {  # (action, reason) for "before 1h" and "at noon"
+    "missing": (("fail", "TaskNotFound"), ("fail", "TaskNotFound")),
+    "invalid": (("wait", "InvalidTask"), ("wait", "InvalidTask")),
+    "deleting": (("cancel", "TaskDeleted"), ("cancel", "TaskDeleted")),
+    "completed": (("cancel", "TaskCompleted"), ("cancel", "TaskCompleted")),
+    "open": (("schedule", ""), ("schedule", "")),
+    "open, no due time": (("fail", "NoDueTime"), ("schedule", "")),
+}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_a_reminder_follows_its_task(task: str) -> None:
+    for spec, expected in zip((BEFORE_HOUR, AT_NOON), EXPECTED[task], strict=True):
+        step = lifecycle.decide_reminder(spec, task=TASKS[task], now=CREATED, policy=POLICY)
+        assert (step.action, step.reason) == expected
+        if step.action == "schedule":
+            assert step.fire_at == (DUE - timedelta(hours=1) if spec is BEFORE_HOUR else AT_NOON.at)
+            assert step.timing == "wait"
+
+
+def test_a_reminder_looked_at_late_is_sent_late_or_missed_by_the_catch_up_policy() -> None:
+    fire = DUE - timedelta(hours=1)
+    timings = [
+        lifecycle.decide_reminder(BEFORE_HOUR, task=TASKS["open"], now=fire + late, policy=POLICY).timing
+        for late in (timedelta(minutes=-2), timedelta(0), timedelta(hours=1), timedelta(days=2))
+    ]
+    assert timings == ["wait", "send", "send-late", "missed"]
+
+
+@pytest.mark.parametrize(
+    ("stored", "timing", "cronjob", "outcome"),
+    [
+        ("Deleted", "send", True, "gone"),
+        ("Sent", "missed", True, "terminal"),
+        ("Failed", "send", False, "terminal"),
+        ("Cancelled", "send", True, "cancelled"),
+        ("Scheduled", "missed", True, "missed"),
+        ("Pending", "missed", False, "scheduled"),  # the inline dispatcher applies the policy itself
+        ("Scheduled", "wait", True, "scheduled"),
+    ],
+)
+def test_what_the_recorded_row_says_comes_first(
+    stored: str, timing: str, cronjob: bool, outcome: str
+) -> None:
+    step = lifecycle.ReminderStep(action="schedule", fire_at=DUE, timing=timing)  # type: ignore[arg-type]
+    assert lifecycle.after_recording(step, stored_phase=stored, cronjob_delivery=cronjob) == outcome
+
+
+@pytest.mark.parametrize(
+    ("phase", "generation", "row", "settled"),
+    [
+        ("Sent", 1, "Sent", True),
+        ("Cancelled", 1, None, True),
+        ("Failed", 1, "Pending", False),  # an admin retried its dead letter
+        ("Cancelled", 2, "Cancelled", False),  # edited since: live again
+        ("Scheduled", 1, "Scheduled", False),
+    ],
+)
+def test_an_ended_reminder_rests_until_it_is_edited_or_retried(
+    phase: str, generation: int, row: str | None, settled: bool
+) -> None:
+    status = ReminderStatus.model_validate({"phase": phase, "observedGeneration": 1})
+    assert lifecycle.reminder_settled(status, generation=generation, row_phase=row) is settled
