@@ -52,3 +52,36 @@ class Event:
     @property
     def topic(self) -> str:
         return TOPIC_REMINDERS if self.type.startswith("reminder.") else TOPIC_TASK_EVENTS
+
+
+@dataclass(frozen=True, kw_only=True)
+class Seen:
+    """An object as a reconcile sees it: what decides which lifecycle events it records."""
+
+    subject: str
+    uid: str
+    generation: int
+    observed_generation: int | None  # from its status: None until a reconcile wrote one
+    owner: str
+
+
+def lifecycle_events(
+    kind: Literal["task", "recurringtask"], seen: Seen, *, data: dict[str, Any]
+) -> list[Event]:
+    """``<kind>.created`` the first time an object is recorded, ``<kind>.updated`` on a new generation.
+
+    An object edited before any status said what was seen gets both: an earlier attempt
+    may have recorded ``created`` (the same id, so not again) with the older spec and then
+    failed to write the status (F3); only ``updated`` can then carry the edit to consumers.
+    """
+    created: EventType = "task.created" if kind == "task" else "recurringtask.created"
+    updated: EventType = "task.updated" if kind == "task" else "recurringtask.updated"
+    found: list[tuple[EventType, str]] = []
+    if seen.observed_generation is None:
+        found.append((created, f"{created}:{seen.uid}"))
+    if seen.generation > (1 if seen.observed_generation is None else seen.observed_generation):
+        found.append((updated, f"{updated}:{seen.uid}:{seen.generation}"))
+    return [
+        Event(type=type_, subject=seen.subject, partition_key=seen.owner, key=key, data=data)
+        for type_, key in found
+    ]

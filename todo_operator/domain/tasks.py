@@ -1,9 +1,10 @@
-"""What a Task's status should say, given its spec and the current instant."""
+"""What a Task's status should say, and which events it records, given its spec and the current instant."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from todo_operator.domain.events import Event, Seen, lifecycle_events
 from todo_operator.domain.resources import TaskPhase, TaskSpec
 
 
@@ -14,3 +15,35 @@ def task_phase(spec: TaskSpec, *, now: datetime) -> TaskPhase:
     if spec.due_at is not None and spec.due_at <= now:
         return "Overdue"
     return "Open"
+
+
+def task_events(seen: Seen, spec: TaskSpec, *, phase: TaskPhase, previous: TaskPhase | None) -> list[Event]:
+    """The events of a reconcile that finds ``phase`` where the status said ``previous``.
+
+    Ids follow from the fact (overdue for this due time, completed at this generation),
+    so a reconcile run again appends nothing twice.
+    """
+    data = {"title": spec.title, "owner": spec.owner, "priority": spec.priority, "phase": phase}
+    events = lifecycle_events("task", seen, data=data)
+    if phase == "Overdue" and previous != "Overdue":
+        due = spec.due_at.isoformat() if spec.due_at else ""
+        events.append(
+            Event(
+                type="task.overdue",
+                subject=seen.subject,
+                partition_key=seen.owner,
+                key=f"task.overdue:{seen.uid}:{due}",
+                data=data,
+            )
+        )
+    if phase == "Completed" and previous != "Completed":
+        events.append(
+            Event(
+                type="task.completed",
+                subject=seen.subject,
+                partition_key=seen.owner,
+                key=f"task.completed:{seen.uid}:{seen.generation}",
+                data=data,
+            )
+        )
+    return events

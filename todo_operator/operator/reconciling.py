@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from todo_operator.clock import Clock
 from todo_operator.domain import conditions, crds, lifecycle, occurrences, recurrence, resources, tasks
-from todo_operator.domain.events import Event, EventType
+from todo_operator.domain.events import Event, Seen, lifecycle_events
 from todo_operator.operator import objects
 from todo_operator.operator.kube import (
     AlreadyExists,
@@ -146,6 +146,16 @@ class ObjectMeta:
     def subject(self) -> str:
         return f"{self.namespace}/{self.name}"
 
+    def seen(self, *, observed_generation: int | None, owner: str) -> Seen:
+        """This object as its lifecycle events see it."""
+        return Seen(
+            subject=self.subject,
+            uid=self.uid,
+            generation=self.generation,
+            observed_generation=observed_generation,
+            owner=owner,
+        )
+
 
 def observed[StatusT: (resources.TaskStatus, resources.RecurringTaskStatus, resources.ReminderStatus)](
     status: StatusT,
@@ -170,30 +180,6 @@ def observed[StatusT: (resources.TaskStatus, resources.RecurringTaskStatus, reso
     return status.model_copy(
         update={**changes, "observed_generation": meta.generation, "conditions": condition}
     )
-
-
-def _lifecycle_events(
-    *,
-    prefix: str,
-    meta: ObjectMeta,
-    owner: str,
-    observed_generation: int | None,
-    data: dict[str, Any],
-) -> list[Event]:
-    """``<kind>.created`` the first time an object is recorded, ``<kind>.updated`` on a new generation.
-
-    An object edited before any status said what was seen gets both: an earlier attempt
-    may have recorded ``created`` (the same id, so not again) with the older spec and then
-    failed to write the status (F3); only ``updated`` can then carry the edit to consumers.
-    """
-    created: EventType = "task.created" if prefix == "task" else "recurringtask.created"
-    updated: EventType = "task.updated" if prefix == "task" else "recurringtask.updated"
-    found: list[tuple[EventType, str]] = []
-    if observed_generation is None:
-        found.append((created, f"{created}:{meta.uid}"))
-    if meta.generation > (1 if observed_generation is None else observed_generation):
-        found.append((updated, f"{updated}:{meta.uid}:{meta.generation}"))
-    return [Event(type=t, subject=meta.subject, partition_key=owner, key=key, data=data) for t, key in found]
 
 
 def status_wire(status: resources.Model) -> dict[str, Any]:
@@ -234,34 +220,12 @@ class TaskReconciler:
 
         phase = tasks.task_phase(spec, now=now)
         owner_reference = objects.controller_of(body, kind="RecurringTask")
-        data = {"title": spec.title, "owner": spec.owner, "priority": spec.priority, "phase": phase}
-        events = _lifecycle_events(
-            prefix="task",
-            meta=meta,
-            owner=spec.owner,
-            observed_generation=status.observed_generation,
-            data=data,
+        events = tasks.task_events(
+            meta.seen(observed_generation=status.observed_generation, owner=spec.owner),
+            spec,
+            phase=phase,
+            previous=status.phase,
         )
-        if phase == "Overdue" and status.phase != "Overdue":
-            events.append(
-                Event(
-                    type="task.overdue",
-                    subject=meta.subject,
-                    partition_key=spec.owner,
-                    key=f"task.overdue:{meta.uid}:{spec.due_at.isoformat() if spec.due_at else ''}",
-                    data=data,
-                )
-            )
-        if phase == "Completed" and status.phase != "Completed":
-            events.append(
-                Event(
-                    type="task.completed",
-                    subject=meta.subject,
-                    partition_key=spec.owner,
-                    key=f"task.completed:{meta.uid}:{meta.generation}",
-                    data=data,
-                )
-            )
         reason = {"Open": "Open", "Overdue": "Overdue", "Completed": "Completed"}[phase]
         new_status = observed(
             status,
@@ -616,11 +580,9 @@ class RecurringTaskReconciler:
             "currentTask": new.current_task,
             "nextDueAt": new.next_due_at.isoformat() if new.next_due_at else None,
         }
-        events = _lifecycle_events(
-            prefix="recurringtask",
-            meta=meta,
-            owner=spec.task_template.owner,
-            observed_generation=first.observed_generation,
+        events = lifecycle_events(
+            "recurringtask",
+            meta.seen(observed_generation=first.observed_generation, owner=spec.task_template.owner),
             data=data,
         )
         if ended.phase == "Ended":
