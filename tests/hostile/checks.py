@@ -237,8 +237,9 @@ async def _reconcile_recurring_task(admitted: Body) -> Verdict:
             check_schema_gap(refused)
         _check_rejected_status(kube, records, events, reason="InvalidSchedule", message=str(error))
         return Verdict("RecurringTask", "invalid-spec", str(error))
-    ((_, recorded),) = records.saved
-    assert "recurringtask.created" in {event.type for event in recorded}
+    # One row per committed step (the next occurrence pending, then current), the first with its creation.
+    recorded = [event.type for _, events in records.saved for event in events]
+    assert "recurringtask.created" in recorded
     status = kube.statuses[-1][2]
     assert _ready(status)["status"] == "True", status
     assert len(kube.created) <= 1, "more than one occurrence at once"

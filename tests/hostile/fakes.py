@@ -84,7 +84,7 @@ class FakeKube:
         name: str,
         status: Mapping[str, Any],
         resource_version: str | None = None,
-    ) -> None:
+    ) -> Body:
         # A merge patch: keys set to None are removed (that is how status_wire clears fields).
         body = self.objects.get((kind.kind, namespace, name))
         if body is None:
@@ -99,7 +99,11 @@ class FakeKube:
         if outcome.causes or outcome.unknown_fields:
             raise RejectedByApiServer(f"the operator wrote an invalid {kind.kind} status: {outcome}")
         body["status"] = merged
+        # Every write makes a new version, as the API server's does (the operator commits over it).
+        metadata = body.setdefault("metadata", {})
+        metadata["resourceVersion"] = str(int(metadata.get("resourceVersion") or 0) + 1)
         self.statuses.append((kind.kind, name, copy.deepcopy(merged)))
+        return copy.deepcopy(body)
 
     async def delete(self, kind: crds.Kind, *, namespace: str, name: str) -> None:
         self.objects.pop((kind.kind, namespace, name), None)

@@ -99,8 +99,18 @@ def hold(
     return reached, release
 
 
-def _any_patch(data: Any) -> bool:
+def _any_request(data: Any) -> bool:
     return True
+
+
+def _promoting(data: Any) -> bool:
+    # The status write that makes the occurrence, now made, the current one.
+    status = (data or {}).get("status") if isinstance(data, dict) else None
+    return bool(status and status.get("currentTask") and not status.get("pending"))
+
+
+def _making(data: Any) -> bool:
+    return isinstance(data, dict) and bool((data.get("metadata") or {}).get("name"))
 
 
 def _kopf_done(data: Any) -> bool:
@@ -123,33 +133,47 @@ def count(database_url: str, sql: str, *args: Any) -> int:
     return int(row[0])
 
 
+TASKS = (resources.GROUP, resources.VERSION, "tasks")
+
+
 @pytest.mark.parametrize(
-    ("subresource", "when", "moment"),
+    ("subresource", "when", "moment", "method", "resource", "made"),
     [
+        # F1: the next occurrence is committed (status.pending), but its Task was never created.
+        (None, _making, "after the commit, before the occurrence", kmock.method.POST, TASKS, 0),
         # F1: the occurrence exists and PostgreSQL has the records, but the status
-        # saying so was never written.
-        ("status", _any_patch, "after the side effects, before the status"),
+        # naming it current was never written.
+        ("status", _promoting, "after the side effects, before the status", kmock.method.PATCH, None, 1),
         # F2: the handler finished (status written); Kopf's own progress patch never landed.
-        (None, _kopf_done, "after the handler, before Kopf's progress patch"),
+        (None, _kopf_done, "after the handler, before Kopf's progress patch", kmock.method.PATCH, None, 1),
     ],
-    ids=["F1-mid-handler", "F2-before-progress"],
+    ids=["F1-before-the-occurrence", "F1-mid-handler", "F2-before-progress"],
 )
 def test_a_killed_operator_creates_nothing_twice(
     stack: tuple[apiserver.ApiServerThread, str, pathlib.Path],
     subresource: str | None,
     when: Callable[[Any], bool],
     moment: str,
+    method: kmock.method,
+    resource: tuple[str, str, str] | None,
+    made: int,
 ) -> None:
     server, database_url, tmp_path = stack
     kube = KubeClient(server.url)
     kube.create_namespace("crash")
-    reached, release = hold(server, subresource=subresource, when=when)
+    reached, release = hold(
+        server,
+        subresource=subresource,
+        when=when,
+        method=method,
+        **({"resource": resource} if resource else {}),
+    )
 
     first = OperatorProcess(api_url=server.url, database_url=database_url, log=tmp_path / "operator.log")
     try:
         kube.create("recurringtasks", "crash", recurring_task("plants"))
         assert reached.wait(30), f"the operator never got to the moment {moment}"
-        assert len(kube.list("tasks", "crash")) == 1  # the side effect happened
+        assert len(kube.list("tasks", "crash")) == made  # the side effect happened, or not yet
     finally:
         first.kill()
     release()
@@ -199,7 +223,7 @@ def test_an_operator_killed_in_a_finalizers_cleanup_finishes_it_once(
         reached, release = hold(
             server,
             subresource=None,
-            when=_any_patch,
+            when=_any_request,
             method=kmock.method.DELETE,
             resource=("batch", "v1", "cronjobs"),
         )
