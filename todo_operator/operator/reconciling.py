@@ -441,7 +441,9 @@ class RecurringTaskReconciler:
         made = False
         while True:
             series = await self._observe(body, meta=meta, spec=spec, status=status, made=made)
-            plan = await self._timed(functools.partial(lifecycle.decide, series, schedule=schedule, now=now))
+            decide = functools.partial(lifecycle.decide, series, schedule=schedule, now=now)
+            # With an occurrence pending the step is to make or promote it: no schedule arithmetic.
+            plan = decide() if status.pending is not None else await self._timed(decide)
             if plan.outcome == "gone":
                 return  # the series is being deleted: forget() ends it
             pending = plan.make
@@ -449,11 +451,19 @@ class RecurringTaskReconciler:
                 await self._make(body, spec=spec, occurrence=pending)
                 made = True
                 continue
-            new_status = self._observed(plan.status, meta=meta, rule=schedule.rule_text, now=now)
-            try:
-                await self._record(meta=meta, spec=spec, first=first, new=new_status, ended=status, now=now)
-            except RecordDeleted:
-                return  # deleted since it was read: nothing more of it is made (F23)
+            if plan.status.pending is not None:
+                # Only the decision is committed: the row, the events and the Ready condition
+                # follow with the promotion, once the occurrence exists (a crash in between
+                # leaves observedGeneration as it was, so the next reconcile records them).
+                new_status = plan.status
+            else:
+                new_status = self._observed(plan.status, meta=meta, rule=schedule.rule_text, now=now)
+                try:
+                    await self._record(
+                        meta=meta, spec=spec, first=first, new=new_status, ended=status, now=now
+                    )
+                except RecordDeleted:
+                    return  # deleted since it was read: nothing more of it is made (F23)
             # The commit (lifecycle rule 1); a Conflict here means deciding again from the fresh version.
             body = await self._kube.patch_status(
                 crds.RECURRING_TASK,
@@ -480,9 +490,8 @@ class RecurringTaskReconciler:
         status: resources.RecurringTaskStatus, *, meta: ObjectMeta, rule: str, now: datetime
     ) -> resources.RecurringTaskStatus:
         reason = {"Active": "Scheduled", "Suspended": "Suspended", "Ended": "Ended"}[status.phase or "Active"]
-        due = status.pending.due_at if status.pending else status.next_due_at
         message = {
-            "Scheduled": f"next occurrence due {due}",
+            "Scheduled": f"next occurrence due {status.next_due_at}",
             "Suspended": "suspended: no new occurrences are created",
             "Ended": "the schedule has ended",
         }[reason]
