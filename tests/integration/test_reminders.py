@@ -137,6 +137,33 @@ def test_completing_the_task_cancels_its_reminders(kube: KubeClient, namespace: 
     kube.wait_for("the CronJob deleted", lambda: not cronjobs(kube, namespace))
 
 
+def test_a_reminder_made_for_a_completed_task_is_recorded_cancelled(
+    kube: KubeClient, namespace: str, operator_database_url: str
+) -> None:
+    """Found by the model-based test: the object ended Cancelled, but no row was ever written (the
+    cancel had nothing to update), so the REST list and the record disagreed with the cluster."""
+    due = datetime.now(tz=UTC) + timedelta(days=2)
+    kube.create("tasks", namespace, task("passport", due_at=due, reminders=[], completed=True))
+    kube.wait_for_status("tasks", namespace, "passport", lambda s: s.get("phase") == "Completed", what="done")
+    kube.create(
+        "reminders",
+        namespace,
+        {"metadata": {"name": "late-idea"}, "spec": {"taskRef": {"name": "passport"}, "before": "1h"}},
+    )
+    cancelled = scheduled(kube, namespace, "late-idea", phase="Cancelled")
+    assert condition(cancelled["status"])["message"] == "TaskCompleted"
+    with psycopg.connect(operator_database_url) as connection:
+        row = connection.execute(
+            "SELECT phase, fire_at FROM reminders WHERE namespace = %s AND name = 'late-idea'", (namespace,)
+        ).fetchone()
+        events = connection.execute(
+            "SELECT event_type FROM outbox WHERE subject = %s ORDER BY id", (f"{namespace}/late-idea",)
+        ).fetchall()
+    assert row == ("Cancelled", due - timedelta(hours=1))
+    assert events == [("reminder.cancelled",)]
+    assert cronjobs(kube, namespace) == {}
+
+
 @pytest.mark.usefixtures("clock_at_real_time")
 def test_a_reminder_whose_time_has_come_runs_a_job_and_notify_sends_it(
     kube: KubeClient,

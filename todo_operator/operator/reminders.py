@@ -320,6 +320,10 @@ class ReminderReconciler:
             if not any(c.type == "Ready" and c.reason == step.reason for c in status.conditions):
                 self._events.warning(body, reason=step.reason, message=step.message)
         elif step.action == "cancel":
+            if task is not None and task_spec is not None:
+                await self._record_if_new(
+                    body, meta=meta, spec=spec, task=task, task_spec=task_spec, reason=step.reason
+                )
             await self.cancel(body, reason=step.reason)
         else:
             # decide_reminder schedules only for an open Task, observed with its spec.
@@ -360,28 +364,7 @@ class ReminderReconciler:
         async with self._pool.connection() as connection:
             stored_phase = await store.save(
                 connection,
-                store.ReminderRow(
-                    uid=meta.uid,
-                    namespace=meta.namespace,
-                    name=meta.name,
-                    task_uid=task["metadata"]["uid"],
-                    task_name=spec.task_ref.name,
-                    task_title=task_spec.title,
-                    task_due_at=task_spec.due_at,
-                    time_zone=(task["metadata"].get("annotations") or {}).get(
-                        objects.ANNOTATION_TIME_ZONE, "UTC"
-                    ),
-                    owner=owner,
-                    recipient=spec.to or owner,
-                    message=spec.message,
-                    fire_at=fire,
-                    phase=phase,
-                    delivery=self._delivery,
-                    generation=meta.generation,
-                    spec=spec.to_wire(),
-                    created_at=meta.created_at,
-                    updated_at=now,
-                ),
+                self._row(meta, spec=spec, task=task, task_spec=task_spec, fire=fire, phase=phase, now=now),
                 events=events,
             )
             recorded = lifecycle.after_recording(
@@ -429,6 +412,77 @@ class ReminderReconciler:
         )
         if status.fire_at != fire:
             self._events.normal(body, reason="Scheduled", message=f"fires at {fire.isoformat()}")
+
+    def _row(
+        self,
+        meta: ObjectMeta,
+        *,
+        spec: resources.ReminderSpec,
+        task: Body,
+        task_spec: resources.TaskSpec,
+        fire: datetime | None,
+        phase: str,
+        now: datetime,
+    ) -> store.ReminderRow:
+        return store.ReminderRow(
+            uid=meta.uid,
+            namespace=meta.namespace,
+            name=meta.name,
+            task_uid=task["metadata"]["uid"],
+            task_name=spec.task_ref.name,
+            task_title=task_spec.title,
+            task_due_at=task_spec.due_at,
+            time_zone=(task["metadata"].get("annotations") or {}).get(objects.ANNOTATION_TIME_ZONE, "UTC"),
+            owner=task_spec.owner,
+            recipient=spec.to or task_spec.owner,
+            message=spec.message,
+            fire_at=fire,
+            phase=phase,
+            delivery=self._delivery,
+            generation=meta.generation,
+            spec=spec.to_wire(),
+            created_at=meta.created_at,
+            updated_at=now,
+        )
+
+    async def _record_if_new(
+        self,
+        body: Body,
+        *,
+        meta: ObjectMeta,
+        spec: resources.ReminderSpec,
+        task: Body,
+        task_spec: resources.TaskSpec,
+        reason: str,
+    ) -> None:
+        """A reminder made for a Task already completed (or going) is recorded, as Cancelled.
+
+        Never recorded as pending first: a dispatcher could claim it in between. Its object
+        and its row then agree, and consumers hear of it once, as cancelled.
+        """
+        try:
+            fire: datetime | None = timing.fire_at(spec, due_at=task_spec.due_at)
+        except timing.ReminderError:
+            fire = None
+        cancelled = Event(
+            type="reminder.cancelled",
+            subject=meta.subject,
+            partition_key=task_spec.owner,
+            key=f"reminder.cancelled:{meta.uid}",
+            data={"reason": reason},
+        )
+        row = self._row(
+            meta,
+            spec=spec,
+            task=task,
+            task_spec=task_spec,
+            fire=fire,
+            phase="Cancelled",
+            now=self._clock.now(),
+        )
+        async with self._pool.connection() as connection:
+            if await store.find(connection, namespace=meta.namespace, name=meta.name) is None:
+                await store.save(connection, row, events=[cancelled])
 
     async def _missed(
         self,
