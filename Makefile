@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # checkov pins many packages of its own: it gets a virtual environment to itself.
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: all venv test lint typecheck unit demo crds clean checkov
+.PHONY: all venv test lint typecheck unit soak demo crds clean checkov
 
 all: test
 
@@ -44,6 +44,17 @@ test: lint typecheck checkov
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q
+
+# The model-based test of recurring series (tests/faults/lifecycle/test_model.py), long: new examples
+# each run, a failing one shrunk to its fewest steps; it prints how many examples and steps ran.
+# SOAK_EXAMPLES and SOAK_STEPS set the size.
+SOAK_EXAMPLES ?= 200
+SOAK_STEPS ?= 12
+soak: $(STAMP)
+	TODO_MODEL_EXAMPLES=$(SOAK_EXAMPLES) TODO_MODEL_STEPS=$(SOAK_STEPS) TODO_MODEL_DERANDOMIZE=0 \
+	  TODO_MODEL_SHRINK=1 TODO_MODEL_TIMEOUT=0 \
+	  $(PY) -m pytest tests/faults/lifecycle/test_model.py -p no:cacheprovider --basetemp=.pytest-tmp \
+	  -s -q
 
 crds: $(STAMP)
 	$(VENV)/bin/todo-operator crds --output-dir crds
