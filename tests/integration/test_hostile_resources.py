@@ -211,13 +211,16 @@ def test_hostile_resources_are_handled_once_and_leave_no_partial_state(
             }
             recorded = {event for event in events if event[1] == CREATED_EVENT[kind]}
             assert expected == recorded, f"{kind}: rows without their creation event or events without rows"
+    # Each reminder row is announced: reminder.scheduled, or, for one made for a task already
+    # completed (recorded Cancelled at once, never pending), reminder.cancelled.
     reminder_rows = db.execute(
         "SELECT count(*) FROM reminders r WHERE namespace = %s AND NOT EXISTS ("
         "  SELECT 1 FROM outbox o WHERE o.subject = r.namespace || '/' || r.name"
-        "  AND o.event_type = 'reminder.scheduled')",
+        "  AND (o.event_type = 'reminder.scheduled'"
+        "       OR (r.phase = 'Cancelled' AND o.event_type = 'reminder.cancelled')))",
         (namespace,),
     ).fetchone()
-    assert reminder_rows == (0,), "reminders recorded without their reminder.scheduled event"
+    assert reminder_rows == (0,), "reminders recorded without their reminder.scheduled (or cancelled) event"
 
     # No crash, and no loop: a few reconciles per object at most, and after settling, quiet.
     quiet = scrape(metrics_url)

@@ -78,12 +78,12 @@ nothing and teardown reports it: how a race went must not change what data
 hypothesis draws, or it cannot run an example again (while shrinking).
 
 Bounded for ``make test``; ``make soak`` runs many examples. Environment:
-``TODO_MODEL_EXAMPLES`` (5), ``TODO_MODEL_STEPS`` (8), ``TODO_MODEL_SETTLE_SECONDS``
-(20: how long a step may take to settle), ``TODO_MODEL_DERANDOMIZE`` (1: the same
-examples every run; 0: new ones), ``TODO_MODEL_SHRINK`` (0: a failing example is
+``LIFECYCLE_MODEL_EXAMPLES`` (5), ``LIFECYCLE_MODEL_STEPS`` (8), ``LIFECYCLE_MODEL_SETTLE_SECONDS``
+(20: how long a step may take to settle), ``LIFECYCLE_MODEL_DERANDOMIZE`` (1: the same
+examples every run; 0: new ones), ``LIFECYCLE_MODEL_SHRINK`` (0: a failing example is
 reported as found; 1: shrunk first, minutes here, as each try of a failing example
 waits out the settle time, and a race does not fail every time it is tried) and
-``TODO_MODEL_TIMEOUT`` (900 s for the whole test; 0: none).
+``LIFECYCLE_MODEL_TIMEOUT`` (900 s for the whole test; 0: none).
 """
 
 from __future__ import annotations
@@ -130,12 +130,12 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name) or default)
 
 
-EXAMPLES = _env_int("TODO_MODEL_EXAMPLES", 5)
-STEPS = _env_int("TODO_MODEL_STEPS", 8)
-SETTLE_SECONDS = float(os.environ.get("TODO_MODEL_SETTLE_SECONDS") or 20)
-DERANDOMIZE = os.environ.get("TODO_MODEL_DERANDOMIZE", "1") != "0"
-TIMEOUT_SECONDS = _env_int("TODO_MODEL_TIMEOUT", 900)
-SHRINK = os.environ.get("TODO_MODEL_SHRINK", "0") != "0"
+EXAMPLES = _env_int("LIFECYCLE_MODEL_EXAMPLES", 5)
+STEPS = _env_int("LIFECYCLE_MODEL_STEPS", 8)
+SETTLE_SECONDS = float(os.environ.get("LIFECYCLE_MODEL_SETTLE_SECONDS") or 20)
+DERANDOMIZE = os.environ.get("LIFECYCLE_MODEL_DERANDOMIZE", "1") != "0"
+TIMEOUT_SECONDS = _env_int("LIFECYCLE_MODEL_TIMEOUT", 900)
+SHRINK = os.environ.get("LIFECYCLE_MODEL_SHRINK", "0") != "0"
 QUIET = 0.5  # seconds: a settled state is looked at again this much later (a late duplicate shows)
 POLL = 0.1
 
@@ -387,6 +387,10 @@ class World:
             return  # an ended series stays ended until its spec is edited
         if series.suspend:
             series.phase = "Suspended"
+            # Rule 6: nothing new while suspended, but a completion is history all the same.
+            suspended_current = self.current(series)
+            if suspended_current is not None and suspended_current.exists and suspended_current.completed:
+                series.last_completed_at = suspended_current.completed_at
             return
         current = self.current(series)
         assert current is not None
