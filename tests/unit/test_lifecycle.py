@@ -373,3 +373,22 @@ def test_an_ended_reminder_rests_until_it_is_edited_or_retried(
 ) -> None:
     status = ReminderStatus.model_validate({"phase": phase, "observedGeneration": 1})
     assert lifecycle.reminder_settled(status, generation=generation, row_phase=row) is settled
+
+
+def test_an_ended_series_stays_ended_through_suspend_and_resume() -> None:
+    """Found by make soak: ended by a skip, then suspended and resumed, a series made a new
+    occurrence due before the one it skipped (the last due time was no longer known)."""
+    world = World(anchor="schedule", rule="three-times")
+    world.settle()
+    for action in ("complete", "complete", "skip"):
+        getattr(world, action)()
+        world.settle()
+        world.remove_deleting()
+        world.settle()
+    assert (world.status.phase, world.status.occurrences) == ("Ended", 3)
+    made = list(world.made)
+    for action in ("suspend", "resume"):
+        getattr(world, action)()
+        world.settle()
+        assert world.status.phase == "Ended"
+    assert world.made == made

@@ -29,7 +29,9 @@ The rules (docs/RECURRENCE.md states them for users):
 5. **An edit applies from the next decision.** The open occurrence keeps the
    due time it was made with; the occurrence after it follows the new rule.
 6. **Suspended series make nothing; ended series stay ended** until an edit
-   (a later ``until``, a larger ``count``) gives the rule more slots.
+   (a later ``until``, a larger ``count``) gives the rule more slots after
+   their last occurrence (completed: from its completion; deleted: not known,
+   so it stays ended). Suspending or resuming an ended series changes nothing.
 7. **A deleted series decides nothing** (F23): nothing of it is created or
    advanced once its deletion is seen.
 8. **Due times only go forward.** Each occurrence is due after the one
@@ -130,8 +132,8 @@ def decide(series: Series, *, schedule: recurrence.Recurrence, now: datetime) ->
             }
         )
         return Plan(status=promoted, outcome="promoted")
-    if status.phase == "Ended" and status.observed_generation == series.generation:
-        return Plan(status=status, outcome="unchanged")
+    if status.phase == "Ended" and (status.observed_generation == series.generation or series.suspended):
+        return Plan(status=status, outcome="unchanged")  # suspending an ended series changes nothing
     current = series.current
     if series.suspended:
         # Nothing new, but a completion is history all the same (the advance waits for the resume).
@@ -151,6 +153,10 @@ def decide(series: Series, *, schedule: recurrence.Recurrence, now: datetime) ->
     if current.state == "open":
         return Plan(status=active, outcome="unchanged")
     if current.state == "absent":
+        if status.next_due_at is None:
+            # An ended series whose last occurrence is gone: its due time, which the next one
+            # must follow (rule 8), is not known any more. It stays as it is.
+            return Plan(status=status, outcome="unchanged")
         # Removed without its deletion being seen (its finalizer taken off by hand): a skip
         # from its due time, as if seen; nothing is recorded as completed.
         current = Current(state="deleted", due_at=status.next_due_at)

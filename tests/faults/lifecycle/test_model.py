@@ -383,8 +383,10 @@ class World:
                 old.exists = False
 
     def _advance(self, series: Series, *, edited: bool) -> None:
-        if series.phase == "Ended" and not edited:
-            return  # an ended series stays ended until its spec is edited
+        if series.phase == "Ended" and (not edited or series.suspend):
+            return  # an ended series stays ended until its spec is edited (suspending is no such edit)
+        if series.phase == "Ended" and not self.occurrences[series.current or ""].exists:
+            return  # rule 6: its last occurrence is gone, so is the due time the next must follow
         if series.suspend:
             series.phase = "Suspended"
             # Rule 6: nothing new while suspended, but a completion is history all the same.
