@@ -251,7 +251,7 @@ def _stop_leftover_postgres(base_dir: pathlib.Path) -> None:
     """Stop the PostgreSQL of a demo that was killed (SIGKILL) before it could stop it itself."""
     if (base_dir / "data" / "postmaster.pid").exists():
         with contextlib.suppress(RuntimeError):  # a stale pid file: nothing runs, pg_ctl start copes
-            postgres.ThrowawayPostgres(base_dir=base_dir, port=0).stop(mode="fast")
+            postgres.ThrowawayPostgres(base_dir=base_dir, port=0).stop_leftover(mode="fast")
 
 
 def _forget(state_dir: pathlib.Path) -> None:

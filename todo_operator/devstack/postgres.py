@@ -87,6 +87,8 @@ class ThrowawayPostgres:
     # synchronous_commit on, a commit returns once its WAL is written to the kernel (fsync stays
     # off: a power cut is not a demo's fault to survive). Tests throw theirs away: off is faster.
     commits_survive_kill: bool = False
+    # The postmaster this object started: stop() stops it and nothing else (see stop()).
+    _postmaster: int | None = field(default=None, init=False, repr=False)
 
     @property
     def data_dir(self) -> pathlib.Path:
@@ -146,10 +148,33 @@ class ThrowawayPostgres:
         self._run(
             ["pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options, "-w", "start"]
         )
+        self._postmaster = self._running_postmaster()
         return self
 
+    def _running_postmaster(self) -> int | None:
+        """The pid on the first line of ``postmaster.pid``: the server running on ``data_dir``."""
+        try:
+            first_line = (self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
+        except FileNotFoundError:
+            return None
+        return int(first_line) if first_line.strip().isdigit() else None
+
     def stop(self, *, mode: str = "fast") -> None:
-        if (self.data_dir / "postmaster.pid").exists():
+        """Stop the server this object started, and only that one.
+
+        ``pg_ctl stop`` stops whatever runs on a data directory. A test run whose
+        runner was killed can outlive it; when the next run in the same folder
+        has wiped ``.pytest-tmp`` and started its own server at the same path,
+        the orphan's exit must not stop that server (it did: 56 errors in one
+        run). Comparing the pid makes that hold by construction.
+        """
+        started, self._postmaster = self._postmaster, None
+        if started is not None and self._running_postmaster() == started:
+            self._run(["pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop"])
+
+    def stop_leftover(self, *, mode: str = "fast") -> None:
+        """Stop a server some other process started on ``data_dir`` (a demo killed with SIGKILL)."""
+        if self._running_postmaster() is not None:
             self._run(["pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop"])
 
     def restart(self) -> None:
