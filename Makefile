@@ -13,11 +13,11 @@ CHECKOV_VENV := .venv-checkov
 
 all: test
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt packages/kube-emulator/pyproject.toml packages/todo-devstack/pyproject.toml
 	@test -n "$(PYTHON_FOUND)" || { echo "make: no Python >= 3.12 found (see scripts/find-python.sh)"; exit 1; }
 	$(PYTHON_FOUND) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]' -e packages/kube-emulator -e packages/todo-devstack
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -29,8 +29,8 @@ $(CHECKOV_VENV)/bin/checkov: $(STAMP)
 	$(CHECKOV_VENV)/bin/pip install --quiet checkov==3.3.30
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check todo_operator tests benchmarks
-	$(VENV)/bin/ruff format --check todo_operator tests benchmarks
+	$(VENV)/bin/ruff check todo_operator packages tests benchmarks
+	$(VENV)/bin/ruff format --check todo_operator packages tests benchmarks
 	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)

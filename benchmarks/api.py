@@ -31,7 +31,7 @@ import jwt
 import plotting
 import psycopg
 
-from todo_operator.devstack.postgres import ThrowawayPostgres, free_port
+from todo_devstack.postgres import ThrowawayPostgres, free_port
 from todo_operator.store import queries, schema
 
 WORDS = [

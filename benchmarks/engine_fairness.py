@@ -49,7 +49,7 @@ import jwt
 import plotting
 import psycopg
 
-from todo_operator.devstack.postgres import ThrowawayPostgres, free_port
+from todo_devstack.postgres import ThrowawayPostgres, free_port
 from todo_operator.store import schema
 
 SECRET = "a-benchmark-secret-of-at-least-32-bytes"

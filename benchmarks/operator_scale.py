@@ -1,7 +1,7 @@
 """10,000 RecurringTasks and one operator replica: time to reconcile, memory, tasks, idle CPU.
 
 Real parts, each a process of its own as in a cluster: the API emulator
-(``python -m todo_operator.devstack.apiserver``), a throw-away PostgreSQL, and
+(``python -m kube_emulator``), a throw-away PostgreSQL, and
 the operator as ``todo-operator run`` (Dapr off: this measures the operator,
 benchmarks/outbox.py the relay). This process only creates the objects and
 watches.
@@ -43,7 +43,7 @@ import aiohttp
 import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
-from todo_operator.devstack.postgres import ThrowawayPostgres, find_bin_dir, free_port
+from todo_devstack.postgres import ThrowawayPostgres, find_bin_dir, free_port
 from todo_operator.operator import handlers
 from todo_operator.operator.settings import OperatorSettings
 from todo_operator.store import schema
@@ -267,7 +267,8 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "todo_operator.devstack.apiserver",
+                "kube_emulator",
+                *(f"--crd={file}" for file in sorted((ROOT / "crds").glob("*.yaml"))),
                 "--port",
                 str(api_port),
                 # every object's events must stay resumable while the operator catches up

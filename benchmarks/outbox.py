@@ -40,7 +40,7 @@ import plotting
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from todo_operator.devstack import postgres
+from todo_devstack import postgres
 from todo_operator.events import dapr, relay
 from todo_operator.store import schema
 from todo_operator.store.outbox import OutboxStore
@@ -266,7 +266,7 @@ def plot(run: plotting.Run, results: dict[str, Any]) -> pathlib.Path:
 def _start_double() -> tuple[subprocess.Popen[bytes], str]:
     port = postgres.free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "todo_operator.devstack.dapr", "--port", str(port), "--count-only"],
+        [sys.executable, "-m", "todo_devstack.dapr", "--port", str(port), "--count-only"],
         stdout=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"

@@ -34,9 +34,9 @@ from typing import Any
 import plotting
 from psycopg_pool import AsyncConnectionPool
 
+from todo_devstack.postgres import ThrowawayPostgres, free_port
+from todo_devstack.smtp import SmtpSink
 from todo_operator.clock import SystemClock
-from todo_operator.devstack.postgres import ThrowawayPostgres, free_port
-from todo_operator.devstack.smtp import SmtpSink
 from todo_operator.domain import reminders as timing
 from todo_operator.notify import mail
 from todo_operator.operator.delivery import Outcome, ReminderDelivery

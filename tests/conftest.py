@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from todo_operator.devstack import postgres
+from todo_devstack import postgres
 from todo_operator.store import schema
 
 _database_numbers = itertools.count(1)

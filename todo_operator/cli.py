@@ -7,12 +7,18 @@ loading Kopf, a web framework or a database driver.
 A command module provides ``configure(parser)`` (adds its arguments) and
 ``run(args) -> int`` (the exit code). Invalid input exits with code 2 and one
 readable line on stderr, as argparse does for bad flags.
+
+``demo`` is not part of the product: the ``todo-devstack`` distribution (in
+``packages/``, installed by ``make``) provides it through the entry point group
+``todo_operator.commands``. Where it is not installed (the image), ``demo`` is
+refused with one line saying where it comes from.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -29,8 +35,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "api": ("api", "run the REST shim (FastAPI on uvicorn; settings from TODO_API_*)"),
     "relay": ("relay", "run the outbox relay alone (publishes the outbox through the Dapr sidecar)"),
     "notify": ("notify", "send one reminder now (the entry point of reminder CronJobs)"),
-    "demo": ("demo", "run the whole system on this machine (no cluster needed)"),
 }
+# command name -> one-line help, for commands other distributions provide (entry points)
+PLUGGED: dict[str, str] = {
+    "demo": "run the whole system on this machine (no cluster needed; from todo-devstack)",
+}
+PLUGIN_GROUP = "todo_operator.commands"
 
 
 class CommandModule(Protocol):
@@ -56,6 +66,15 @@ class UsageError(Exception):
 
 
 def _load(command: str) -> CommandModule:
+    if command in PLUGGED:
+        found = importlib.metadata.entry_points(group=PLUGIN_GROUP, name=command)
+        if not found:
+            raise UsageError(
+                f"this installation has no '{command}' command: it comes with the todo-devstack"
+                " distribution (packages/todo-devstack; `make demo` installs it), not with the product"
+            )
+        plugged: CommandModule = next(iter(found)).load()
+        return plugged
     module_name, _ = COMMANDS[command]
     module: CommandModule = importlib.import_module(f"todo_operator.commands.{module_name}")
     return module
@@ -65,7 +84,8 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="todo-operator", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = next((arg for arg in argv if not arg.startswith("-")), None)
-    for name, (_, help_text) in COMMANDS.items():
+    helps = {name: help_text for name, (_, help_text) in COMMANDS.items()} | PLUGGED
+    for name, help_text in helps.items():
         command_parser = sub.add_parser(name, help=help_text)
         # Only the chosen command's module is imported (and configures its flags).
         if name == chosen:
@@ -75,12 +95,13 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(arguments)
-    args = parser.parse_args(arguments)
     try:
+        parser = build_parser(arguments)
+        args = parser.parse_args(arguments)
         return _load(args.command).run(args)
     except UsageError as error:
-        print(f"todo-operator {args.command}: {error}", file=sys.stderr)
+        chosen = next((arg for arg in arguments if not arg.startswith("-")), "")
+        print(f"todo-operator {chosen}: {error}", file=sys.stderr)
         return 2
 
 

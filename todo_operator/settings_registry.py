@@ -198,7 +198,7 @@ def settings() -> list[Setting]:
         if not description and field.description:  # the first class that explains it
             rows[key] = (field.description, readers)
         readers.update(commands_of[settings_class])
-    order = list(cli.COMMANDS)
+    order = [*cli.COMMANDS, *cli.PLUGGED]
     return [
         Setting(
             variable=variable,

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 import yaml
 
-from todo_operator.devstack import apiserver
+import kube_emulator as apiserver
 
 HERE = pathlib.Path(__file__).parent
 WIDGET_CRD: dict[str, Any] = yaml.safe_load((HERE / "widget-crd.yaml").read_text())

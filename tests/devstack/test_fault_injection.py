@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import kmock
 
+import kube_emulator as apiserver
 from tests.devstack.conftest import WIDGET_CRD, WIDGETS, Api, widget
-from todo_operator.devstack import apiserver
 
 
 async def test_declared_reaction_overrides_the_emulator(server: apiserver.RunningServer, api: Api) -> None:

@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+import kube_emulator as apiserver
+from kube_emulator import faults
 from tests.devstack.conftest import WIDGETS, Api, widget
-from todo_operator.devstack import apiserver
-from todo_operator.devstack.apiserver import faults
 
 
 async def watch(api: Api, path: str, **params: str) -> list[dict[str, Any]]:

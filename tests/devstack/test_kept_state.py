@@ -23,6 +23,8 @@ import aiohttp
 import httpx2 as httpx
 import pytest
 
+import kube_emulator as apiserver
+from kube_emulator import journal
 from tests.devstack.conftest import WIDGET_CRD, WIDGETS, Api, widget
 from tests.integration.demo_runner import (
     Demo,
@@ -31,13 +33,17 @@ from tests.integration.demo_runner import (
     free_port_run,
     todo_operator_command,
 )
-from todo_operator.devstack import apiserver
-from todo_operator.devstack.apiserver import journal
 
 Json = dict[str, Any]
 TODO = "/apis/todo.dev/v1alpha1/namespaces/default"
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 MERGE = {"Content-Type": "application/merge-patch+json"}
+# The CRDs as shipped (generated from the models; a test holds crds/ and the models together).
+OUR_CRDS = [
+    argument
+    for file in sorted((pathlib.Path(__file__).parents[2] / "crds").glob("*.yaml"))
+    for argument in ("--crd", str(file))
+]
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 
 
@@ -180,13 +186,13 @@ async def test_a_journal_that_does_not_read_back_whole_is_refused_naming_the_lin
 
 
 class EmulatorProcess:
-    """``python -m todo_operator.devstack.apiserver --journal FILE`` (what the demo runs, in a process)."""
+    """``python -m kube_emulator --crd ... --journal FILE`` (what the demo runs, in a process)."""
 
     def __init__(self, path: pathlib.Path) -> None:
         self.log = path.with_name("emulator.log")
         with self.log.open("a") as log:  # not a pipe: nobody reads it while the emulator runs
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "todo_operator.devstack.apiserver", "--journal", str(path)],
+                [sys.executable, "-m", "kube_emulator", *OUR_CRDS, "--journal", str(path)],
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
@@ -255,7 +261,7 @@ def test_an_emulator_refuses_a_damaged_journal_saying_why(tmp_path: pathlib.Path
     path = tmp_path / "cluster.journal"
     path.write_text("{not json\n")
     result = subprocess.run(
-        [sys.executable, "-m", "todo_operator.devstack.apiserver", "--journal", str(path)],
+        [sys.executable, "-m", "kube_emulator", "--journal", str(path)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -12,8 +12,8 @@ from typing import Any
 import kopf
 import pytest
 
+import kube_emulator as apiserver
 from tests.devstack.conftest import WIDGET_CRD
-from todo_operator.devstack import apiserver
 
 WIDGETS = "example.dev/v1/widgets"
 FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"

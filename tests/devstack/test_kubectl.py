@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+import kube_emulator as apiserver
 from tests.devstack.conftest import HERE
-from todo_operator.devstack import apiserver
 
 KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="the kubectl binary is not installed on this machine")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+import kube_emulator as apiserver
 from tests.devstack.conftest import WIDGET_CRD, WIDGETS, Api, widget
-from todo_operator.devstack import apiserver
 
 
 async def watch(api: Api, path: str, **params: str) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from todo_operator.devstack.loopthread import LoopThread
+from kube_emulator.loopthread import LoopThread
 
 
 def test_start_call_stop_runs_in_its_own_thread() -> None:

@@ -13,7 +13,7 @@ import pathlib
 import psycopg
 import pytest
 
-from todo_operator.devstack import postgres
+from todo_devstack import postgres
 
 
 def _serves(server: postgres.ThrowawayPostgres) -> bool:

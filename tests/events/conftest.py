@@ -12,8 +12,8 @@ import pytest
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from todo_devstack.dapr import DaprDouble
 from todo_operator.clock import ManualClock
-from todo_operator.devstack.dapr import DaprDouble
 from todo_operator.domain.events import Event
 from todo_operator.events import dapr, relay
 from todo_operator.store.outbox import OutboxStore

@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from todo_devstack.dapr import DaprDouble
 from todo_operator.clock import ManualClock
-from todo_operator.devstack.dapr import DaprDouble
 from todo_operator.events import consumer, dapr, relay
 from todo_operator.store.outbox import OutboxStore
 
@@ -117,7 +117,7 @@ async def test_dapr_double_answers_as_documented(sidecar: DaprDouble, session: a
 def test_dapr_thread_runs_the_double_for_synchronous_code() -> None:
     import urllib.request
 
-    from todo_operator.devstack.dapr import DaprThread
+    from todo_devstack.dapr import DaprThread
 
     with DaprThread() as thread:
         request = urllib.request.Request(

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from todo_devstack.dapr import DaprDouble
 from todo_operator.clock import ManualClock
-from todo_operator.devstack.dapr import DaprDouble
 from todo_operator.events import dapr, deadletters, relay, schemas
 from todo_operator.store.outbox import OutboxStore
 

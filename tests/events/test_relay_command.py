@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from todo_devstack.dapr import DaprDouble
 from todo_operator.cli import UsageError
 from todo_operator.commands import relay as relay_command
-from todo_operator.devstack.dapr import DaprDouble
 from todo_operator.events import relay
 from todo_operator.store import schema
 

@@ -49,9 +49,9 @@ from typing import Any
 
 import psycopg
 
-from todo_operator.devstack import apiserver
-from todo_operator.devstack.dapr import DaprThread
-from todo_operator.devstack.smtp import SmtpSink
+import kube_emulator as apiserver
+from todo_devstack.dapr import DaprThread
+from todo_devstack.smtp import SmtpSink
 from todo_operator.domain import resources
 from todo_operator.operator import objects
 

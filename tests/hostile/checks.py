@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from kube_emulator import errors, validation
+from kube_emulator import resources as api_resources
 from tests.hostile.fakes import SCHEMAS, FakeKube, FakeRecords, RecordingEvents
 from todo_operator.clock import ManualClock
-from todo_operator.devstack.apiserver import errors, validation
-from todo_operator.devstack.apiserver import resources as api_resources
 from todo_operator.domain import crds, resources
 from todo_operator.domain import reminders as timing
 from todo_operator.operator import reconciling

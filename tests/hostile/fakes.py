@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from todo_operator.devstack.apiserver import validation
+from kube_emulator import validation
 from todo_operator.domain import crds
 from todo_operator.domain.events import Event
 from todo_operator.operator.kube import AlreadyExists, Body, Conflict, KubeError

@@ -26,11 +26,11 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
+from kube_emulator import errors, validation
 from tests.hostile import checks, tally
 from tests.hostile import strategies as hostile
 from tests.hostile.fakes import SCHEMAS
 from tests.hostile.strategies import BATCH, DETERMINISTIC
-from todo_operator.devstack.apiserver import errors, validation
 from todo_operator.domain import resources
 
 # Examples per kind (each BATCH manifests): RecurringTask has the most fields and rules, Reminder the fewest.

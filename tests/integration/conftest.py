@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+import kube_emulator as apiserver
 from tests.integration.kubeclient import KubeClient
 from tests.stacks import operator_settings
+from todo_devstack import postgres
+from todo_devstack.dapr import DaprThread
+from todo_devstack.operator_thread import OperatorThread
 from todo_operator.clock import ManualClock
-from todo_operator.devstack import apiserver, postgres
-from todo_operator.devstack.dapr import DaprThread
-from todo_operator.devstack.operator_thread import OperatorThread
 from todo_operator.domain import crds
 from todo_operator.events.relay import RelaySettings
 from todo_operator.telemetry.settings import TelemetrySettings

@@ -21,10 +21,10 @@ import httpx2 as httpx
 import jwt
 import pytest
 
+import kube_emulator as apiserver
 from todo_operator.api import server
 from todo_operator.api.settings import ApiSettings
 from todo_operator.clock import Clock
-from todo_operator.devstack import apiserver
 
 SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 ISSUER = "https://issuer.test"

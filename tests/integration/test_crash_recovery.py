@@ -23,9 +23,10 @@ import kmock
 import psycopg
 import pytest
 
+import kube_emulator as apiserver
 from tests.integration.kubeclient import KubeClient
 from tests.integration.test_operator_loop import recurring_task, wait_current
-from todo_operator.devstack import apiserver, postgres
+from todo_devstack import postgres
 from todo_operator.domain import crds, resources
 
 

@@ -38,7 +38,7 @@ from tests.hostile import strategies as hostile
 from tests.hostile.strategies import BATCH, DETERMINISTIC
 from tests.integration.kubeclient import ApiError, KubeClient, condition
 from tests.integration.test_telemetry import Samples, scrape, value
-from todo_operator.devstack.operator_thread import OperatorThread
+from todo_devstack.operator_thread import OperatorThread
 from todo_operator.domain.events import Event
 
 pytestmark = pytest.mark.usefixtures("operator")

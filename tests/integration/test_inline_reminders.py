@@ -16,12 +16,13 @@ from typing import Any
 import psycopg
 import pytest
 
+import kube_emulator as apiserver
 from tests.integration.kubeclient import KubeClient, condition
 from tests.stacks import operator_settings
+from todo_devstack import postgres
+from todo_devstack.operator_thread import OperatorThread
+from todo_devstack.smtp import SmtpSink
 from todo_operator.clock import ManualClock
-from todo_operator.devstack import apiserver, postgres
-from todo_operator.devstack.operator_thread import OperatorThread
-from todo_operator.devstack.smtp import SmtpSink
 from todo_operator.domain import crds
 
 

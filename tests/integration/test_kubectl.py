@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
+import kube_emulator as apiserver
 from tests.conftest import require_tools
 from tests.integration.kubeclient import KubeClient
 from tests.integration.test_operator_loop import wait_current
-from todo_operator.devstack import apiserver
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KUBECTL = shutil.which("kubectl")

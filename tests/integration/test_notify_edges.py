@@ -17,10 +17,10 @@ from typing import Any
 import psycopg
 import pytest
 
+import kube_emulator as apiserver
 from tests.integration.kubeclient import KubeClient, condition
 from tests.integration.test_reminders import jobs, scheduled, smtp, task
-from todo_operator.devstack import apiserver
-from todo_operator.devstack.smtp import SmtpSink
+from todo_devstack.smtp import SmtpSink
 
 pytestmark = pytest.mark.usefixtures("operator", "clock_at_real_time")
 __all__ = ["smtp"]  # the fixture, shared with test_reminders

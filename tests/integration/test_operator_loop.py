@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from tests.integration.kubeclient import KubeClient, condition
-from todo_operator.devstack.dapr import DaprThread
+from todo_devstack.dapr import DaprThread
 
 pytestmark = pytest.mark.usefixtures("operator")
 

@@ -12,10 +12,10 @@ from typing import Any
 import psycopg
 import pytest
 
+import kube_emulator as apiserver
 from tests.faults.lifecycle.stack import CountingSmtpSink
 from tests.integration.kubeclient import ApiError, KubeClient, condition
-from todo_operator.devstack import apiserver
-from todo_operator.devstack.smtp import SmtpSink
+from todo_devstack.smtp import SmtpSink
 from todo_operator.domain import reminders as timing
 
 pytestmark = pytest.mark.usefixtures("operator")

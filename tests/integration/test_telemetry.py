@@ -20,13 +20,13 @@ import httpx2 as httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import kube_emulator as apiserver
 from tests import tracecapture
 from tests.integration import test_api_harness as harness
 from tests.integration.kubeclient import KubeClient
 from tests.integration.test_api_harness import ALICE, Api, wait_for
-from todo_operator.devstack import apiserver
-from todo_operator.devstack.dapr import DaprThread
-from todo_operator.devstack.smtp import SmtpSink
+from todo_devstack.dapr import DaprThread
+from todo_devstack.smtp import SmtpSink
 from todo_operator.telemetry import logs
 
 api = harness.api

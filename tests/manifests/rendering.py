@@ -36,8 +36,8 @@ from typing import Any
 
 import yaml
 
-from todo_operator.devstack import apiserver
-from todo_operator.devstack.apiserver import discovery
+import kube_emulator as apiserver
+from kube_emulator import discovery
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "manifests" / "helm" / "todo-operator"

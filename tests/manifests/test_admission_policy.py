@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from kube_emulator import validation
 from tests.manifests import admission, checks, conftest, rendering
-from todo_operator.devstack.apiserver import validation
 
 Json = rendering.Json
 

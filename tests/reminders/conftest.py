@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from todo_operator.devstack.smtp import SmtpSink
+from todo_devstack.smtp import SmtpSink
 
 
 @pytest.fixture

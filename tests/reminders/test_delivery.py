@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from todo_devstack.smtp import SmtpSink
 from todo_operator.clock import ManualClock
-from todo_operator.devstack.smtp import SmtpSink
 from todo_operator.domain import reminders as timing
 from todo_operator.notify import mail
 from todo_operator.operator.delivery import ReminderDelivery, Send, Sleep

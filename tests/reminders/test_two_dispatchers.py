@@ -16,8 +16,8 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from tests.reminders.test_delivery import add_reminder
+from todo_devstack.smtp import SmtpSink
 from todo_operator.clock import ManualClock
-from todo_operator.devstack.smtp import SmtpSink
 from todo_operator.domain import reminders as timing
 from todo_operator.notify import mail
 from todo_operator.operator.delivery import Outcome, ReminderDelivery

@@ -24,8 +24,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from tests.reminders.test_delivery import FIRE, Waits, add_reminder, delivery, events
 from tests.reminders.test_two_dispatchers import NoStatusWrites, NoTasks
+from todo_devstack.smtp import SmtpSink
 from todo_operator.clock import ManualClock
-from todo_operator.devstack.smtp import SmtpSink
 from todo_operator.domain import reminders as timing
 from todo_operator.notify import mail
 from todo_operator.operator.scheduler import Scheduler

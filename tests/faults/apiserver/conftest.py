@@ -24,15 +24,16 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import kube_emulator as apiserver
+from kube_emulator import faults
 from tests.faults.record import Sources
 from tests.integration.kubeclient import KubeClient
 from tests.stacks import operator_settings
+from todo_devstack import postgres
+from todo_devstack.dapr import DaprThread
+from todo_devstack.operator_thread import OperatorThread
+from todo_devstack.smtp import SmtpSink
 from todo_operator.clock import ManualClock
-from todo_operator.devstack import apiserver, postgres
-from todo_operator.devstack.apiserver import faults
-from todo_operator.devstack.dapr import DaprThread
-from todo_operator.devstack.operator_thread import OperatorThread
-from todo_operator.devstack.smtp import SmtpSink
 from todo_operator.domain import crds, resources
 from todo_operator.events.relay import RelaySettings
 from todo_operator.operator.settings import OperatorSettings

@@ -29,7 +29,7 @@ import pytest
 from tests.faults.apiserver.conftest import NAMESPACE, OWNER, Stack, running_stack, tomorrow_at_nine
 from tests.faults.record import assert_nothing_lost_nothing_twice
 from tests.integration.test_api_harness import ApiThread, api_settings, token
-from todo_operator.devstack import postgres
+from todo_devstack import postgres
 from todo_operator.store import schema
 
 REMINDER = [{"before": "1h"}]

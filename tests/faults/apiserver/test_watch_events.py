@@ -19,9 +19,9 @@ import functools
 import time
 from datetime import timedelta
 
+from kube_emulator import faults
 from tests.faults.apiserver.conftest import NAMESPACE, Stack, tomorrow_at_nine
 from tests.faults.record import assert_nothing_lost_nothing_twice
-from todo_operator.devstack.apiserver import faults
 
 REMINDER = [{"before": "1h"}]
 LAST_HANDLED = "todo.dev/last-handled-configuration"

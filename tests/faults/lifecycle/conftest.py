@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.faults.lifecycle.stack import Stack, running_stack
-from todo_operator.devstack import postgres
+from todo_devstack import postgres
 
 
 @pytest.fixture(scope="package")

@@ -41,13 +41,14 @@ import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.rows import dict_row
 
+import kube_emulator as apiserver
 from tests.integration.kubeclient import KubeClient
 from tests.stacks import operator_settings
+from todo_devstack import postgres
+from todo_devstack.dapr import DaprThread
+from todo_devstack.operator_thread import OperatorThread
+from todo_devstack.smtp import SmtpSink
 from todo_operator.clock import ManualClock
-from todo_operator.devstack import apiserver, postgres
-from todo_operator.devstack.dapr import DaprThread
-from todo_operator.devstack.operator_thread import OperatorThread
-from todo_operator.devstack.smtp import SmtpSink
 from todo_operator.domain import crds, resources
 from todo_operator.events.relay import RelaySettings
 from todo_operator.telemetry.settings import TelemetrySettings

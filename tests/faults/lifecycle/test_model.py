@@ -120,7 +120,7 @@ from tests.faults.lifecycle.record import assert_whole_record
 from tests.faults.lifecycle.stack import OWNER, Json, Stack, running_stack, scheduler_pass
 from tests.faults.record import ONCE_PER_SUBJECT, Sources, assert_nothing_lost_nothing_twice
 from tests.integration.kubeclient import ApiError, KubeClient
-from todo_operator.devstack import postgres
+from todo_devstack import postgres
 from todo_operator.domain import occurrences, recurrence, resources
 from todo_operator.operator import objects
 from todo_operator.store import queries

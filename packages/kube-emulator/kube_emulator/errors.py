@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from todo_operator.devstack.apiserver import resources
+from kube_emulator import resources
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,8 +5,8 @@ kubectl and our operator rely on. See ``server.py`` for what is overridden in
 kmock and why, and each module's docstring for the behaviour it reproduces.
 """
 
-from todo_operator.devstack.apiserver.errors import ApiError
-from todo_operator.devstack.apiserver.server import (
+from kube_emulator.errors import ApiError
+from kube_emulator.server import (
     ApiServerThread,
     Emulator,
     RunningServer,

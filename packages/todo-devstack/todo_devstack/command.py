@@ -1,4 +1,4 @@
-"""``todo-operator demo``: everything on one machine (see :mod:`todo_operator.devstack.demo`)."""
+"""``todo-operator demo``: everything on one machine (see :mod:`todo_devstack.demo`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import os
 import pathlib
 
-_PORTS = 5  # as devstack.demo.PORTS; not imported, so that `--help` loads no server code
+_PORTS = 5  # as todo_devstack.demo.PORTS; not imported, so that `--help` loads no server code
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -40,10 +40,10 @@ def _say(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kube_emulator import journal
+    from todo_devstack import demo, postgres
     from todo_operator import settings_registry
     from todo_operator.cli import UsageError
-    from todo_operator.devstack import demo, postgres
-    from todo_operator.devstack.apiserver import journal
 
     # The demo builds its settings itself, but pydantic still fills the rest from TODO_* variables.
     settings_registry.refuse_unknown(os.environ)
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--port-base must be between 1024 and {highest}, got {args.port_base}")
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # What the demo is for: seeing each CloudEvent the relay publishes.
-    logging.getLogger("todo_operator.devstack.dapr").setLevel(logging.INFO)
+    logging.getLogger("todo_devstack.dapr").setLevel(logging.INFO)
     try:
         demo.run(
             state_dir=args.state_dir,

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import orjson
 from aiohttp import web
 
-from todo_operator.devstack import loopthread
+from kube_emulator import loopthread
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -308,7 +308,7 @@ async def _serve(*, host: str, port: int, log_events: bool, keep_events: bool) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m todo_operator.devstack.dapr``: the double as a process of its own (demo, benchmarks)."""
+    """``python -m todo_devstack.dapr``: the double as a process of its own (demo, benchmarks)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

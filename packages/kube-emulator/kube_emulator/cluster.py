@@ -41,7 +41,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from todo_operator.devstack.apiserver import builtin, errors, patching, resources, store, validation
+from kube_emulator import builtin, errors, patching, resources, store, validation
 
 Json = dict[str, Any]
 Predicate = Callable[[Mapping[str, Any]], bool]

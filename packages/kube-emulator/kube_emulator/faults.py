@@ -39,7 +39,7 @@ import asyncio
 import dataclasses
 from typing import Literal
 
-from todo_operator.devstack.apiserver import errors, store
+from kube_emulator import errors, store
 
 Verb = Literal["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 Ending = Literal["gone", "dropped", "ended"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from todo_operator.devstack.apiserver import resources
+from kube_emulator import resources
 
 Json = dict[str, Any]
 SERVER_VERSION: Json = {

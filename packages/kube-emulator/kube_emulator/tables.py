@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from todo_operator.devstack.apiserver import resources
+from kube_emulator import resources
 
 _TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+|\*)\]|\[\?\(@\.([\w.]+)\s*==\s*(\"[^\"]*\"|'[^']*'|[^)]+)\)\]")
 

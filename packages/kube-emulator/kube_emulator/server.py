@@ -46,13 +46,13 @@ import kmock
 import yaml
 from kmock._internal import rendering as kmock_rendering  # StreamingError is not exported
 
-from todo_operator.devstack import loopthread
-from todo_operator.devstack.apiserver import (
+from kube_emulator import (
     cluster,
     discovery,
     errors,
     faults,
     journal,
+    loopthread,
     patching,
     resources,
     selectors,

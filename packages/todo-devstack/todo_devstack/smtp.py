@@ -22,7 +22,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from todo_operator.devstack.postgres import free_port
+from todo_devstack.postgres import free_port
 
 
 class _Handler:

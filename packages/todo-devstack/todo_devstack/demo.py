@@ -47,20 +47,22 @@ import psycopg
 import yaml
 from pydantic import SecretStr
 
+import kube_emulator as apiserver
+from kube_emulator import journal, loopthread
+from todo_devstack import postgres
+from todo_devstack.dapr import DaprDouble, DaprThread
+from todo_devstack.operator_thread import OperatorThread
+from todo_devstack.smtp import SmtpSink
 from todo_operator.api import server as api_server
 from todo_operator.api.settings import ApiSettings
 from todo_operator.clock import SystemClock
-from todo_operator.devstack import apiserver, loopthread, postgres
-from todo_operator.devstack.apiserver import journal
-from todo_operator.devstack.dapr import DaprDouble, DaprThread
-from todo_operator.devstack.operator_thread import OperatorThread
-from todo_operator.devstack.smtp import SmtpSink
 from todo_operator.domain import crds, resources
 from todo_operator.events.relay import RelaySettings
 from todo_operator.operator.settings import OperatorSettings
 from todo_operator.store import schema
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+# The repository's examples: the local stack runs from a checkout (packages/todo-devstack/todo_devstack/).
+EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
 PORTS = 5  # API server, PostgreSQL, SMTP sink, Dapr endpoint, REST API
 DEMO_USER = "alice@example.com"
 AUDIENCE = "todo-api"  # the REST API's default audience

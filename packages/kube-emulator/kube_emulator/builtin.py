@@ -12,7 +12,7 @@ fires) — tests drive those by hand.
 
 from __future__ import annotations
 
-from todo_operator.devstack.apiserver import resources
+from kube_emulator import resources
 
 RT = resources.ResourceType
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from todo_operator.devstack.apiserver import errors
+from kube_emulator import errors
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 

@@ -41,7 +41,7 @@ import os
 import pathlib
 from typing import Any
 
-from todo_operator.devstack.apiserver import cluster, store
+from kube_emulator import cluster, store
 
 Json = dict[str, Any]
 FORMAT = "todo-operator devstack cluster journal"

@@ -29,7 +29,7 @@ import celpy
 import celpy.adapter
 import celpy.celtypes
 
-from todo_operator.devstack.apiserver import errors
+from kube_emulator import errors
 
 Schema = Mapping[str, Any]
 ROOT_META_FIELDS = ("apiVersion", "kind", "metadata")  # never pruned or schema-checked at the root
