@@ -21,10 +21,9 @@ import importlib
 import importlib.metadata
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:  # pydantic is imported by the commands that use it, not to start the CLI
-    from pydantic import ValidationError
+from todo_operator.usage import UsageError
 
 # command name -> (module under todo_operator.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -47,22 +46,6 @@ class CommandModule(Protocol):
     def configure(self, parser: argparse.ArgumentParser) -> None: ...
 
     def run(self, args: argparse.Namespace) -> int: ...
-
-
-class UsageError(Exception):
-    """Bad input a command detected itself; reported as one line, exit code 2."""
-
-    @classmethod
-    def from_settings(cls, error: ValidationError, *, prefix: str) -> UsageError:
-        """Bad settings as one line, each named as it is set: ``TODO_API_JWT_SECRET: ...``."""
-        return cls(
-            "; ".join(
-                f"{prefix}{'_'.join(map(str, problem['loc'])).upper()}: {problem['msg']}"
-                if problem["loc"]
-                else problem["msg"].removeprefix("Value error, ")
-                for problem in error.errors()
-            )
-        )
 
 
 def _load(command: str) -> CommandModule:
@@ -106,9 +89,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as ``python -m todo_operator.cli`` this module is ``__main__``, a second copy: the
-    # commands raise ``todo_operator.cli.UsageError``, which is not this copy's class. So the
-    # package's own module runs, and its ``main`` catches what the commands raise.
-    from todo_operator import cli as package_cli
-
-    sys.exit(package_cli.main())
+    sys.exit(main())

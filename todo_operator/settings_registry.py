@@ -31,24 +31,23 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
-from todo_operator import cli
-from todo_operator.api.settings import ApiSettings
-from todo_operator.commands.api import Connections
-from todo_operator.commands.migrate import MigrateSettings
+from todo_operator.api.settings import ApiSettings, Connections
 from todo_operator.events.relay import RelaySettings
 from todo_operator.operator.settings import OperatorSettings
+from todo_operator.store.settings import MigrateSettings
 from todo_operator.telemetry.settings import TelemetrySettings
+from todo_operator.usage import UsageError
 
 PREFIX = "TODO_"
 
 # Which settings classes each command fills from the environment. `crds` and `preview`
 # read none: they print what the models and a schedule say, the same in every environment.
-READERS: dict[str, tuple[type[BaseSettings], ...]] = {
+READERS: dict[str, tuple[type[BaseSettings], ...]] = {  # in the CLI's order (a test holds it)
     "run": (OperatorSettings, RelaySettings, TelemetrySettings),
-    "notify": (OperatorSettings, TelemetrySettings),
-    "relay": (RelaySettings, TelemetrySettings),
-    "api": (Connections, ApiSettings, TelemetrySettings),
     "migrate": (MigrateSettings,),
+    "api": (Connections, ApiSettings, TelemetrySettings),
+    "relay": (RelaySettings, TelemetrySettings),
+    "notify": (OperatorSettings, TelemetrySettings),
     # The demo passes its connections itself; every other field still comes from TODO_*.
     "demo": (OperatorSettings, RelaySettings, ApiSettings, TelemetrySettings),
 }
@@ -126,7 +125,7 @@ def unknown(environ: Mapping[str, str]) -> list[str]:
 def refuse_unknown(environ: Mapping[str, str]) -> None:
     """Raise the CLI's one-line error when ``environ`` holds a ``TODO_*`` variable nobody reads."""
     if problems := unknown(environ):
-        raise cli.UsageError("; ".join(problems))
+        raise UsageError("; ".join(problems))
 
 
 def _strip_optional(annotation: object) -> object:
@@ -198,7 +197,7 @@ def settings() -> list[Setting]:
         if not description and field.description:  # the first class that explains it
             rows[key] = (field.description, readers)
         readers.update(commands_of[settings_class])
-    order = [*cli.COMMANDS, *cli.PLUGGED]
+    order = list(READERS)
     return [
         Setting(
             variable=variable,

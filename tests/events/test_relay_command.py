@@ -10,10 +10,10 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from todo_devstack.dapr import DaprDouble
-from todo_operator.cli import UsageError
 from todo_operator.commands import relay as relay_command
 from todo_operator.events import relay
 from todo_operator.store import schema
+from todo_operator.usage import UsageError
 
 from .conftest import append, outbox_rows, task_event
 

@@ -20,7 +20,7 @@ from typing import Any
 from kube_emulator import validation
 from todo_operator.domain import crds
 from todo_operator.domain.events import Event
-from todo_operator.operator.kube import AlreadyExists, Body, Conflict, KubeError
+from todo_operator.kube import AlreadyExists, Body, Conflict, KubeError
 from todo_operator.store.records import RecordNotFound, RecurringTaskRow, TaskRow
 
 SCHEMAS: dict[str, dict[str, Any]] = {

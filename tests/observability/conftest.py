@@ -14,16 +14,16 @@ from prometheus_client.registry import CollectorRegistry
 from tests.manifests import rendering
 from tests.observability import promql
 from todo_operator.store import stats
-from todo_operator.telemetry import metrics
+from todo_operator.telemetry import figures, metrics
 
 
-def _empty_histogram(bounds: tuple[float, ...]) -> stats.Histogram:
-    return stats.Histogram(buckets=tuple((bound, 0) for bound in bounds), count=0, sum=0.0)
+def _empty_histogram(bounds: tuple[float, ...]) -> figures.Histogram:
+    return figures.Histogram(buckets=tuple((bound, 0) for bound in bounds), count=0, sum=0.0)
 
 
-def zero_snapshot() -> stats.RecordSnapshot:
+def zero_snapshot() -> figures.RecordSnapshot:
     """The durable record's figures, all zero (the names and labels are what matter here)."""
-    return stats.RecordSnapshot(
+    return figures.RecordSnapshot(
         tasks_open=0,
         tasks_overdue=0,
         tasks_completed=0,
@@ -57,7 +57,7 @@ def build_registry() -> CollectorRegistry:
     api.requests.labels("GET", "/api/v1/tasks", "200").inc()
     api.latency.labels("GET", "/api/v1/tasks").observe(0.01)
 
-    async def snapshot(now: datetime) -> stats.RecordSnapshot:
+    async def snapshot(now: datetime) -> figures.RecordSnapshot:
         return zero_snapshot()
 
     collector = metrics.RecordCollector(snapshot=snapshot, now=lambda: datetime.now(UTC))

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from todo_operator import kube
 from todo_operator.api import app, bodies, cursors, names, preconditions, problems, ratelimit, services
-from todo_operator.api import kube as api_kube
 
 SECRET = b"k" * 32
 
@@ -150,17 +150,17 @@ def test_the_api_servers_refusals_are_told_in_the_requests_terms() -> None:
     # What the API server answers for a duplicate in a list-type set (the models refuse those
     # first now), and for anything else it refuses: never the object's cluster name or manifest path.
     internal = names.object_name(owner="alice@example.com", public="rent")
-    invalid = api_kube.Invalid(
+    invalid = kube.Invalid(
         f'RecurringTask.todo.dev "{internal}" is invalid: spec.taskTemplate.tags[1]: Duplicate value: "a"',
         causes=[("spec.taskTemplate.tags[1]", 'Duplicate value: "a"')],
     )
     problem = app._translate(invalid)
     assert (problem.status, problem.detail) == (422, 'taskTemplate.tags.1: Duplicate value: "a"')
     assert [(e.field, e.message) for e in problem.errors] == [("taskTemplate.tags.1", 'Duplicate value: "a"')]
-    without_causes = app._translate(api_kube.Invalid(f'Task.todo.dev "{internal}" is invalid', causes=[]))
+    without_causes = app._translate(kube.Invalid(f'Task.todo.dev "{internal}" is invalid', causes=[]))
     assert without_causes.detail == 'Task.todo.dev "rent" is invalid'
     forbidden = app._translate(
-        api_kube.KubeError(f'tasks.todo.dev "{internal}" is forbidden: denied', code=403, reason="Forbidden")
+        kube.KubeError(f'tasks.todo.dev "{internal}" is forbidden: denied', code=403, reason="Forbidden")
     )
     assert (forbidden.status, internal in forbidden.detail) == (403, False)
     assert '"rent"' in forbidden.detail

@@ -1,4 +1,4 @@
-"""The composition root of the REST shim: ``create_app(settings, kube=..., pool=..., clock=...)``.
+"""The composition root of the REST shim: ``create_app(settings, kube_api=..., pool=..., clock=...)``.
 
 One factory builds every component from the settings and what it is handed
 (the pool, the Kubernetes client, the clock): the command, the tests and the
@@ -25,8 +25,8 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from todo_operator import kube
 from todo_operator.api import auth, deps, problems, ratelimit, services
-from todo_operator.api import kube as api_kube
 from todo_operator.api.routers import (
     activity,
     admin,
@@ -60,7 +60,7 @@ def _translate(error: Exception) -> problems.Problem:
     """The project's own errors as problems; anything else is a bug (500)."""
     if isinstance(error, problems.Problem):
         return error
-    if isinstance(error, api_kube.Invalid):
+    if isinstance(error, kube.Invalid):
         # The API server's words name the object by its cluster name (the caller's prefix and
         # all) and the field by its path in the manifest: say it in the terms of the request.
         field_errors = [
@@ -71,13 +71,13 @@ def _translate(error: Exception) -> problems.Problem:
             str(error)
         )
         return problems.Problem(422, detail, kind="invalid-object", errors=field_errors)
-    if isinstance(error, api_kube.TransientKubeError):
+    if isinstance(error, kube.TransientKubeError):
         return problems.Problem(
             503, "the Kubernetes API is unavailable; retry shortly", headers={"Retry-After": "5"}
         )
-    if isinstance(error, api_kube.NotFound):
+    if isinstance(error, kube.NotFound):
         return problems.Problem(404, str(error), kind="not-found")
-    if isinstance(error, api_kube.KubeError):
+    if isinstance(error, kube.KubeError):
         status = error.code if error.code in (400, 403, 409, 422) else 502
         detail = f"the Kubernetes API refused: {_without_object_names(str(error))}"
         return problems.Problem(status, detail, kind="kubernetes")
@@ -224,45 +224,8 @@ def _log_how_deliveries_are_checked(settings: ApiSettings) -> None:
         logger.info("no TODO_API_DAPR_APP_TOKEN: /events/* refuses every delivery (401)")
 
 
-def create_app(
-    settings: ApiSettings | None = None,
-    *,
-    kube: api_kube.ApiKube,
-    pool: queries.Pool,
-    clock: Clock,
-    schedule_engine: ScheduleEngine | None = None,
-) -> FastAPI:
-    settings = settings if settings is not None else ApiSettings()
-    _log_how_deliveries_are_checked(settings)
-    pager = services.Pager(secret=_cursor_secret(settings))
-    engine = (
-        schedule_engine
-        if schedule_engine is not None
-        else ScheduleEngine(jobs_per_owner=settings.engine_jobs_per_user, max_jobs=settings.engine_queue)
-    )
-    objects = services.Objects(kube=kube, settings=settings)
-    app = FastAPI(
-        title="todo-operator REST API",
-        version="v1",
-        description="Tasks, recurring tasks and reminders of the calling user. Errors are RFC 9457 problems.",
-    )
-    app.state.components = deps.Components(
-        settings=settings,
-        clock=clock,
-        pool=pool,
-        kube=kube,
-        authenticator=auth.Authenticator(settings),
-        limiter=ratelimit.WriteLimiter(limit=settings.writes_per_minute),
-        preview_limiter=ratelimit.WriteLimiter(limit=settings.previews_per_minute, what="schedule previews"),
-        tasks=services.Tasks(objects=objects, pool=pool, clock=clock, pager=pager, settings=settings),
-        recurring_tasks=services.RecurringTasks(
-            objects=objects, pool=pool, clock=clock, pager=pager, settings=settings, engine=engine
-        ),
-        reminders=services.Reminders(objects=objects, pool=pool, pager=pager, settings=settings),
-        activity=services.Activity(pool=pool, pager=pager, settings=settings),
-    )
-    for module in (tasks, recurring_tasks, schedules, reminders, activity, admin, dapr, health):
-        app.include_router(module.router)
+def _answer_errors_as_problems(app: FastAPI) -> None:
+    """Every error an RFC 9457 problem: ours mapped at this edge, anything else a 500 without details."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -277,7 +240,7 @@ def create_app(
         return _problem_response(request, _translate(error))
 
     # Our own errors are answered by the exception middleware (no traceback, no re-raise).
-    for error_type in (problems.Problem, api_kube.KubeError, psycopg.Error, OverflowError, EngineBusy):
+    for error_type in (problems.Problem, kube.KubeError, psycopg.Error, OverflowError, EngineBusy):
         app.add_exception_handler(error_type, known_error)
 
     @app.exception_handler(Exception)
@@ -287,6 +250,48 @@ def create_app(
             logger.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
         return _problem_response(request, problem)
 
+
+def create_app(
+    settings: ApiSettings | None = None,
+    *,
+    kube_api: kube.Kube,
+    pool: queries.Pool,
+    clock: Clock,
+    schedule_engine: ScheduleEngine | None = None,
+) -> FastAPI:
+    settings = settings if settings is not None else ApiSettings()
+    _log_how_deliveries_are_checked(settings)
+    pager = services.Pager(secret=_cursor_secret(settings))
+    engine = (
+        schedule_engine
+        if schedule_engine is not None
+        else ScheduleEngine(jobs_per_owner=settings.engine_jobs_per_user, max_jobs=settings.engine_queue)
+    )
+    objects = services.Objects(kube=kube_api, settings=settings)
+    app = FastAPI(
+        title="todo-operator REST API",
+        version="v1",
+        description="Tasks, recurring tasks and reminders of the calling user. Errors are RFC 9457 problems.",
+    )
+    app.state.components = deps.Components(
+        settings=settings,
+        clock=clock,
+        pool=pool,
+        kube=kube_api,
+        authenticator=auth.Authenticator(settings),
+        limiter=ratelimit.WriteLimiter(limit=settings.writes_per_minute),
+        preview_limiter=ratelimit.WriteLimiter(limit=settings.previews_per_minute, what="schedule previews"),
+        tasks=services.Tasks(objects=objects, pool=pool, clock=clock, pager=pager, settings=settings),
+        recurring_tasks=services.RecurringTasks(
+            objects=objects, pool=pool, clock=clock, pager=pager, settings=settings, engine=engine
+        ),
+        reminders=services.Reminders(objects=objects, pool=pool, pager=pager, settings=settings),
+        activity=services.Activity(pool=pool, pager=pager, settings=settings),
+    )
+    for module in (tasks, recurring_tasks, schedules, reminders, activity, admin, dapr, health):
+        app.include_router(module.router)
+
+    _answer_errors_as_problems(app)
     _metrics(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     # A server span per request (continuing the caller's traceparent); the objects the

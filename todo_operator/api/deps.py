@@ -11,8 +11,8 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 
+from todo_operator import kube
 from todo_operator.api import auth, problems, ratelimit, services
-from todo_operator.api import kube as api_kube
 from todo_operator.api.settings import ApiSettings
 from todo_operator.clock import Clock
 from todo_operator.store import queries
@@ -23,7 +23,7 @@ class Components:
     settings: ApiSettings
     clock: Clock
     pool: queries.Pool
-    kube: api_kube.ApiKube
+    kube: kube.Kube
     authenticator: auth.Authenticator
     limiter: ratelimit.WriteLimiter
     preview_limiter: ratelimit.WriteLimiter
@@ -99,9 +99,9 @@ def _pool(services: Services) -> queries.Pool:
     return services.pool
 
 
-def _kube(services: Services) -> api_kube.ApiKube:
+def _kube(services: Services) -> kube.Kube:
     return services.kube
 
 
 DbPool = Annotated[queries.Pool, Depends(_pool)]
-Kube = Annotated[api_kube.ApiKube, Depends(_kube)]
+Kube = Annotated[kube.Kube, Depends(_kube)]

@@ -16,8 +16,8 @@ import uvicorn
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from todo_operator import kube
 from todo_operator.api import app as api_app
-from todo_operator.api import kube as api_kube
 from todo_operator.api.settings import ApiSettings
 from todo_operator.clock import Clock
 
@@ -25,14 +25,14 @@ from todo_operator.clock import Clock
 @contextlib.asynccontextmanager
 async def resources(
     *, database_url: str, kube_api_url: str | None, pool_size: int = 10
-) -> AsyncIterator[tuple[AsyncConnectionPool[AsyncConnection[Any]], api_kube.ApiKube]]:
+) -> AsyncIterator[tuple[AsyncConnectionPool[AsyncConnection[Any]], kube.Kube]]:
     pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
         database_url, min_size=1, max_size=pool_size, open=False, kwargs={"autocommit": True}
     )
     await pool.open(wait=True, timeout=30)
-    client = api_kube.client_for(api_url=kube_api_url)
+    client = kube.client_for(api_url=kube_api_url)
     try:
-        yield pool, api_kube.ApiKube(client)
+        yield pool, kube.Kube(client)
     finally:
         await client.close()
         await pool.close()
@@ -51,8 +51,8 @@ async def serve(
     bound: list[int] | None = None,
 ) -> None:
     """Serve until cancelled, or until ``stop`` is set; ``bound`` receives the port actually bound."""
-    async with resources(database_url=database_url, kube_api_url=kube_api_url) as (pool, kube):
-        app = api_app.create_app(settings, kube=kube, pool=pool, clock=clock)
+    async with resources(database_url=database_url, kube_api_url=kube_api_url) as (pool, kube_api):
+        app = api_app.create_app(settings, kube_api=kube_api, pool=pool, clock=clock)
         config = uvicorn.Config(
             app,
             host=host,

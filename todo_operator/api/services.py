@@ -28,8 +28,8 @@ from typing import Any, Protocol
 import psycopg
 from pydantic import ValidationError
 
+from todo_operator import kube
 from todo_operator.api import cursors, names, preconditions, problems
-from todo_operator.api import kube as api_kube
 from todo_operator.api import models as m
 from todo_operator.api.auth import User
 from todo_operator.api.settings import ApiSettings
@@ -94,7 +94,7 @@ _PATCH_ATTEMPTS = 3
 class Objects:
     """Shared plumbing: find the caller's live object, write with preconditions."""
 
-    def __init__(self, *, kube: api_kube.ApiKube, settings: ApiSettings) -> None:
+    def __init__(self, *, kube: kube.Kube, settings: ApiSettings) -> None:
         self.kube = kube
         self.namespace = settings.namespace
 
@@ -121,8 +121,8 @@ class Objects:
             "spec": spec,
         }
         try:
-            return await self.kube.create_object(kind, manifest)
-        except api_kube.AlreadyExists:
+            return await self.kube.create(kind, manifest)
+        except kube.AlreadyExists:
             # Names carry the caller's prefix: only the caller's own object can be in the way.
             raise problems.Problem(
                 409, f"you already have a {what} named {public!r}", kind="conflict"
@@ -142,14 +142,14 @@ class Objects:
                     spec=spec,
                     resource_version=_rv(live) if checked is not None else None,
                 )
-            except api_kube.Conflict:
+            except kube.Conflict:
                 # ... and if that was only the operator's status write, the spec is still the one
                 # the client saw: read again, check again, write again.
                 found = await self.kube.get(kind, namespace=self.namespace, name=name)
                 if found is None:
                     raise _not_found(kind.kind, name) from None
                 live = found
-            except api_kube.NotFound:
+            except kube.NotFound:
                 raise _not_found(kind.kind, name) from None
         raise preconditions.stale()
 

@@ -3,9 +3,9 @@
 Everything a deployment tunes lives here: the one namespace the shim works
 in, how tokens are checked, and the limits that keep one user from hurting
 the others. The database and API-server addresses are the operator's own
-variables (``TODO_DATABASE_URL``, ``TODO_KUBE_API_URL``) and are read by the
-``todo-operator api`` command, not by the app: the app is handed a pool and
-a Kubernetes client, so tests and the demo can give it theirs.
+variables (``TODO_DATABASE_URL``, ``TODO_KUBE_API_URL``): :class:`Connections`,
+read by the ``todo-operator api`` command, not by the app: the app is handed
+a pool and a Kubernetes client, so tests and the demo can give it theirs.
 """
 
 from __future__ import annotations
@@ -112,3 +112,14 @@ class ApiSettings(BaseSettings):
         if self.default_page_size > self.max_page_size:
             raise ValueError("TODO_API_DEFAULT_PAGE_SIZE must not exceed TODO_API_MAX_PAGE_SIZE")
         return self
+
+
+class Connections(BaseSettings):
+    """The operator's variables the API reads too (public: the settings registry lists them)."""
+
+    model_config = SettingsConfigDict(env_prefix="TODO_", extra="ignore")
+
+    database_url: str = Field(description="PostgreSQL DSN")
+    kube_api_url: str | None = Field(
+        default=None, description="the API server to talk to; default: kubeconfig or in-cluster"
+    )

@@ -13,22 +13,11 @@ import asyncio
 import os
 import sys
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ValidationError
 
-from todo_operator import cli
+from todo_operator.api.settings import Connections
 from todo_operator.clock import SystemClock
-
-
-class Connections(BaseSettings):
-    """The operator's variables the API reads too (public: the settings registry lists them)."""
-
-    model_config = SettingsConfigDict(env_prefix="TODO_", extra="ignore")
-
-    database_url: str = Field(description="PostgreSQL DSN")
-    kube_api_url: str | None = Field(
-        default=None, description="the API server to talk to; default: kubeconfig or in-cluster"
-    )
+from todo_operator.usage import UsageError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -45,19 +34,19 @@ def run(args: argparse.Namespace) -> int:
 
     settings_registry.refuse_unknown(os.environ)
     if not 0 <= args.port <= 65535:
-        raise cli.UsageError(f"--port must be between 0 and 65535, got {args.port}")
+        raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
     try:
         connections = Connections()  # type: ignore[call-arg]  # database_url comes from the environment
     except ValidationError as error:
-        raise cli.UsageError.from_settings(error, prefix="TODO_") from None
+        raise UsageError.from_settings(error, prefix="TODO_") from None
     try:
         settings = ApiSettings()
     except ValidationError as error:
-        raise cli.UsageError.from_settings(error, prefix="TODO_API_") from None
+        raise UsageError.from_settings(error, prefix="TODO_API_") from None
     try:
         configure_process(service="todo-api", level=args.log_level)
     except TelemetryError as error:
-        raise cli.UsageError(str(error)) from None
+        raise UsageError(str(error)) from None
     # The schedule engine's threads hold the GIL while they compute, and the event loop, which
     # answers every other request, waits up to the switch interval for it each time it wakes:
     # 1 ms rather than CPython's 5 ms cuts what a user's costly previews add to the others'

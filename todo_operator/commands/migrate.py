@@ -5,16 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-
-class MigrateSettings(BaseSettings):
-    """What ``migrate`` reads from the environment: a class, so the settings registry sees it."""
-
-    model_config = SettingsConfigDict(env_prefix="TODO_", extra="ignore")
-
-    database_url: str | None = Field(default=None, description="PostgreSQL DSN; --database-url wins")
+from todo_operator.store.settings import MigrateSettings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +18,8 @@ def run(args: argparse.Namespace) -> int:
     import psycopg
 
     from todo_operator import settings_registry
-    from todo_operator.cli import UsageError
     from todo_operator.store import schema
+    from todo_operator.usage import UsageError
 
     settings_registry.refuse_unknown(os.environ)
     database_url = args.database_url or MigrateSettings().database_url

@@ -27,9 +27,9 @@ def run(args: argparse.Namespace) -> int:
     import psycopg
 
     from todo_operator import settings_registry
-    from todo_operator.cli import UsageError
     from todo_operator.operator.settings import load_settings
     from todo_operator.telemetry.process import TelemetryError, configure_process
+    from todo_operator.usage import UsageError
 
     settings_registry.refuse_unknown(os.environ)
     match = _REFERENCE.fullmatch(args.reminder)
@@ -47,11 +47,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def notify(settings: object, *, namespace: str, name: str) -> int:
-    from todo_operator.cli import UsageError
+    from todo_operator import kube
     from todo_operator.clock import SystemClock
-    from todo_operator.operator import kube, main, reconciling
+    from todo_operator.operator import main, reconciling
     from todo_operator.operator.settings import OperatorSettings
     from todo_operator.store import reminders as store
+    from todo_operator.usage import UsageError
 
     assert isinstance(settings, OperatorSettings)
     clock = SystemClock()

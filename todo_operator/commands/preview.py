@@ -13,8 +13,8 @@ import json
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from todo_operator import cli
 from todo_operator.domain import recurrence
+from todo_operator.usage import UsageError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.limit < 1:
-        raise cli.UsageError(f"--limit must be at least 1, got {args.limit}")
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
     zone = _zone(args.time_zone)
     try:
         schedule = recurrence.Recurrence.compile(
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     except recurrence.ScheduleError as error:
-        raise cli.UsageError(str(error)) from None
+        raise UsageError(str(error)) from None
     if args.after is None:
         occurrences = schedule.first(args.limit)
     else:
@@ -91,7 +91,7 @@ def _zone(name: str) -> ZoneInfo:
     try:
         return recurrence.load_zone(name)
     except recurrence.ScheduleError as error:
-        raise cli.UsageError(str(error)) from None
+        raise UsageError(str(error)) from None
 
 
 def _moment(flag: str, text: str) -> datetime:
@@ -99,7 +99,7 @@ def _moment(flag: str, text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise cli.UsageError(f"{flag} must be a date and time like 2026-01-30T17:00, got {text!r}") from None
+        raise UsageError(f"{flag} must be a date and time like 2026-01-30T17:00, got {text!r}") from None
     if value.tzinfo is not None:
         value = value.astimezone(UTC) if value.utcoffset() is not None else value.replace(tzinfo=None)
     return value

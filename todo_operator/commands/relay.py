@@ -23,12 +23,12 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from todo_operator import settings_registry
-    from todo_operator.cli import UsageError
     from todo_operator.events.relay import RelaySettings, run_relay
     from todo_operator.operator.main import TOPICS
     from todo_operator.store import schema
     from todo_operator.telemetry import metrics, server
     from todo_operator.telemetry.process import TelemetryError, configure_process
+    from todo_operator.usage import UsageError
 
     settings_registry.refuse_unknown(os.environ)
     try:

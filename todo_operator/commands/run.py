@@ -29,11 +29,11 @@ def run(args: argparse.Namespace) -> int:
     import psycopg
 
     from todo_operator import settings_registry
-    from todo_operator.cli import UsageError
     from todo_operator.operator import main
     from todo_operator.operator.settings import load_settings
     from todo_operator.store import schema
     from todo_operator.telemetry.process import TelemetryError, configure_process
+    from todo_operator.usage import UsageError
 
     settings_registry.refuse_unknown(os.environ)
     overrides = {"namespaces": args.namespace} if args.namespace else {}

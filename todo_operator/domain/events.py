@@ -64,6 +64,10 @@ class Seen:
     observed_generation: int | None  # from its status: None until a reconcile wrote one
     owner: str
 
+    def event(self, type_: EventType, *, key: str, data: dict[str, Any]) -> Event:
+        """The fact ``type_`` about this object, identified by ``key`` (see the module docstring)."""
+        return Event(type=type_, subject=self.subject, partition_key=self.owner, key=key, data=data)
+
 
 def lifecycle_events(
     kind: Literal["task", "recurringtask"], seen: Seen, *, data: dict[str, Any]
@@ -81,7 +85,4 @@ def lifecycle_events(
         found.append((created, f"{created}:{seen.uid}"))
     if seen.generation > (1 if seen.observed_generation is None else seen.observed_generation):
         found.append((updated, f"{updated}:{seen.uid}:{seen.generation}"))
-    return [
-        Event(type=type_, subject=seen.subject, partition_key=seen.owner, key=key, data=data)
-        for type_, key in found
-    ]
+    return [seen.event(type_, key=key, data=data) for type_, key in found]

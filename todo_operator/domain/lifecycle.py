@@ -49,9 +49,11 @@ from datetime import datetime
 from typing import Literal
 
 from todo_operator.domain import occurrences, recurrence, reminders
+from todo_operator.domain.events import Event, Seen, lifecycle_events
 from todo_operator.domain.resources import (
     Anchor,
     PendingOccurrence,
+    RecurringTaskSpec,
     RecurringTaskStatus,
     ReminderSpec,
     ReminderStatus,
@@ -119,19 +121,8 @@ def decide(series: Series, *, schedule: recurrence.Recurrence, now: datetime) ->
     status = series.status
     if series.deleting:
         return Plan(status=status, outcome="gone")
-    pending = status.pending
-    if pending is not None:
-        if not series.pending_exists:
-            return Plan(status=status, outcome="make")
-        promoted = status.model_copy(
-            update={
-                "current_task": pending.task,
-                "next_due_at": pending.due_at,
-                "occurrences": pending.index,
-                "pending": None,
-            }
-        )
-        return Plan(status=promoted, outcome="promoted")
+    if status.pending is not None:
+        return _pending_step(series, status.pending)
     if status.phase == "Ended" and (status.observed_generation == series.generation or series.suspended):
         return Plan(status=status, outcome="unchanged")  # suspending an ended series changes nothing
     current = series.current
@@ -160,7 +151,34 @@ def decide(series: Series, *, schedule: recurrence.Recurrence, now: datetime) ->
         # Removed without its deletion being seen (its finalizer taken off by hand): a skip
         # from its due time, as if seen; nothing is recorded as completed.
         current = Current(state="deleted", due_at=status.next_due_at)
+    return _move_on(series, active, current, schedule=schedule, now=now)
 
+
+def _pending_step(series: Series, pending: PendingOccurrence) -> Plan:
+    """A committed next occurrence: make it if it does not exist yet, else promote it (rule 1)."""
+    if not series.pending_exists:
+        return Plan(status=series.status, outcome="make")
+    promoted = series.status.model_copy(
+        update={
+            "current_task": pending.task,
+            "next_due_at": pending.due_at,
+            "occurrences": pending.index,
+            "pending": None,
+        }
+    )
+    return Plan(status=promoted, outcome="promoted")
+
+
+def _move_on(
+    series: Series,
+    active: RecurringTaskStatus,
+    current: Current,
+    *,
+    schedule: recurrence.Recurrence,
+    now: datetime,
+) -> Plan:
+    """Past an occurrence that was completed (advanced) or deleted before it was (skipped)."""
+    status = series.status
     if current.state == "completed":
         if current.due_at is None or current.completed_at is None:
             raise ValueError("a completed occurrence is observed with its due time and completion instant")
@@ -172,29 +190,54 @@ def decide(series: Series, *, schedule: recurrence.Recurrence, now: datetime) ->
         moved_on_at = max(previous_due, now)
         last_completed_at = status.last_completed_at
         outcome = "skipped"
+    due = _next_due(series, schedule=schedule, previous_due=previous_due, moved_on_at=moved_on_at)
+    finished = active.model_copy(update={"last_completed_at": last_completed_at})
+    if due is None:
+        return Plan(status=_ended(finished), outcome="ended")
+    return _commit_next(finished, series=series, due_at=due, index=status.occurrences + 1, outcome=outcome)
 
+
+def _next_due(
+    series: Series, *, schedule: recurrence.Recurrence, previous_due: datetime, moved_on_at: datetime
+) -> datetime | None:
+    """When the occurrence after the one due at ``previous_due`` is due; never at or before it (rule 8)."""
     due = recurrence.next_due(
         schedule,
         anchor=series.anchor,
         previous_due=previous_due,
         completed_at=moved_on_at,
-        occurrences_so_far=status.occurrences,
+        occurrences_so_far=series.status.occurrences,
     )
     if due is not None and due <= previous_due:
         # Completed early under the completion anchor: one interval after the completion can be
-        # the very slot just done (due tomorrow, done today, "every day"). The next one is never
-        # due before it (rule 8): measure from its due time instead.
+        # the very slot just done (due tomorrow, done today, "every day"). Measure from its due
+        # time instead.
         due = recurrence.next_due(
             schedule,
             anchor=series.anchor,
             previous_due=previous_due,
             completed_at=previous_due,
-            occurrences_so_far=status.occurrences,
+            occurrences_so_far=series.status.occurrences,
         )
-    finished = active.model_copy(update={"last_completed_at": last_completed_at})
-    if due is None:
-        return Plan(status=_ended(finished), outcome="ended")
-    return _commit_next(finished, series=series, due_at=due, index=status.occurrences + 1, outcome=outcome)
+    return due
+
+
+def series_events(
+    seen: Seen, spec: RecurringTaskSpec, *, new: RecurringTaskStatus, ended: bool
+) -> list[Event]:
+    """The events a series' row is saved with: created/updated, and ended once it is committed Ended."""
+    data = {
+        "title": spec.task_template.title,
+        "owner": spec.task_template.owner,
+        "rule": new.rule,
+        "phase": new.phase,
+        "currentTask": new.current_task,
+        "nextDueAt": new.next_due_at.isoformat() if new.next_due_at else None,
+    }
+    events = lifecycle_events("recurringtask", seen, data=data)
+    if ended:
+        events.append(seen.event("recurringtask.ended", key=f"recurringtask.ended:{seen.uid}", data=data))
+    return events
 
 
 def _ended(status: RecurringTaskStatus) -> RecurringTaskStatus:

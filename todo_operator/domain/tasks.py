@@ -27,23 +27,8 @@ def task_events(seen: Seen, spec: TaskSpec, *, phase: TaskPhase, previous: TaskP
     events = lifecycle_events("task", seen, data=data)
     if phase == "Overdue" and previous != "Overdue":
         due = spec.due_at.isoformat() if spec.due_at else ""
-        events.append(
-            Event(
-                type="task.overdue",
-                subject=seen.subject,
-                partition_key=seen.owner,
-                key=f"task.overdue:{seen.uid}:{due}",
-                data=data,
-            )
-        )
+        events.append(seen.event("task.overdue", key=f"task.overdue:{seen.uid}:{due}", data=data))
     if phase == "Completed" and previous != "Completed":
-        events.append(
-            Event(
-                type="task.completed",
-                subject=seen.subject,
-                partition_key=seen.owner,
-                key=f"task.completed:{seen.uid}:{seen.generation}",
-                data=data,
-            )
-        )
+        key = f"task.completed:{seen.uid}:{seen.generation}"
+        events.append(seen.event("task.completed", key=key, data=data))
     return events

@@ -136,6 +136,28 @@ class _Prepared:
     span: trace.Span | None = None  # when the row carries a trace context
 
 
+@dataclass(kw_only=True)
+class _Tally:
+    """Where each row of a batch being published stands (outbox ids)."""
+
+    published: list[int] = field(default_factory=list)
+    failures: list[tuple[OutboxRow, str]] = field(default_factory=list)  # (row, why) of its own
+    untouched: list[int] = field(default_factory=list)  # to release, unattempted this time
+
+
+def _not_behind(items: list[_Prepared], behind: Mapping[str, int] | None, tally: _Tally) -> list[_Prepared]:
+    """The items not behind a row of the batch before that did not go through (those wait)."""
+    if not behind:
+        return items
+    ready = []
+    for item in items:
+        if item.row.id > behind.get(item.row.partition_key, item.row.id):
+            tally.untouched.append(item.row.id)
+        else:
+            ready.append(item)
+    return ready
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Batch:
     """Claimed rows, already turned into messages (so a batch claimed ahead is ready to go)."""
@@ -253,68 +275,67 @@ class Relay:
         if not batch.rows:
             return result
         self.stats.cycles += 1
-        published: list[int] = []
-        failures: list[tuple[OutboxRow, str]] = []
-        untouched: list[int] = []
+        tally = _Tally()
         try:
-            ready_items = batch.prepared
-            if behind:
-                # Behind a row of the batch before that did not go through: not this time.
-                ready_items = []
-                for item in batch.prepared:
-                    if item.row.id > behind.get(item.row.partition_key, item.row.id):
-                        untouched.append(item.row.id)
-                    else:
-                        ready_items.append(item)
-            blocked: set[str] = set()
-            for wave in _waves(ready_items):
-                ready = [item for item in wave if item.row.partition_key not in blocked]
-                untouched.extend(item.row.id for item in wave if item.row.partition_key in blocked)
-                if not ready:
-                    continue  # every user of this wave waits behind a failure: nothing to ask
-                if result.sidecar_error is not None:
-                    untouched.extend(item.row.id for item in ready)
-                    continue
-                delivered, own_failures, sidecar_error = await self._publish_wave(ready)
-                published.extend(delivered)
-                if sidecar_error is not None and not delivered and not own_failures:
-                    # Nothing went through: the sidecar or broker is down, not these events.
-                    result.sidecar_error = sidecar_error
-                    untouched.extend(item.row.id for item in ready)
-                    continue
-                failed_ids = {row.id for row, _ in own_failures}
-                failures.extend(own_failures)
-                # Events of a wave that neither went through nor failed on their own wait too.
-                for item in ready:
-                    if item.row.id not in failed_ids and item.row.id not in delivered:
-                        untouched.append(item.row.id)
-                        blocked.add(item.row.partition_key)
-                blocked.update(row.partition_key for row, _ in own_failures)
+            await self._publish_waves(_not_behind(batch.prepared, behind, tally), tally, result)
         finally:
-            now = self._clock.now()
-            _end_spans(batch.prepared, published=set(published))
-            try:
-                await self._store.mark_published(ids=published, now=now)
-                dead = await self._settle_failures(
-                    failures,
-                    invalid=batch.invalid,
-                    result=result,
-                    topics={row.id: row.topic for row in batch.rows},
-                )
-                await self._store.release(ids=untouched, error=result.sidecar_error)
-            except psycopg.Error:
-                # The database failed, not this process: settle once more on a fresh connection.
-                await self._recover(batch, published=published, now=now)
-                raise
-        result.published = len(published)
-        settled = {*published, *dead}
+            # Whatever happened, every row ends published, failed (or dead) or released.
+            dead = await self._settle(batch, tally, result)
+        result.published = len(tally.published)
+        settled = {*tally.published, *dead}
         for row in batch.rows:
             if row.id not in settled:
                 result.held_back.setdefault(row.partition_key, row.id)  # rows come in id order
-        self.stats.published += len(published)
+        self.stats.published += len(tally.published)
         if result.sidecar_error is not None:
             self.stats.unavailable += 1
         return result
+
+    async def _publish_waves(self, items: list[_Prepared], tally: _Tally, result: CycleResult) -> None:
+        """Each wave holds at most one row per partition key; a key whose row failed waits."""
+        blocked: set[str] = set()
+        for wave in _waves(items):
+            ready = [item for item in wave if item.row.partition_key not in blocked]
+            tally.untouched.extend(item.row.id for item in wave if item.row.partition_key in blocked)
+            if not ready:
+                continue  # every user of this wave waits behind a failure: nothing to ask
+            if result.sidecar_error is not None:
+                tally.untouched.extend(item.row.id for item in ready)
+                continue
+            delivered, own_failures, sidecar_error = await self._publish_wave(ready)
+            tally.published.extend(delivered)
+            if sidecar_error is not None and not delivered and not own_failures:
+                # Nothing went through: the sidecar or broker is down, not these events.
+                result.sidecar_error = sidecar_error
+                tally.untouched.extend(item.row.id for item in ready)
+                continue
+            failed_ids = {row.id for row, _ in own_failures}
+            tally.failures.extend(own_failures)
+            # Events of a wave that neither went through nor failed on their own wait too.
+            for item in ready:
+                if item.row.id not in failed_ids and item.row.id not in delivered:
+                    tally.untouched.append(item.row.id)
+                    blocked.add(item.row.partition_key)
+            blocked.update(row.partition_key for row, _ in own_failures)
+
+    async def _settle(self, batch: _Batch, tally: _Tally, result: CycleResult) -> set[int]:
+        """Mark the published, count or dead-letter the failed, release the rest; the dead ids."""
+        now = self._clock.now()
+        _end_spans(batch.prepared, published=set(tally.published))
+        try:
+            await self._store.mark_published(ids=tally.published, now=now)
+            dead = await self._settle_failures(
+                tally.failures,
+                invalid=batch.invalid,
+                result=result,
+                topics={row.id: row.topic for row in batch.rows},
+            )
+            await self._store.release(ids=tally.untouched, error=result.sidecar_error)
+        except psycopg.Error:
+            # The database failed, not this process: settle once more on a fresh connection.
+            await self._recover(batch, published=tally.published, now=now)
+            raise
+        return dead
 
     def _prepare(self, row: OutboxRow) -> _Prepared:
         span = _publish_span(row)

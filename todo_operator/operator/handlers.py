@@ -25,8 +25,9 @@ import kopf
 import psycopg
 from opentelemetry import context as otel_context
 
+from todo_operator import kube
 from todo_operator.domain import resources
-from todo_operator.operator import kube, reconciling
+from todo_operator.operator import reconciling
 from todo_operator.operator.reminders import ReminderReconciler
 from todo_operator.operator.settings import OperatorSettings
 from todo_operator.telemetry import tracing
@@ -164,8 +165,20 @@ def build_registry(
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    call = functools.partial(_call, delay=settings.retry_delay_seconds, metrics=services.metrics)
+    _register_process(registry, settings=settings, background=background)
+    _register_resources(registry, services=services, settings=settings)
+    return registry
+
+
+def _register_process(
+    registry: kopf.OperatorRegistry,
+    *,
+    settings: OperatorSettings,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]],
+) -> None:
+    """Kopf's settings, the background work started and stopped with Kopf, and the login."""
     running: list[asyncio.Task[None]] = []
+    operator_settings = settings
 
     @kopf.on.startup(registry=registry)
     def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -182,14 +195,20 @@ def build_registry(
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
 
-    operator_settings = settings
-
     if settings.kube_api_url:
         url = settings.kube_api_url
 
         @kopf.on.login(registry=registry)
         def _login(**_: Any) -> kopf.ConnectionInfo:
-            return kopf.ConnectionInfo(server=url, insecure=True)
+            # TLS verified as for any client: an https URL needs a certificate the system trusts.
+            return kopf.ConnectionInfo(server=url)
+
+
+def _register_resources(
+    registry: kopf.OperatorRegistry, *, services: Services, settings: OperatorSettings
+) -> None:
+    """One reconcile (on resume, create, update) and one forget (on delete) per kind."""
+    call = functools.partial(_call, delay=settings.retry_delay_seconds, metrics=services.metrics)
 
     @kopf.on.resume(*RECURRING_TASKS, registry=registry)
     @kopf.on.create(*RECURRING_TASKS, registry=registry)
@@ -229,5 +248,3 @@ def build_registry(
     @kopf.on.delete(*REMINDERS, registry=registry)
     async def forget_reminder(body: kopf.Body, **_: Any) -> None:
         await call(services.reminders.forget, body, kind="Reminder", verb="delete")
-
-    return registry

@@ -10,20 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 import kopf
+from prometheus_client.registry import CollectorRegistry
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from todo_operator import kube
 from todo_operator.clock import Clock, SystemClock
 from todo_operator.domain import events as domain_events
 from todo_operator.domain import recurrence
 from todo_operator.events import relay
 from todo_operator.notify import mail
-from todo_operator.operator import handlers, kube, reconciling
+from todo_operator.operator import handlers, reconciling
 from todo_operator.operator.delivery import ReminderDelivery
 from todo_operator.operator.reminders import NotifyJob, ReminderReconciler, load_job_template
 from todo_operator.operator.scheduler import Doorbell, Scheduler
@@ -32,7 +35,7 @@ from todo_operator.schedule_engine import ScheduleEngine
 from todo_operator.store import pool as pools
 from todo_operator.store import schema, stats
 from todo_operator.store.records import Records
-from todo_operator.telemetry import metrics, server
+from todo_operator.telemetry import figures, metrics, server
 from todo_operator.telemetry.settings import TelemetrySettings
 
 TOPICS: Final = (
@@ -45,6 +48,15 @@ StopFlag = asyncio.Event | threading.Event | asyncio.Future[Any]
 
 def open_pool(settings: OperatorSettings) -> AsyncConnectionPool[AsyncConnection[Any]]:
     return pools.open_pool(settings.database_url, max_size=settings.database_pool_size)
+
+
+async def _open_current(settings: OperatorSettings) -> AsyncConnectionPool[AsyncConnection[Any]]:
+    """An open pool on a database whose schema is current."""
+    # Refuse to start on an old schema rather than fail on every write later.
+    await asyncio.to_thread(schema.require_current, settings.database_url)
+    pool = open_pool(settings)
+    await pool.open(wait=True, timeout=30)
+    return pool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,15 +163,39 @@ def build_runtime(
 
 
 def record_collector(
-    pool: AsyncConnectionPool[AsyncConnection[Any]], *, clock: Clock, max_age: float
+    pool: AsyncConnectionPool[AsyncConnection[Any]],
+    *,
+    clock: Clock,
+    max_age: float,
+    registry: CollectorRegistry,
 ) -> metrics.RecordCollector:
-    """The figures of the durable record (reminders sent, tasks completed, outbox lag ...)."""
+    """The figures of the durable record (reminders sent, tasks completed, outbox lag ...), registered."""
 
-    async def read(now: datetime) -> stats.RecordSnapshot:
+    async def read(now: datetime) -> figures.RecordSnapshot:
         async with pool.connection() as connection:
             return await stats.snapshot(connection, now=now)
 
-    return metrics.RecordCollector(snapshot=read, now=clock.now, max_age=max_age)
+    collector = metrics.RecordCollector(snapshot=read, now=clock.now, max_age=max_age)
+    registry.register(collector)
+    return collector
+
+
+def _relay_runner(
+    settings: relay.RelaySettings,
+    *,
+    clock: Clock,
+    pool: AsyncConnectionPool[AsyncConnection[Any]],
+    registry: CollectorRegistry,
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """The outbox relay as one of the operator's background tasks (when Dapr is enabled)."""
+    relay_metrics = metrics.RelayMetrics(registry, topics=TOPICS)
+
+    async def run_relay() -> None:
+        # Stopped by cancellation with the rest: an unfinished batch rolls back and is
+        # published again later (consumers drop the duplicates by event id).
+        await relay.run_relay(settings, stop=asyncio.Event(), clock=clock, pool=pool, metrics=relay_metrics)
+
+    return run_relay
 
 
 async def run(
@@ -180,14 +216,12 @@ async def run(
     """
     telemetry = telemetry or TelemetrySettings()
     clock = clock or SystemClock()
-    # Refuse to start on an old schema rather than fail on every write later.
-    await asyncio.to_thread(schema.require_current, settings.database_url)
-    pool = open_pool(settings)
-    await pool.open(wait=True, timeout=30)
+    pool = await _open_current(settings)
     client = kube.client_for(api_url=settings.kube_api_url)
     registry = metrics.new_registry()
-    records = record_collector(pool, clock=clock, max_age=telemetry.metrics_max_age_seconds)
-    registry.register(records)
+    records = record_collector(
+        pool, clock=clock, max_age=telemetry.metrics_max_age_seconds, registry=registry
+    )
     try:
         runtime = build_runtime(
             settings=settings,
@@ -199,31 +233,16 @@ async def run(
         background = [runtime.scheduler.run, runtime.events.run]
         if settings.dapr_enabled:
             publishing = relay_settings or relay.RelaySettings(database_url=settings.database_url)
-            relay_clock = clock
-            relay_metrics = metrics.RelayMetrics(registry, topics=TOPICS)
-
-            async def run_relay() -> None:
-                # Stopped by cancellation with the rest: an unfinished batch rolls back and is
-                # published again later (consumers drop the duplicates by event id).
-                await relay.run_relay(
-                    publishing, stop=asyncio.Event(), clock=relay_clock, pool=pool, metrics=relay_metrics
-                )
-
-            background.append(run_relay)
+            background.append(_relay_runner(publishing, clock=clock, pool=pool, registry=registry))
         kopf_registry = handlers.build_registry(
             services=runtime.services, settings=settings, background=background
         )
         async with contextlib.AsyncExitStack() as serving:
             serving.callback(runtime.engine.close)
             if telemetry.metrics_port is not None:
-                await serving.enter_async_context(
-                    server.serving(
-                        registry,
-                        host=telemetry.metrics_host,
-                        port=telemetry.metrics_port,
-                        before_scrape=records.refresh,
-                    )
-                )
+                host, port = telemetry.metrics_host, telemetry.metrics_port
+                metrics_server = server.serving(registry, host=host, port=port, before_scrape=records.refresh)
+                await serving.enter_async_context(metrics_server)
             await kopf.operator(
                 registry=kopf_registry,
                 clusterwide=not settings.namespaces,

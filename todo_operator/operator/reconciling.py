@@ -33,9 +33,8 @@ from pydantic import ValidationError
 
 from todo_operator.clock import Clock
 from todo_operator.domain import conditions, crds, lifecycle, occurrences, recurrence, resources, tasks
-from todo_operator.domain.events import Event, Seen, lifecycle_events
-from todo_operator.operator import objects
-from todo_operator.operator.kube import (
+from todo_operator.domain.events import Event, Seen
+from todo_operator.kube import (
     AlreadyExists,
     Body,
     Conflict,
@@ -44,6 +43,7 @@ from todo_operator.operator.kube import (
     NotFound,
     event_manifest,
 )
+from todo_operator.operator import objects
 from todo_operator.schedule_engine import ScheduleEngine
 from todo_operator.store.records import RecordDeleted, RecordNotFound, Records, RecurringTaskRow, TaskRow
 from todo_operator.telemetry.metrics import OperatorMetrics
@@ -211,13 +211,7 @@ class TaskReconciler:
         meta = ObjectMeta.of(body)
         status = resources.TaskStatus.model_validate(body.get("status") or {})
         now = self._clock.now()
-        try:
-            spec = resources.TaskSpec.model_validate(body.get("spec") or {})
-        except ValidationError as error:
-            message = resources.describe_validation_error(error)
-            await self._reject(body, meta=meta, status=status, message=message, now=now)
-            raise InvalidSpec(message) from error
-
+        spec = await self._valid_spec(body, meta=meta, status=status, now=now)
         phase = tasks.task_phase(spec, now=now)
         owner_reference = objects.controller_of(body, kind="RecurringTask")
         events = tasks.task_events(
@@ -268,6 +262,17 @@ class TaskReconciler:
 
         if spec.completed:
             await self._advance_series(body, only_if_current=False)
+
+    async def _valid_spec(
+        self, body: Body, *, meta: ObjectMeta, status: resources.TaskStatus, now: datetime
+    ) -> resources.TaskSpec:
+        """The Task's spec; one that cannot be acted on is rejected (Ready=False) and raised."""
+        try:
+            return resources.TaskSpec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            message = resources.describe_validation_error(error)
+            await self._reject(body, meta=meta, status=status, message=message, now=now)
+            raise InvalidSpec(message) from error
 
     async def _save_task(
         self,
@@ -427,17 +432,7 @@ class RecurringTaskReconciler:
         meta = ObjectMeta.of(body)
         first = status = resources.RecurringTaskStatus.model_validate(body.get("status") or {})
         now = self._clock.now()
-        try:
-            spec = resources.RecurringTaskSpec.model_validate(body.get("spec") or {})
-            schedule = await self._engine.compile(occurrences.schedule_spec(spec.schedule))
-        except (ValidationError, recurrence.ScheduleError) as error:
-            if isinstance(error, ValidationError):
-                message = resources.describe_validation_error(error)
-            else:
-                message = f"spec.schedule: {error}"
-            await self._reject(body, meta=meta, status=status, message=message, now=now)
-            raise InvalidSpec(message) from error
-
+        spec, schedule = await self._valid_spec(body, meta=meta, status=status, now=now)
         made = False
         while True:
             series = await self._observe(body, meta=meta, spec=spec, status=status, made=made)
@@ -484,6 +479,21 @@ class RecurringTaskReconciler:
         if status.occurrences - 1 > spec.history_limit:
             # Until then there are no more completed occurrences than history keeps (and no list).
             await self._prune_history(meta=meta, spec=spec, current_task=status.current_task)
+
+    async def _valid_spec(
+        self, body: Body, *, meta: ObjectMeta, status: resources.RecurringTaskStatus, now: datetime
+    ) -> tuple[resources.RecurringTaskSpec, recurrence.Recurrence]:
+        """The spec and its compiled schedule; a spec that cannot be acted on is rejected and raised."""
+        try:
+            spec = resources.RecurringTaskSpec.model_validate(body.get("spec") or {})
+            return spec, await self._engine.compile(occurrences.schedule_spec(spec.schedule))
+        except (ValidationError, recurrence.ScheduleError) as error:
+            if isinstance(error, ValidationError):
+                message = resources.describe_validation_error(error)
+            else:
+                message = f"spec.schedule: {error}"
+            await self._reject(body, meta=meta, status=status, message=message, now=now)
+            raise InvalidSpec(message) from error
 
     @staticmethod
     def _observed(
@@ -581,29 +591,8 @@ class RecurringTaskReconciler:
         is told once that says Ended).
         """
         rule = new.rule
-        data = {
-            "title": spec.task_template.title,
-            "owner": spec.task_template.owner,
-            "rule": rule,
-            "phase": new.phase,
-            "currentTask": new.current_task,
-            "nextDueAt": new.next_due_at.isoformat() if new.next_due_at else None,
-        }
-        events = lifecycle_events(
-            "recurringtask",
-            meta.seen(observed_generation=first.observed_generation, owner=spec.task_template.owner),
-            data=data,
-        )
-        if ended.phase == "Ended":
-            events.append(
-                Event(
-                    type="recurringtask.ended",
-                    subject=meta.subject,
-                    partition_key=spec.task_template.owner,
-                    key=f"recurringtask.ended:{meta.uid}",
-                    data=data,
-                )
-            )
+        seen = meta.seen(observed_generation=first.observed_generation, owner=spec.task_template.owner)
+        events = lifecycle.series_events(seen, spec, new=new, ended=ended.phase == "Ended")
         await self._records.save_recurring_task(
             RecurringTaskRow(
                 uid=meta.uid,

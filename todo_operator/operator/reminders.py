@@ -34,9 +34,9 @@ from todo_operator.clock import Clock
 from todo_operator.domain import crds, lifecycle, resources
 from todo_operator.domain import reminders as timing
 from todo_operator.domain.events import Event
+from todo_operator.kube import AlreadyExists, Body, Kube
 from todo_operator.operator import objects
 from todo_operator.operator.delivery import Outcome
-from todo_operator.operator.kube import AlreadyExists, Body, Kube
 from todo_operator.operator.reconciling import EventRecorder, ObjectMeta, observed, status_wire
 from todo_operator.store import reminders as store
 
@@ -348,32 +348,9 @@ class ReminderReconciler:
         fire = step.fire_at
         assert fire is not None
         now = self._clock.now()
-        phase = "Pending" if self._delivery == "inline" else "Scheduled"
-        owner = task_spec.owner
-        events = []
-        if status.fire_at != fire:
-            events.append(
-                Event(
-                    type="reminder.scheduled",
-                    subject=meta.subject,
-                    partition_key=owner,
-                    key=f"reminder.scheduled:{meta.uid}:{fire.isoformat()}",
-                    data={"task": spec.task_ref.name, "fireAt": fire.isoformat(), "delivery": self._delivery},
-                )
-            )
-        async with self._pool.connection() as connection:
-            stored_phase = await store.save(
-                connection,
-                self._row(meta, spec=spec, task=task, task_spec=task_spec, fire=fire, phase=phase, now=now),
-                events=events,
-            )
-            recorded = lifecycle.after_recording(
-                step, stored_phase=stored_phase, cronjob_delivery=self._delivery == "cronjob"
-            )
-            if recorded == "missed":
-                await self._missed(connection, meta=meta, spec=spec, owner=owner, fire=fire, now=now)
-                recorded = "terminal"
-            row = await store.find(connection, namespace=meta.namespace, name=meta.name)
+        recorded, row = await self._record_schedule(
+            meta, spec=spec, status=status, task=task, task_spec=task_spec, step=step, fire=fire, now=now
+        )
         if recorded == "gone":
             return  # deleted meanwhile: forget() has it
         if recorded == "terminal" and row is not None:
@@ -394,15 +371,14 @@ class ReminderReconciler:
             cron_name = await self._ensure_trigger(body, fire=fire, decision=step.timing)
         else:
             self._wake_dispatcher()
-        reason = "Scheduled" if self._delivery == "cronjob" else "Pending"
         new_status = observed(
             status,
             meta=meta,
             ready=True,
-            reason=reason,
+            reason="Scheduled" if self._delivery == "cronjob" else "Pending",
             message=f"fires at {fire.isoformat()} ({self._delivery} delivery)",
             now=now,
-            phase=phase,
+            phase=self._waiting_phase,
             fire_at=fire,
             cron_job=cron_name,
             attempts=row["attempts"] if row else 0,
@@ -412,6 +388,50 @@ class ReminderReconciler:
         )
         if status.fire_at != fire:
             self._events.normal(body, reason="Scheduled", message=f"fires at {fire.isoformat()}")
+
+    @property
+    def _waiting_phase(self) -> resources.ReminderPhase:
+        """The phase of a reminder waiting for its moment: Pending inline, Scheduled with a CronJob."""
+        return "Pending" if self._delivery == "inline" else "Scheduled"
+
+    async def _record_schedule(
+        self,
+        meta: ObjectMeta,
+        *,
+        spec: resources.ReminderSpec,
+        status: resources.ReminderStatus,
+        task: Body,
+        task_spec: resources.TaskSpec,
+        step: lifecycle.ReminderStep,
+        fire: datetime,
+        now: datetime,
+    ) -> tuple[lifecycle.Recorded, dict[str, Any] | None]:
+        """Save the row (and ``reminder.scheduled`` when the moment is new); what was kept, and the row."""
+        events = []
+        if status.fire_at != fire:
+            events.append(
+                Event(
+                    type="reminder.scheduled",
+                    subject=meta.subject,
+                    partition_key=task_spec.owner,
+                    key=f"reminder.scheduled:{meta.uid}:{fire.isoformat()}",
+                    data={"task": spec.task_ref.name, "fireAt": fire.isoformat(), "delivery": self._delivery},
+                )
+            )
+        row = self._row(
+            meta, spec=spec, task=task, task_spec=task_spec, fire=fire, phase=self._waiting_phase, now=now
+        )
+        async with self._pool.connection() as connection:
+            stored_phase = await store.save(connection, row, events=events)
+            recorded = lifecycle.after_recording(
+                step, stored_phase=stored_phase, cronjob_delivery=self._delivery == "cronjob"
+            )
+            if recorded == "missed":
+                await self._missed(
+                    connection, meta=meta, spec=spec, owner=task_spec.owner, fire=fire, now=now
+                )
+                recorded = "terminal"
+            return recorded, await store.find(connection, namespace=meta.namespace, name=meta.name)
 
     def _row(
         self,

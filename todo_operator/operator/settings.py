@@ -192,7 +192,7 @@ class OperatorSettings(BaseSettings):
 
 def load_settings(**overrides: Any) -> OperatorSettings:
     """The settings from ``TODO_*`` variables; bad or missing ones as one readable line (UsageError)."""
-    from todo_operator.cli import UsageError  # the CLI's error type: every caller is a command
+    from todo_operator.usage import UsageError  # the CLI's error type: every caller is a command
 
     try:
         return OperatorSettings(**overrides)

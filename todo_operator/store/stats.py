@@ -12,11 +12,12 @@ One statement reads everything, so a scrape costs one round trip.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection, sql
+
+from todo_operator.telemetry.figures import Histogram, RecordSnapshot
 
 # Reminder delivery lag (sent - fire time): seconds on time, minutes when caught up late.
 LAG_BUCKETS: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 900, 3600, 6 * 3600, 24 * 3600)
@@ -24,39 +25,6 @@ LAG_BUCKETS: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 900, 3600, 6 * 360
 NEXT_DUE_BUCKETS: tuple[float, ...] = (3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400, 365 * 86400)
 
 RECURRING_PHASES = ("Active", "Suspended", "Ended")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Histogram:
-    """Cumulative counts per upper bound, plus the total count and sum (Prometheus' shape)."""
-
-    buckets: tuple[tuple[float, int], ...]
-    count: int
-    sum: float
-
-
-@dataclass(frozen=True, kw_only=True)
-class RecordSnapshot:
-    tasks_open: int
-    tasks_overdue: int
-    tasks_completed: int
-    occurrences_completed: int
-    occurrences_spawned: int
-    recurring_tasks_created: int
-    recurring_tasks: dict[str, int]  # live ones per phase
-    next_due: Histogram  # active schedules, seconds until their next occurrence
-    reminders_scheduled: int
-    reminders_pending: int
-    reminders_sent_on_time: int
-    reminders_sent_late: int
-    reminders_failed: int
-    reminders_missed: int
-    reminders_cancelled: int
-    delivery_lag: Histogram
-    outbox_pending: int
-    outbox_oldest_pending_age_seconds: float
-    dead_letters_events: int
-    dead_letters_reminders: int
 
 
 def _buckets(expression: str, bounds: Sequence[float], prefix: str) -> str:

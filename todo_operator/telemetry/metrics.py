@@ -35,7 +35,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from todo_operator.store.stats import Histogram, RecordSnapshot
+from todo_operator.telemetry.figures import Histogram, RecordSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -251,6 +251,12 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 
 
 def _record_metrics(record: RecordSnapshot) -> Iterator[Metric]:
+    yield from _task_metrics(record)
+    yield from _reminder_metrics(record)
+    yield from _outbox_metrics(record)
+
+
+def _task_metrics(record: RecordSnapshot) -> Iterator[Metric]:
     yield _gauge("todo_tasks_open", "Tasks open and not yet due", record.tasks_open)
     yield _gauge("todo_tasks_overdue", "Tasks past their due time and not completed", record.tasks_overdue)
     completed = CounterMetricFamily(
@@ -278,6 +284,9 @@ def _record_metrics(record: RecordSnapshot) -> Iterator[Metric]:
         gsum_value=record.next_due.sum,
     )
     yield next_due
+
+
+def _reminder_metrics(record: RecordSnapshot) -> Iterator[Metric]:
     yield _counter("todo_reminders_scheduled", "Reminders ever scheduled", record.reminders_scheduled)
     yield _gauge("todo_reminders_pending", "Reminders waiting to fire", record.reminders_pending)
     sent = CounterMetricFamily(
@@ -303,6 +312,9 @@ def _record_metrics(record: RecordSnapshot) -> Iterator[Metric]:
         buckets=_histogram_buckets(record.delivery_lag),
         sum_value=record.delivery_lag.sum,
     )
+
+
+def _outbox_metrics(record: RecordSnapshot) -> Iterator[Metric]:
     yield _gauge("todo_outbox_pending_events", "Events recorded and not yet published", record.outbox_pending)
     yield _gauge(
         "todo_outbox_oldest_pending_age_seconds",

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from kube_emulator import journal
     from todo_devstack import demo, postgres
     from todo_operator import settings_registry
-    from todo_operator.cli import UsageError
+    from todo_operator.usage import UsageError
 
     # The demo builds its settings itself, but pydantic still fills the rest from TODO_* variables.
     settings_registry.refuse_unknown(os.environ)

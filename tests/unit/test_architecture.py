@@ -1,0 +1,75 @@
+"""The layers as docs/ARCHITECTURE.md draws them are the layers lint-imports enforces.
+
+And nothing escapes them: every module of the product sits in a layer, and no
+product function is longer than ``MAX_LINES`` unless ARCHITECTURE.md lists it
+with its reason.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import re
+import tomllib
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
+MAX_LINES = 60
+
+
+def _contract_layers() -> list[set[str]]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (contract,) = [c for c in config["contracts"] if c["type"] == "layers"]
+    return [
+        {name.strip().removeprefix("todo_operator.") for name in layer.split("|")}
+        for layer in contract["layers"]
+    ]
+
+
+def _block_after(marker: str) -> list[str]:
+    text = ARCHITECTURE.read_text()
+    after = text[text.index(marker) :].split("\n", 1)[1]
+    return after.split("\n\n", 1)[0].splitlines()
+
+
+def test_architecture_md_draws_the_layers_the_contract_enforces() -> None:
+    lines = [line for line in _block_after("<!-- layers:") if not line.startswith("```")]
+    drawn = [{name.strip() for name in line.split("|")} for line in lines]
+    assert drawn == _contract_layers()
+
+
+def test_every_module_of_the_product_is_in_a_layer() -> None:
+    placed = set().union(*_contract_layers())
+    top_level = {
+        path.stem if path.is_file() else path.name
+        for path in (ROOT / "todo_operator").iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").is_file()
+    }
+    assert top_level - placed == set(), "a module outside every layer escapes the contract"
+
+
+def _long_functions() -> dict[str, int]:
+    found = {}
+    for path in sorted((ROOT / "todo_operator").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT / "todo_operator").with_suffix("").parts)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_LINES:
+                    found[f"{module}:{node.name}"] = length
+    return found
+
+
+def _listed_exceptions() -> set[str]:
+    return {
+        match.group(1)
+        for line in _block_after("<!-- longer functions:")
+        if (match := re.match(r"- `([\w.]+:\w+)` — \S", line))
+    }
+
+
+def test_no_product_function_is_longer_than_the_limit_unless_listed_with_its_reason() -> None:
+    long_functions = _long_functions()
+    listed = _listed_exceptions()
+    assert set(long_functions) - listed == set(), f"over {MAX_LINES} lines: {long_functions}"
+    assert listed - set(long_functions) == set(), "listed as long in ARCHITECTURE.md, but no longer so"
