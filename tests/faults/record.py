@@ -53,6 +53,7 @@ import kube_emulator as apiserver
 from todo_devstack.dapr import DaprThread
 from todo_devstack.smtp import SmtpSink
 from todo_operator.domain import resources
+from todo_operator.kube import owners
 from todo_operator.operator import objects
 
 Json = dict[str, Any]
@@ -173,7 +174,7 @@ class Record:
         found = []
         for name, task in self.tasks.items():
             labels = task["metadata"].get("labels") or {}
-            owner = objects.controller_of(task, kind="RecurringTask")
+            owner = owners.controller_of(task, kind="RecurringTask")
             if labels.get(objects.LABEL_RECURRING_TASK_UID) == uid or (owner and owner.get("uid") == uid):
                 found.append((objects.occurrence_index(task) or 0, name))
         return sorted(found)

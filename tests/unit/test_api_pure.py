@@ -239,7 +239,12 @@ async def test_a_database_outage_leaves_next_occurrence_out_instead_of_failing_t
             "name": names.object_name(owner=alice.id, public="standup-1"),
             "resourceVersion": "7",
             "ownerReferences": [
-                {"kind": "RecurringTask", "name": "standup", "uid": "0c0ffee0-0000-4000-8000-000000000001"}
+                {  # as the operator makes an occurrence: its series is the controller
+                    "kind": "RecurringTask",
+                    "name": "standup",
+                    "uid": "0c0ffee0-0000-4000-8000-000000000001",
+                    "controller": True,
+                }
             ],
         },
         "spec": {"title": "Standup", "owner": alice.id, "dueAt": due},

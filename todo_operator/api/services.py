@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -35,6 +35,7 @@ from todo_operator.api.auth import User
 from todo_operator.api.settings import ApiSettings
 from todo_operator.clock import Clock
 from todo_operator.domain import crds, occurrences, recurrence, resources
+from todo_operator.kube import owners
 from todo_operator.schedule_engine import ScheduleEngine
 from todo_operator.store import queries
 
@@ -187,10 +188,8 @@ def task_from_body(body: Body, *, user: User) -> m.TaskPublic:
     spec = resources.TaskSpec.model_validate(body.get("spec") or {})
     status = body.get("status") or {}
     meta = body["metadata"]
-    recurring = status.get("recurringTask") or next(
-        (ref.get("name") for ref in meta.get("ownerReferences") or [] if ref.get("kind") == "RecurringTask"),
-        None,
-    )
+    series = owners.controller_of(body, kind="RecurringTask")
+    recurring = status.get("recurringTask") or (series["name"] if series else None)
     return m.TaskPublic(
         name=names.public_name(owner=user.id, name=meta["name"]),
         title=spec.title,
@@ -293,19 +292,27 @@ class Pager:
                 errors=[problems.FieldError(field="cursor", message=str(error))],
             ) from None
 
-    def next_cursor(self, position: cursors.Position, *, user: User, digest: str) -> str:
-        return cursors.encode(position, secret=self._secret, user=user.id, digest=digest)
-
-    def by_name[Row: _Named](
-        self, rows: Sequence[Row], *, limit: int, user: User, digest: str
+    def page[Row](
+        self,
+        rows: Sequence[Row],
+        *,
+        limit: int,
+        user: User,
+        digest: str,
+        position_of: Callable[[Row], cursors.Position],
     ) -> tuple[Sequence[Row], str | None]:
-        """One page of ``rows`` (fetched ``limit + 1`` to know if more follow) and the next cursor."""
+        """One page of ``rows`` (fetched ``limit + 1`` to know if more follow) and the next cursor.
+
+        ``position_of`` says where a row stands in the query's order: the cursor holds the last one's.
+        """
         page = rows[:limit]
         if len(rows) <= limit:
             return page, None
-        return page, self.next_cursor(
-            cursors.Position(value=None, key=page[-1].name), user=user, digest=digest
-        )
+        return page, cursors.encode(position_of(page[-1]), secret=self._secret, user=user.id, digest=digest)
+
+
+def _by_name(row: _Named) -> cursors.Position:
+    return cursors.Position(value=None, key=row.name)
 
 
 class Tasks:
@@ -327,13 +334,12 @@ class Tasks:
             after=None if position is None else queries.After(value=position.value, uid=position.key),
             limit=limit + 1,
         )
-        page, more = rows[:limit], len(rows) > limit
-        next_cursor = (
-            self._pager.next_cursor(
-                cursors.Position(value=page[-1].sort_value, key=page[-1].uid), user=user, digest=digest
-            )
-            if more
-            else None
+        page, next_cursor = self._pager.page(
+            rows,
+            limit=limit,
+            user=user,
+            digest=digest,
+            position_of=lambda row: cursors.Position(value=row.sort_value, key=row.uid),
         )
         return m.TaskPage(items=[task_from_record(row, user=user) for row in page], next_cursor=next_cursor)
 
@@ -344,14 +350,8 @@ class Tasks:
         series' next due, as the operator recorded it (the object does not carry it).
         """
         value = task_from_body(body, user=user)
-        series = next(
-            (
-                str(ref["uid"])
-                for ref in body["metadata"].get("ownerReferences") or []
-                if ref.get("kind") == "RecurringTask" and ref.get("uid")
-            ),
-            None,
-        )
+        controller = owners.controller_of(body, kind="RecurringTask")
+        series = str(controller["uid"]) if controller and controller.get("uid") else None
         if series is None:
             return value.model_copy(update={"next_occurrence": None if value.completed else value.due_at})
         try:
@@ -551,7 +551,9 @@ class RecurringTasks:
             after_name=None if position is None else position.key,
             limit=limit + 1,
         )
-        page, next_cursor = self._pager.by_name(rows, limit=limit, user=user, digest=digest)
+        page, next_cursor = self._pager.page(
+            rows, limit=limit, user=user, digest=digest, position_of=_by_name
+        )
         return m.RecurringTaskPage(
             items=[recurring_task_from_record(row, user=user) for row in page], next_cursor=next_cursor
         )
@@ -743,7 +745,9 @@ class Reminders:
             after_name=None if position is None else position.key,
             limit=limit + 1,
         )
-        page, next_cursor = self._pager.by_name(rows, limit=limit, user=user, digest=digest)
+        page, next_cursor = self._pager.page(
+            rows, limit=limit, user=user, digest=digest, position_of=_by_name
+        )
         return m.ReminderPage(
             items=[reminder_from_record(row, user=user) for row in page], next_cursor=next_cursor
         )
@@ -818,13 +822,12 @@ class Activity:
         rows = await queries.list_activity(
             self._pool, owner=user.id, namespace=self._namespace, before_id=before, limit=limit + 1
         )
-        page = rows[:limit]
-        next_cursor = (
-            self._pager.next_cursor(
-                cursors.Position(value=None, key=str(page[-1].id)), user=user, digest=digest
-            )
-            if len(rows) > limit
-            else None
+        page, next_cursor = self._pager.page(
+            rows,
+            limit=limit,
+            user=user,
+            digest=digest,
+            position_of=lambda row: cursors.Position(value=None, key=str(row.id)),
         )
         items = [
             m.ActivityItem(

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from todo_operator.domain import occurrences, resources
+from todo_operator.kube import owners
 
 LABEL_RECURRING_TASK_UID = "todo.dev/recurring-task-uid"
 LABEL_OCCURRENCE = "todo.dev/occurrence"
@@ -43,28 +44,10 @@ def occurrence_task(
             },
             # Reminder e-mails show the due time in the schedule's zone.
             "annotations": {ANNOTATION_TIME_ZONE: spec.schedule.time_zone},
-            "ownerReferences": [
-                {
-                    "apiVersion": resources.API_VERSION,
-                    "kind": "RecurringTask",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [owners.controller_reference(recurring_task, kind="RecurringTask")],
         },
         "spec": occurrences.occurrence_spec(spec, due_at=due_at).to_wire(),
     }
-
-
-def controller_of(body: dict[str, Any], *, kind: str) -> dict[str, Any] | None:
-    """The owner reference of ``kind`` that controls this object, if any."""
-    for reference in body.get("metadata", {}).get("ownerReferences", []) or []:
-        if reference.get("kind") == kind and reference.get("controller"):
-            found: dict[str, Any] = reference
-            return found
-    return None
 
 
 def occurrence_index(body: dict[str, Any]) -> int | None:

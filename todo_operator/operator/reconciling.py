@@ -42,6 +42,7 @@ from todo_operator.kube import (
     KubeError,
     NotFound,
     event_manifest,
+    owners,
 )
 from todo_operator.operator import objects
 from todo_operator.schedule_engine import ScheduleEngine
@@ -213,7 +214,7 @@ class TaskReconciler:
         now = self._clock.now()
         spec = await self._valid_spec(body, meta=meta, status=status, now=now)
         phase = tasks.task_phase(spec, now=now)
-        owner_reference = objects.controller_of(body, kind="RecurringTask")
+        owner_reference = owners.controller_of(body, kind="RecurringTask")
         events = tasks.task_events(
             meta.seen(observed_generation=status.observed_generation, owner=spec.owner),
             spec,
@@ -285,7 +286,7 @@ class TaskReconciler:
         events: list[Event],
         now: datetime,
     ) -> datetime | None:
-        owner_reference = objects.controller_of(body, kind="RecurringTask")
+        owner_reference = owners.controller_of(body, kind="RecurringTask")
         return await self._records.save_task(
             TaskRow(
                 uid=meta.uid,
@@ -321,7 +322,7 @@ class TaskReconciler:
         With ``only_if_current``, only when this Task is the series' current occurrence: a
         pruned old occurrence changes nothing.
         """
-        owner_reference = objects.controller_of(body, kind="RecurringTask")
+        owner_reference = owners.controller_of(body, kind="RecurringTask")
         if owner_reference is None:
             return
         meta = ObjectMeta.of(body)
@@ -556,7 +557,7 @@ class RecurringTaskReconciler:
         """The current occurrence as ``decide`` sees it: by this series' uid, with its recorded completion."""
         if task is None:
             return lifecycle.Current(state="absent")
-        controller = objects.controller_of(task, kind="RecurringTask")
+        controller = owners.controller_of(task, kind="RecurringTask")
         if controller is None or controller.get("uid") != meta.uid:
             raise InvalidSpec(
                 f"a Task named {name!r} already exists and is not an occurrence of this RecurringTask"
@@ -631,7 +632,7 @@ class RecurringTaskReconciler:
             await self._kube.create(crds.TASK, manifest)
         except AlreadyExists:
             found = await self._kube.get(crds.TASK, namespace=meta.namespace, name=occurrence.task)
-            controller = objects.controller_of(found or {}, kind="RecurringTask")
+            controller = owners.controller_of(found or {}, kind="RecurringTask")
             if controller is None or controller.get("uid") != meta.uid:
                 raise InvalidSpec(
                     f"a Task named {occurrence.task!r} already exists and is not an occurrence of this"

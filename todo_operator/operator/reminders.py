@@ -34,7 +34,7 @@ from todo_operator.clock import Clock
 from todo_operator.domain import crds, lifecycle, resources
 from todo_operator.domain import reminders as timing
 from todo_operator.domain.events import Event
-from todo_operator.kube import AlreadyExists, Body, Kube
+from todo_operator.kube import AlreadyExists, Body, Kube, owners
 from todo_operator.operator import objects
 from todo_operator.operator.delivery import Outcome
 from todo_operator.operator.reconciling import EventRecorder, ObjectMeta, observed, status_wire
@@ -138,17 +138,7 @@ def _owned_by(reminder: Body, job: NotifyJob) -> list[dict[str, Any]]:
     # finalizer (cancel on delete) removes its CronJob instead of the garbage collector.
     if job.namespace not in (None, reminder["metadata"]["namespace"]):
         return []
-    meta = reminder["metadata"]
-    return [
-        {
-            "apiVersion": resources.API_VERSION,
-            "kind": "Reminder",
-            "name": meta["name"],
-            "uid": meta["uid"],
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-    ]
+    return [owners.controller_reference(reminder, kind="Reminder")]
 
 
 def _trigger_labels(reminder: Body) -> dict[str, str]:
@@ -215,16 +205,7 @@ def reminder_object(*, task: Body, entry: resources.ReminderOffset) -> dict[str,
             "name": timing.reminder_name(meta["name"], entry),
             "namespace": meta["namespace"],
             "labels": {objects.LABEL_MANAGED_BY: objects.MANAGER, "todo.dev/task-uid": meta["uid"]},
-            "ownerReferences": [
-                {
-                    "apiVersion": resources.API_VERSION,
-                    "kind": "Task",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [owners.controller_reference(task, kind="Task")],
         },
         "spec": spec,
     }

@@ -122,6 +122,7 @@ from tests.faults.record import ONCE_PER_SUBJECT, Sources, assert_nothing_lost_n
 from tests.integration.kubeclient import ApiError, KubeClient
 from todo_devstack import postgres
 from todo_operator.domain import occurrences, recurrence, resources
+from todo_operator.kube import owners
 from todo_operator.operator import objects
 from todo_operator.store import queries
 
@@ -584,7 +585,7 @@ class Observed:
 
 
 def _controller_uid(task: Json) -> str | None:
-    owner = objects.controller_of(task, kind="RecurringTask")
+    owner = owners.controller_of(task, kind="RecurringTask")
     return owner.get("uid") if owner else None
 
 

@@ -1,0 +1,36 @@
+"""Owner references: made one way, read one way.
+
+Every object the operator makes for another one (an occurrence for its
+RecurringTask, a Reminder for its Task, a CronJob or Job for its Reminder)
+names that object as its controller, so the garbage collector removes it
+with its owner; the API reads which series a Task belongs to the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from todo_operator.domain import resources
+
+
+def controller_reference(owner: dict[str, Any], *, kind: str) -> dict[str, Any]:
+    """A reference making ``owner`` (one of our kinds) the controller of the object that carries it."""
+    meta = owner["metadata"]
+    return {
+        "apiVersion": resources.API_VERSION,
+        "kind": kind,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        # Foreground deletion of the owner waits for this object to go first.
+        "blockOwnerDeletion": True,
+    }
+
+
+def controller_of(body: dict[str, Any], *, kind: str) -> dict[str, Any] | None:
+    """The owner reference of ``kind`` that controls ``body``, if any."""
+    for reference in body.get("metadata", {}).get("ownerReferences", []) or []:
+        if reference.get("kind") == kind and reference.get("controller"):
+            found: dict[str, Any] = reference
+            return found
+    return None
