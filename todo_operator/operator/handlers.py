@@ -207,12 +207,17 @@ def _register_process(
 def _register_resources(
     registry: kopf.OperatorRegistry, *, services: Services, settings: OperatorSettings
 ) -> None:
-    """One reconcile (on resume, create, update) and one forget (on delete) per kind."""
+    """One reconcile (on resume, create, update) and one forget (on delete) per kind.
+
+    Each handler's id is given, not derived from where it is defined: Kopf names its
+    progress annotations after it (``todo.dev/reconcile_task``), and moving code must
+    not rename what objects in a cluster carry.
+    """
     call = functools.partial(_call, delay=settings.retry_delay_seconds, metrics=services.metrics)
 
-    @kopf.on.resume(*RECURRING_TASKS, registry=registry)
-    @kopf.on.create(*RECURRING_TASKS, registry=registry)
-    @kopf.on.update(*RECURRING_TASKS, registry=registry)
+    @kopf.on.resume(*RECURRING_TASKS, id="reconcile_recurring_task", registry=registry)
+    @kopf.on.create(*RECURRING_TASKS, id="reconcile_recurring_task", registry=registry)
+    @kopf.on.update(*RECURRING_TASKS, id="reconcile_recurring_task", registry=registry)
     async def reconcile_recurring_task(body: kopf.Body, reason: str, diff: kopf.Diff, **_: Any) -> None:
         await call(
             services.recurring_tasks.reconcile,
@@ -223,28 +228,28 @@ def _register_resources(
             diff=diff,
         )
 
-    @kopf.on.delete(*RECURRING_TASKS, registry=registry)
+    @kopf.on.delete(*RECURRING_TASKS, id="forget_recurring_task", registry=registry)
     async def forget_recurring_task(body: kopf.Body, **_: Any) -> None:
         await call(services.recurring_tasks.forget, body, kind="RecurringTask", verb="delete")
 
-    @kopf.on.resume(*TASKS, registry=registry)
-    @kopf.on.create(*TASKS, registry=registry)
-    @kopf.on.update(*TASKS, registry=registry)
+    @kopf.on.resume(*TASKS, id="reconcile_task", registry=registry)
+    @kopf.on.create(*TASKS, id="reconcile_task", registry=registry)
+    @kopf.on.update(*TASKS, id="reconcile_task", registry=registry)
     async def reconcile_task(body: kopf.Body, reason: str, diff: kopf.Diff, **_: Any) -> None:
         await call(services.tasks.reconcile, body, kind="Task", verb="reconcile", change=reason, diff=diff)
 
-    @kopf.on.delete(*TASKS, registry=registry)
+    @kopf.on.delete(*TASKS, id="forget_task", registry=registry)
     async def forget_task(body: kopf.Body, **_: Any) -> None:
         await call(services.tasks.forget, body, kind="Task", verb="delete")
 
-    @kopf.on.resume(*REMINDERS, registry=registry)
-    @kopf.on.create(*REMINDERS, registry=registry)
-    @kopf.on.update(*REMINDERS, registry=registry)
+    @kopf.on.resume(*REMINDERS, id="reconcile_reminder", registry=registry)
+    @kopf.on.create(*REMINDERS, id="reconcile_reminder", registry=registry)
+    @kopf.on.update(*REMINDERS, id="reconcile_reminder", registry=registry)
     async def reconcile_reminder(body: kopf.Body, reason: str, diff: kopf.Diff, **_: Any) -> None:
         await call(
             services.reminders.reconcile, body, kind="Reminder", verb="reconcile", change=reason, diff=diff
         )
 
-    @kopf.on.delete(*REMINDERS, registry=registry)
+    @kopf.on.delete(*REMINDERS, id="forget_reminder", registry=registry)
     async def forget_reminder(body: kopf.Body, **_: Any) -> None:
         await call(services.reminders.forget, body, kind="Reminder", verb="delete")

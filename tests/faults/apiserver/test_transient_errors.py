@@ -19,7 +19,7 @@ from tests.faults.apiserver.conftest import NAMESPACE, Stack
 from tests.faults.record import assert_nothing_lost_nothing_twice
 
 # Kopf keeps a handler's progress in this annotation while it retries (settings.persistence).
-PROGRESS = "todo.dev/build_registry._locals_.reconcile_recurring_task"
+PROGRESS = "todo.dev/reconcile_recurring_task"  # the handler id given in handlers.py
 
 
 def progress(body: dict[str, Any] | None) -> dict[str, Any]:
