@@ -7,7 +7,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from todo_operator import kube
-from todo_operator.api import app, bodies, cursors, names, preconditions, problems, ratelimit, services
+from todo_operator.api import (
+    app,
+    bodies,
+    cursors,
+    errors,
+    names,
+    preconditions,
+    problems,
+    ratelimit,
+    services,
+)
 
 SECRET = b"k" * 32
 
@@ -45,10 +55,11 @@ def test_sort_parsing(text: str, expected: tuple[str, bool]) -> None:
 
 
 def test_unknown_sort_is_a_422_naming_the_field() -> None:
-    with pytest.raises(problems.Problem) as caught:
+    with pytest.raises(errors.InvalidInput) as caught:
         services.parse_sort("owner")
-    assert caught.value.status == 422
-    assert caught.value.errors[0].field == "sort"
+    answered = app._translate(caught.value)
+    assert answered.status == 422
+    assert answered.errors[0].field == "sort"
 
 
 Tag = preconditions.EntityTag
@@ -79,10 +90,11 @@ def test_if_match_is_parsed_as_rfc_9110_writes_it(
     ["12", 'w/"12"', 'W/ "12"', '"a"b', '"a" "b"', '"a', 'a"', '"a b"', '"a"b"', '*, "a"', "**", "W/*"],
 )
 def test_a_malformed_if_match_is_a_400_naming_the_header(header: str) -> None:
-    with pytest.raises(problems.Problem) as caught:
+    with pytest.raises(errors.MalformedHeader) as caught:
         preconditions.parse_entity_tags(header, header_name="If-Match")
-    assert caught.value.status == 400
-    assert [error.field for error in caught.value.errors] == ["If-Match"]
+    answered = app._translate(caught.value)
+    assert (answered.status, answered.kind) == (400, "malformed-header")
+    assert [error.field for error in answered.errors] == ["If-Match"]
 
 
 @pytest.mark.parametrize(
@@ -102,17 +114,18 @@ def test_if_match_uses_the_strong_comparison(header: str | None, holds: bool) ->
     if holds:
         preconditions.required_version(header, current="7")
     else:
-        with pytest.raises(problems.Problem) as caught:
+        with pytest.raises(errors.Stale) as caught:
             preconditions.required_version(header, current="7")
-        assert caught.value.status == 412
+        assert app._translate(caught.value).status == 412
 
 
 def test_a_stale_if_match_is_412() -> None:
     assert preconditions.required_version('"7"', current="7") == "7"
     assert preconditions.required_version("*", current="7") is None  # any current representation
-    with pytest.raises(problems.Problem) as caught:
+    with pytest.raises(errors.Stale) as caught:
         preconditions.required_version('"6"', current="7")
-    assert caught.value.status == 412
+    answered = app._translate(caught.value)
+    assert (answered.status, answered.kind) == (412, "precondition-failed")
 
 
 @pytest.mark.parametrize(
@@ -253,3 +266,21 @@ async def test_a_database_outage_leaves_next_occurrence_out_instead_of_failing_t
     assert (shown.title, shown.next_occurrence) == ("Standup", None)
     one_off = {**occurrence, "metadata": {"name": occurrence["metadata"]["name"], "resourceVersion": "8"}}
     assert (await tasks._public(one_off, user=alice)).next_occurrence == datetime(2026, 12, 2, 9, tzinfo=UTC)
+
+
+def _subclasses(cls: type[errors.Refused]) -> set[type[errors.Refused]]:
+    return {sub for direct in cls.__subclasses__() for sub in {direct, *_subclasses(direct)}}
+
+
+def test_every_refusal_of_the_services_has_its_problem() -> None:
+    # Services say what they refuse without HTTP; the edge must know how to answer each.
+    assert _subclasses(errors.Refused) <= set(app._REFUSALS)
+    schedule = app._translate(errors.InvalidSchedule.on("schedule", "no such weekday"))
+    assert (schedule.status, schedule.kind, schedule.detail) == (422, "invalid-schedule", "no such weekday")
+    assert [(error.field, error.message) for error in schedule.errors] == [("schedule", "no such weekday")]
+    missing = app._translate(errors.NotFound("task", "rent"))
+    assert (missing.status, missing.kind, missing.detail) == (
+        404,
+        "not-found",
+        "you have no task named 'rent'",
+    )

@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_operator import kube
-from todo_operator.api import auth, deps, problems, ratelimit, services
+from todo_operator.api import auth, deps, errors, problems, ratelimit, services
 from todo_operator.api.routers import (
     activity,
     admin,
@@ -56,10 +56,32 @@ def _problem_response(request: Request, problem: problems.Problem) -> JSONRespon
     )
 
 
+# Each refusal of the services as the problem it is answered with: (status, problem type).
+_REFUSALS: dict[type[errors.Refused], tuple[int, str]] = {
+    errors.NotFound: (404, "not-found"),
+    errors.AlreadyExists: (409, "conflict"),
+    errors.Frozen: (409, "conflict"),
+    errors.InvalidSchedule: (422, "invalid-schedule"),
+    errors.InvalidInput: (422, "invalid-input"),
+    errors.InvalidCursor: (400, "invalid-cursor"),
+    errors.Stale: (412, "precondition-failed"),
+    errors.MalformedHeader: (400, "malformed-header"),
+}
+
+
+def _refusal(error: errors.Refused) -> problems.Problem:
+    # The most specific class wins (InvalidSchedule is an InvalidInput).
+    status, kind = next(_REFUSALS[cls] for cls in type(error).__mro__ if cls in _REFUSALS)
+    field_errors = [problems.FieldError(field=field, message=message) for field, message in error.fields]
+    return problems.Problem(status, error.detail, kind=kind, errors=field_errors)
+
+
 def _translate(error: Exception) -> problems.Problem:
     """The project's own errors as problems; anything else is a bug (500)."""
     if isinstance(error, problems.Problem):
         return error
+    if isinstance(error, errors.Refused):
+        return _refusal(error)
     if isinstance(error, kube.Invalid):
         # The API server's words name the object by its cluster name (the caller's prefix and
         # all) and the field by its path in the manifest: say it in the terms of the request.
@@ -240,7 +262,14 @@ def _answer_errors_as_problems(app: FastAPI) -> None:
         return _problem_response(request, _translate(error))
 
     # Our own errors are answered by the exception middleware (no traceback, no re-raise).
-    for error_type in (problems.Problem, kube.KubeError, psycopg.Error, OverflowError, EngineBusy):
+    for error_type in (
+        problems.Problem,
+        errors.Refused,
+        kube.KubeError,
+        psycopg.Error,
+        OverflowError,
+        EngineBusy,
+    ):
         app.add_exception_handler(error_type, known_error)
 
     @app.exception_handler(Exception)

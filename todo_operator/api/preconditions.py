@@ -4,7 +4,8 @@ The ETag of an object names its uid and ``metadata.generation``, which moves
 only when the spec does (the operator's status writes leave it alone). A
 write with ``If-Match`` is checked here and sent to the API server with the
 resourceVersion just read, so nothing can slip in between; a mismatch
-answers 412, a header that is not an entity-tag list 400.
+is :class:`errors.Stale` (412), a header that is not an entity-tag list
+:class:`errors.MalformedHeader` (400).
 
 If-Match uses the strong comparison (§8.8.3.2): a weak tag (``W/"…"``)
 never matches, whatever its opaque part, because a weak validator does not
@@ -18,7 +19,7 @@ import dataclasses
 import re
 from typing import Final, Literal
 
-from todo_operator.api import problems
+from todo_operator.api import errors
 
 ANY: Final = "*"
 # One element of an entity-tag list and what follows it (RFC 9110 §5.6.1, §8.8.3):
@@ -38,7 +39,7 @@ def etag(version: str) -> str:
 
 
 def parse_entity_tags(value: str, *, header_name: str) -> Literal["*"] | tuple[EntityTag, ...]:
-    """``If-Match = "*" / #entity-tag`` (RFC 9110 §13.1.1), or a 400 naming the header.
+    """``If-Match = "*" / #entity-tag`` (RFC 9110 §13.1.1), or refused naming the header.
 
     List elements are separated by commas with optional whitespace, and
     empty elements are skipped (§5.6.1.2). An empty list is valid and
@@ -61,7 +62,7 @@ def parse_entity_tags(value: str, *, header_name: str) -> Literal["*"] | tuple[E
 
 
 def required_version(header: str | None, *, current: str) -> str | None:
-    """The resourceVersion to send with the write, or 412 when ``If-Match`` holds no strong match.
+    """The resourceVersion to send with the write; :class:`errors.Stale` if no strong tag matches.
 
     None when there is no condition to keep: no header, or ``*`` (any current
     representation — the object was just read, so it has one).
@@ -72,23 +73,10 @@ def required_version(header: str | None, *, current: str) -> str | None:
     if accepted == ANY:
         return None
     if not any(not tag.weak and tag.opaque == current for tag in accepted):
-        raise stale()
+        raise errors.Stale()
     return current
 
 
-def stale() -> problems.Problem:
-    return problems.Problem(
-        412,
-        "the object changed since you read it (If-Match does not match its ETag): read it again and retry",
-        kind="precondition-failed",
-    )
-
-
-def _malformed(header_name: str, element: str) -> problems.Problem:
+def _malformed(header_name: str, element: str) -> errors.MalformedHeader:
     message = f'{element[:40]!r} is not an entity-tag (a quoted ETag such as "…", or * alone)'
-    return problems.Problem(
-        400,
-        f"{header_name}: {message}",
-        kind="malformed-header",
-        errors=[problems.FieldError(field=header_name, message=message)],
-    )
+    return errors.MalformedHeader(f"{header_name}: {message}", fields=[(header_name, message)])

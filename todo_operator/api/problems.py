@@ -3,8 +3,10 @@
 Clients get ``application/problem+json`` with ``type``, ``title``,
 ``status``, ``detail``, ``instance`` and, for bad input, ``errors`` — one
 ``{field, message}`` per problem — so a form can put each message beside
-its field. Services raise :class:`Problem` (or the project's own errors,
-translated in :mod:`todo_operator.api.app`); nothing builds responses by hand.
+its field. Services raise :mod:`todo_operator.api.errors` (and the
+Kubernetes adapter its own), which :mod:`todo_operator.api.app` translates;
+only the edge (routes, auth, limits) raises :class:`Problem` itself. Nothing
+builds responses by hand.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from todo_operator.api import errors as refusals
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://todo.dev/problems/"
@@ -86,27 +90,11 @@ def _default_kind(status: int) -> str:
     return _TITLES.get(status, "error").lower().replace(" ", "-")
 
 
-def field_path(location: Sequence[int | str]) -> str:
-    """``("body", "schedule", "interval")`` → ``schedule.interval``; query/path/header names as they are."""
-    parts = [str(part) for part in location]
-    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
-        parts = parts[1:]
-    return ".".join(parts)
-
-
 def from_validation_errors(errors: Sequence[Mapping[str, Any]], *, prefix: Sequence[str] = ()) -> Problem:
     """A 422 problem from pydantic's (or FastAPI's) error list, one entry per field."""
-    field_errors = [
-        FieldError(
-            field=field_path([*prefix, *error.get("loc", ())]) or "body",
-            message=str(error.get("msg", "invalid")).removeprefix("Value error, "),
-        )
-        for error in errors
-    ]
-    summary = "; ".join(f"{error.field}: {error.message}" for error in field_errors[:5])
-    if len(field_errors) > 5:
-        summary += f"; and {len(field_errors) - 5} more"
-    return Problem(422, summary or "the request is invalid", kind="invalid-input", errors=field_errors)
+    invalid = refusals.InvalidInput.from_validation_errors(errors, prefix=prefix)
+    field_errors = [FieldError(field=field, message=message) for field, message in invalid.fields]
+    return Problem(422, invalid.detail, kind="invalid-input", errors=field_errors)
 
 
 # For the OpenAPI document: each error status a route can answer, with the problem schema.
