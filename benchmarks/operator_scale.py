@@ -98,8 +98,8 @@ def recurring_task(index: int) -> dict[str, Any]:
 def kopf_timers_and_daemons() -> int:
     """Timers and daemons in the registry the operator runs (built here the same way)."""
     settings = OperatorSettings(database_url="postgresql://unused")
-    services: Any = handlers.Services(recurring_tasks=None, tasks=None, reminders=None)  # type: ignore[arg-type]
-    registry = handlers.build_registry(services=services, settings=settings)
+    reconcilers: Any = handlers.Reconcilers(recurring_tasks=None, tasks=None, reminders=None)  # type: ignore[arg-type]
+    registry = handlers.build_registry(reconcilers=reconcilers, settings=settings)
     return len(list(registry._spawning.get_all_handlers()))
 
 

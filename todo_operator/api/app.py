@@ -302,7 +302,7 @@ def create_app(
         version="v1",
         description="Tasks, recurring tasks and reminders of the calling user. Errors are RFC 9457 problems.",
     )
-    app.state.components = deps.Components(
+    app.state.components = deps.AppComponents(
         settings=settings,
         clock=clock,
         pool=pool,

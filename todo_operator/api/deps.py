@@ -1,4 +1,4 @@
-"""Route dependencies as ``Annotated`` aliases: ``user: CurrentUser``, ``services: Services``.
+"""Route dependencies as ``Annotated`` aliases: ``user: CurrentUser``, ``components: Components``.
 
 Everything the routes need was built once by the app factory and hangs off
 ``app.state.components`` (one typed dataclass, not a loose bag).
@@ -19,7 +19,7 @@ from todo_operator.store import queries
 
 
 @dataclass(frozen=True, kw_only=True)
-class Components:
+class AppComponents:
     settings: ApiSettings
     clock: Clock
     pool: queries.Pool
@@ -33,58 +33,60 @@ class Components:
     activity: services.Activity
 
 
-def components(request: Request) -> Components:
-    found: Components = request.app.state.components
+def _components(request: Request) -> AppComponents:
+    found: AppComponents = request.app.state.components
     return found
 
 
-Services = Annotated[Components, Depends(components)]
+Components = Annotated[AppComponents, Depends(_components)]
 
 
 async def current_user(
-    services: Services,
+    components: Components,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> auth.User:
-    return await services.authenticator.authenticate(authorization)
+    return await components.authenticator.authenticate(authorization)
 
 
 CurrentUser = Annotated[auth.User, Depends(current_user)]
 
 
-def admin_user(user: CurrentUser, services: Services) -> auth.User:
+def admin_user(user: CurrentUser, components: Components) -> auth.User:
     if not user.is_admin:
-        raise problems.Problem(403, f"this needs the {services.settings.admin_role!r} role", kind="forbidden")
+        raise problems.Problem(
+            403, f"this needs the {components.settings.admin_role!r} role", kind="forbidden"
+        )
     return user
 
 
 AdminUser = Annotated[auth.User, Depends(admin_user)]
 
 
-def writer(user: CurrentUser, services: Services) -> auth.User:
+def writer(user: CurrentUser, components: Components) -> auth.User:
     """The caller of a write, counted against their per-minute limit."""
-    services.limiter.check(user.id, now=services.clock.now())
+    components.limiter.check(user.id, now=components.clock.now())
     return user
 
 
 WritingUser = Annotated[auth.User, Depends(writer)]
 
 
-def previewer(user: CurrentUser, services: Services) -> auth.User:
+def previewer(user: CurrentUser, components: Components) -> auth.User:
     """The caller of a schedule preview: nothing is written, but a schedule can cost seconds of CPU."""
-    services.preview_limiter.check(user.id, now=services.clock.now())
+    components.preview_limiter.check(user.id, now=components.clock.now())
     return user
 
 
 PreviewingUser = Annotated[auth.User, Depends(previewer)]
 
 
-def page_size(services: Services, limit: Annotated[int | None, Query(ge=1, le=1000)] = None) -> int:
+def page_size(components: Components, limit: Annotated[int | None, Query(ge=1, le=1000)] = None) -> int:
     if limit is None:
-        return services.settings.default_page_size
-    if limit > services.settings.max_page_size:
+        return components.settings.default_page_size
+    if limit > components.settings.max_page_size:
         raise problems.Problem(
             422,
-            f"limit must be at most {services.settings.max_page_size}",
+            f"limit must be at most {components.settings.max_page_size}",
             errors=[problems.FieldError(field="limit", message="page too large")],
         )
     return limit
@@ -95,12 +97,12 @@ Cursor = Annotated[str | None, Query(max_length=1024, description="next_cursor o
 IfMatch = Annotated[str | None, Header(max_length=256, description="an ETag from a previous read")]
 
 
-def _pool(services: Services) -> queries.Pool:
-    return services.pool
+def _pool(components: Components) -> queries.Pool:
+    return components.pool
 
 
-def _kube(services: Services) -> kube.Kube:
-    return services.kube
+def _kube(components: Components) -> kube.Kube:
+    return components.kube
 
 
 DbPool = Annotated[queries.Pool, Depends(_pool)]

@@ -1,7 +1,7 @@
 """Kopf handlers: parse the call, hand the object to a reconciler, translate errors.
 
 All handlers are registered on one explicit registry built around the typed
-:class:`Services` bundle (no module-level state, no loose ``memo`` bag).
+:class:`Reconcilers` bundle (no module-level state, no loose ``memo`` bag).
 
 Error policy: an invalid spec is permanent (reported in status and as an
 Event, never retried — F16); anything transient (API server, database, a
@@ -47,7 +47,7 @@ API_RETRY_CAP_SECONDS = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
-class Services:
+class Reconcilers:
     """What the handlers need, built once by the composition root (``main.py``)."""
 
     tasks: reconciling.TaskReconciler
@@ -160,13 +160,13 @@ def configure_kopf(settings: kopf.OperatorSettings, operator_settings: OperatorS
 
 def build_registry(
     *,
-    services: Services,
+    reconcilers: Reconcilers,
     settings: OperatorSettings,
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     _register_process(registry, settings=settings, background=background)
-    _register_resources(registry, services=services, settings=settings)
+    _register_resources(registry, reconcilers=reconcilers, settings=settings)
     return registry
 
 
@@ -205,7 +205,7 @@ def _register_process(
 
 
 def _register_resources(
-    registry: kopf.OperatorRegistry, *, services: Services, settings: OperatorSettings
+    registry: kopf.OperatorRegistry, *, reconcilers: Reconcilers, settings: OperatorSettings
 ) -> None:
     """One reconcile (on resume, create, update) and one forget (on delete) per kind.
 
@@ -213,14 +213,14 @@ def _register_resources(
     progress annotations after it (``todo.dev/reconcile_task``), and moving code must
     not rename what objects in a cluster carry.
     """
-    call = functools.partial(_call, delay=settings.retry_delay_seconds, metrics=services.metrics)
+    call = functools.partial(_call, delay=settings.retry_delay_seconds, metrics=reconcilers.metrics)
 
     @kopf.on.resume(*RECURRING_TASKS, id="reconcile_recurring_task", registry=registry)
     @kopf.on.create(*RECURRING_TASKS, id="reconcile_recurring_task", registry=registry)
     @kopf.on.update(*RECURRING_TASKS, id="reconcile_recurring_task", registry=registry)
     async def reconcile_recurring_task(body: kopf.Body, reason: str, diff: kopf.Diff, **_: Any) -> None:
         await call(
-            services.recurring_tasks.reconcile,
+            reconcilers.recurring_tasks.reconcile,
             body,
             kind="RecurringTask",
             verb="reconcile",
@@ -230,26 +230,26 @@ def _register_resources(
 
     @kopf.on.delete(*RECURRING_TASKS, id="forget_recurring_task", registry=registry)
     async def forget_recurring_task(body: kopf.Body, **_: Any) -> None:
-        await call(services.recurring_tasks.forget, body, kind="RecurringTask", verb="delete")
+        await call(reconcilers.recurring_tasks.forget, body, kind="RecurringTask", verb="delete")
 
     @kopf.on.resume(*TASKS, id="reconcile_task", registry=registry)
     @kopf.on.create(*TASKS, id="reconcile_task", registry=registry)
     @kopf.on.update(*TASKS, id="reconcile_task", registry=registry)
     async def reconcile_task(body: kopf.Body, reason: str, diff: kopf.Diff, **_: Any) -> None:
-        await call(services.tasks.reconcile, body, kind="Task", verb="reconcile", change=reason, diff=diff)
+        await call(reconcilers.tasks.reconcile, body, kind="Task", verb="reconcile", change=reason, diff=diff)
 
     @kopf.on.delete(*TASKS, id="forget_task", registry=registry)
     async def forget_task(body: kopf.Body, **_: Any) -> None:
-        await call(services.tasks.forget, body, kind="Task", verb="delete")
+        await call(reconcilers.tasks.forget, body, kind="Task", verb="delete")
 
     @kopf.on.resume(*REMINDERS, id="reconcile_reminder", registry=registry)
     @kopf.on.create(*REMINDERS, id="reconcile_reminder", registry=registry)
     @kopf.on.update(*REMINDERS, id="reconcile_reminder", registry=registry)
     async def reconcile_reminder(body: kopf.Body, reason: str, diff: kopf.Diff, **_: Any) -> None:
         await call(
-            services.reminders.reconcile, body, kind="Reminder", verb="reconcile", change=reason, diff=diff
+            reconcilers.reminders.reconcile, body, kind="Reminder", verb="reconcile", change=reason, diff=diff
         )
 
     @kopf.on.delete(*REMINDERS, id="forget_reminder", registry=registry)
     async def forget_reminder(body: kopf.Body, **_: Any) -> None:
-        await call(services.reminders.forget, body, kind="Reminder", verb="delete")
+        await call(reconcilers.reminders.forget, body, kind="Reminder", verb="delete")

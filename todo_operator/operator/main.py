@@ -63,7 +63,7 @@ async def _open_current(settings: OperatorSettings) -> AsyncConnectionPool[Async
 class Runtime:
     """Everything the operator runs: Kopf's handlers and the one scheduler beside them."""
 
-    services: handlers.Services
+    reconcilers: handlers.Reconcilers
     scheduler: Scheduler
     events: reconciling.PostedEvents
     metrics: metrics.OperatorMetrics
@@ -152,7 +152,7 @@ def build_runtime(
         heartbeat=lambda now: measured.scheduler_last_run.set(now.timestamp()),
     )
     return Runtime(
-        services=handlers.Services(
+        reconcilers=handlers.Reconcilers(
             recurring_tasks=recurring, tasks=tasks, reminders=reminders, metrics=measured
         ),
         scheduler=scheduler,
@@ -235,7 +235,7 @@ async def run(
             publishing = relay_settings or relay.RelaySettings(database_url=settings.database_url)
             background.append(_relay_runner(publishing, clock=clock, pool=pool, registry=registry))
         kopf_registry = handlers.build_registry(
-            services=runtime.services, settings=settings, background=background
+            reconcilers=runtime.reconcilers, settings=settings, background=background
         )
         async with contextlib.AsyncExitStack() as serving:
             serving.callback(runtime.engine.close)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from todo_operator.api import bodies, models, problems
-from todo_operator.api.deps import CurrentUser, Cursor, PageSize, Services
+from todo_operator.api.deps import Components, CurrentUser, Cursor, PageSize
 
 router = APIRouter(
     prefix="/api/v1/activity",
@@ -17,6 +17,6 @@ router = APIRouter(
 
 @router.get("", response_model=models.ActivityPage)
 async def list_activity(
-    user: CurrentUser, services_: Services, limit: PageSize, cursor: Cursor = None
+    user: CurrentUser, components: Components, limit: PageSize, cursor: Cursor = None
 ) -> models.ActivityPage:
-    return await services_.activity.list(user=user, cursor=cursor, limit=limit)
+    return await components.activity.list(user=user, cursor=cursor, limit=limit)

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Request
 
 from todo_operator.api import bodies, models, problems
-from todo_operator.api.deps import Services
+from todo_operator.api.deps import Components
 from todo_operator.domain.events import TOPIC_REMINDERS, TOPIC_TASK_EVENTS
 from todo_operator.events import consumer
 
@@ -27,14 +27,14 @@ _DELIVERED_AS = (bodies.CLOUDEVENTS, bodies.JSON)
 
 
 @router.get("/dapr/subscribe")
-async def subscribe(services_: Services) -> list[dict[str, Any]]:
-    return consumer.subscriptions(pubsub=services_.settings.dapr_pubsub)
+async def subscribe(components: Components) -> list[dict[str, Any]]:
+    return consumer.subscriptions(pubsub=components.settings.dapr_pubsub)
 
 
 def _from_the_sidecar(
-    services_: Services, dapr_api_token: Annotated[str | None, Header(include_in_schema=False)] = None
+    components: Components, dapr_api_token: Annotated[str | None, Header(include_in_schema=False)] = None
 ) -> None:
-    settings = services_.settings
+    settings = components.settings
     expected = settings.dapr_app_token
     if expected is None:
         if settings.dapr_insecure_allow_unauthenticated:
@@ -65,7 +65,7 @@ async def _typed_as_an_event(request: Request) -> None:
     dependencies=[Depends(_from_the_sidecar), Depends(_typed_as_an_event)],
 )
 async def deliver(
-    topic: Annotated[str, Path(max_length=100)], request: Request, services_: Services
+    topic: Annotated[str, Path(max_length=100)], request: Request, components: Components
 ) -> models.DaprAnswer:
     if topic not in (TOPIC_TASK_EVENTS, TOPIC_REMINDERS):
         raise problems.Problem(404, f"no subscription for topic {topic!r}", kind="not-found")
@@ -75,5 +75,5 @@ async def deliver(
         return models.DaprAnswer(status="DROP")
     if not isinstance(delivered, dict):
         return models.DaprAnswer(status="DROP")
-    answer = await consumer.ActivityConsumer(services_.pool).handle(delivered)
+    answer = await consumer.ActivityConsumer(components.pool).handle(delivered)
     return models.DaprAnswer(status=answer)

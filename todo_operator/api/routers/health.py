@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from todo_operator.api import models
-from todo_operator.api.deps import Services
+from todo_operator.api.deps import Components
 from todo_operator.domain import crds
 from todo_operator.store import queries
 
@@ -22,17 +22,17 @@ async def healthz() -> models.Health:
 
 
 @router.get("/readyz", response_model=models.Health, responses={503: {"model": models.Health}})
-async def readyz(services_: Services) -> JSONResponse:
+async def readyz(components: Components) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        await asyncio.wait_for(queries.ping(services_.pool), _PROBE_TIMEOUT)
+        await asyncio.wait_for(queries.ping(components.pool), _PROBE_TIMEOUT)
         checks["postgresql"] = "ok"
     except Exception as error:  # any failure means "not ready"; the reason is reported, not raised
         checks["postgresql"] = f"unavailable: {type(error).__name__}"
     try:
         # A name that never exists: a 404 proves the API server and the CRD answer.
         await asyncio.wait_for(
-            services_.kube.get(crds.TASK, namespace=services_.settings.namespace, name="readyz-probe"),
+            components.kube.get(crds.TASK, namespace=components.settings.namespace, name="readyz-probe"),
             _PROBE_TIMEOUT,
         )
         checks["kubernetes"] = "ok"

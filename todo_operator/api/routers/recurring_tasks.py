@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from todo_operator.api import bodies, models, problems, services
-from todo_operator.api.deps import CurrentUser, Cursor, IfMatch, PageSize, Services, WritingUser
+from todo_operator.api.deps import Components, CurrentUser, Cursor, IfMatch, PageSize, WritingUser
 from todo_operator.api.routers.tasks import Name
 
 router = APIRouter(
@@ -27,9 +27,9 @@ def _answer(response: Response, stored: services.Stored) -> models.RecurringTask
 
 @router.get("", response_model=models.RecurringTaskPage, responses=problems.responses(400))
 async def list_recurring_tasks(
-    user: CurrentUser, services_: Services, limit: PageSize, cursor: Cursor = None
+    user: CurrentUser, components: Components, limit: PageSize, cursor: Cursor = None
 ) -> models.RecurringTaskPage:
-    return await services_.recurring_tasks.list(user=user, cursor=cursor, limit=limit)
+    return await components.recurring_tasks.list(user=user, cursor=cursor, limit=limit)
 
 
 @router.post(
@@ -39,18 +39,18 @@ async def list_recurring_tasks(
     responses=problems.responses(409, 413, 429),
 )
 async def create_recurring_task(
-    body: models.RecurringTaskCreate, user: WritingUser, services_: Services, response: Response
+    body: models.RecurringTaskCreate, user: WritingUser, components: Components, response: Response
 ) -> models.RecurringTaskPublic:
-    stored = await services_.recurring_tasks.create(user=user, body=body)
+    stored = await components.recurring_tasks.create(user=user, body=body)
     response.headers["Location"] = f"/api/v1/recurring-tasks/{stored.value.name}"
     return _answer(response, stored)
 
 
 @router.get("/{name}", response_model=models.RecurringTaskPublic, responses=problems.responses(404))
 async def get_recurring_task(
-    name: Name, user: CurrentUser, services_: Services, response: Response
+    name: Name, user: CurrentUser, components: Components, response: Response
 ) -> models.RecurringTaskPublic:
-    return _answer(response, await services_.recurring_tasks.get(user=user, name=name))
+    return _answer(response, await components.recurring_tasks.get(user=user, name=name))
 
 
 @router.patch(
@@ -60,11 +60,11 @@ async def update_recurring_task(
     name: Name,
     body: models.RecurringTaskUpdate,
     user: WritingUser,
-    services_: Services,
+    components: Components,
     response: Response,
     if_match: IfMatch = None,
 ) -> models.RecurringTaskPublic:
-    stored = await services_.recurring_tasks.update(user=user, name=name, body=body, if_match=if_match)
+    stored = await components.recurring_tasks.update(user=user, name=name, body=body, if_match=if_match)
     return _answer(response, stored)
 
 
@@ -72,9 +72,9 @@ async def update_recurring_task(
     "/{name}/suspend", response_model=models.RecurringTaskPublic, responses=problems.responses(404, 412, 429)
 )
 async def suspend_recurring_task(
-    name: Name, user: WritingUser, services_: Services, response: Response, if_match: IfMatch = None
+    name: Name, user: WritingUser, components: Components, response: Response, if_match: IfMatch = None
 ) -> models.RecurringTaskPublic:
-    stored = await services_.recurring_tasks.set_suspended(
+    stored = await components.recurring_tasks.set_suspended(
         user=user, name=name, suspend=True, if_match=if_match
     )
     return _answer(response, stored)
@@ -84,9 +84,9 @@ async def suspend_recurring_task(
     "/{name}/resume", response_model=models.RecurringTaskPublic, responses=problems.responses(404, 412, 429)
 )
 async def resume_recurring_task(
-    name: Name, user: WritingUser, services_: Services, response: Response, if_match: IfMatch = None
+    name: Name, user: WritingUser, components: Components, response: Response, if_match: IfMatch = None
 ) -> models.RecurringTaskPublic:
-    stored = await services_.recurring_tasks.set_suspended(
+    stored = await components.recurring_tasks.set_suspended(
         user=user, name=name, suspend=False, if_match=if_match
     )
     return _answer(response, stored)
@@ -94,9 +94,9 @@ async def resume_recurring_task(
 
 @router.delete("/{name}", status_code=204, responses=problems.responses(404, 412, 429))
 async def delete_recurring_task(
-    name: Name, user: WritingUser, services_: Services, if_match: IfMatch = None
+    name: Name, user: WritingUser, components: Components, if_match: IfMatch = None
 ) -> Response:
-    await services_.recurring_tasks.delete(user=user, name=name, if_match=if_match)
+    await components.recurring_tasks.delete(user=user, name=name, if_match=if_match)
     return Response(status_code=204)
 
 
@@ -105,7 +105,7 @@ async def delete_recurring_task(
 async def list_occurrences(
     name: Name,
     user: CurrentUser,
-    services_: Services,
+    components: Components,
     upcoming: Annotated[int, Query(ge=0, le=100, description="how many future occurrences")] = 10,
 ) -> models.Occurrences:
-    return await services_.recurring_tasks.occurrences(user=user, name=name, count=upcoming)
+    return await components.recurring_tasks.occurrences(user=user, name=name, count=upcoming)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from todo_operator.api import bodies, models, problems
-from todo_operator.api.deps import CurrentUser, Cursor, PageSize, Services, WritingUser
+from todo_operator.api.deps import Components, CurrentUser, Cursor, PageSize, WritingUser
 from todo_operator.api.routers.tasks import Name
 
 router = APIRouter(
@@ -18,9 +18,9 @@ router = APIRouter(
 
 @router.get("", response_model=models.ReminderPage, responses=problems.responses(400))
 async def list_reminders(
-    user: CurrentUser, services_: Services, limit: PageSize, cursor: Cursor = None
+    user: CurrentUser, components: Components, limit: PageSize, cursor: Cursor = None
 ) -> models.ReminderPage:
-    return await services_.reminders.list(user=user, cursor=cursor, limit=limit)
+    return await components.reminders.list(user=user, cursor=cursor, limit=limit)
 
 
 @router.post(
@@ -30,9 +30,9 @@ async def list_reminders(
     responses=problems.responses(404, 409, 413, 429),
 )
 async def create_reminder(
-    body: models.ReminderCreate, user: WritingUser, services_: Services, response: Response
+    body: models.ReminderCreate, user: WritingUser, components: Components, response: Response
 ) -> models.ReminderPublic:
-    stored = await services_.reminders.create(user=user, body=body)
+    stored = await components.reminders.create(user=user, body=body)
     if stored.etag is not None:
         response.headers["ETag"] = stored.etag
     value: models.ReminderPublic = stored.value
@@ -40,6 +40,6 @@ async def create_reminder(
 
 
 @router.delete("/{name}", status_code=204, responses=problems.responses(404, 429))
-async def delete_reminder(name: Name, user: WritingUser, services_: Services) -> Response:
-    await services_.reminders.delete(user=user, name=name)
+async def delete_reminder(name: Name, user: WritingUser, components: Components) -> Response:
+    await components.reminders.delete(user=user, name=name)
     return Response(status_code=204)

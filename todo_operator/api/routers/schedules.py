@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from todo_operator.api import bodies, models, problems
-from todo_operator.api.deps import PreviewingUser, Services
+from todo_operator.api.deps import Components, PreviewingUser
 
 router = APIRouter(
     prefix="/api/v1/schedules",
@@ -19,8 +19,8 @@ router = APIRouter(
     "/preview", response_model=models.SchedulePreviewResult, responses=problems.responses(413, 429, 503)
 )
 async def preview_schedule(
-    body: models.SchedulePreview, user: PreviewingUser, services_: Services
+    body: models.SchedulePreview, user: PreviewingUser, components: Components
 ) -> models.SchedulePreviewResult:
     # Nothing is created, but a schedule costs up to one compile budget of the engine's two threads:
     # limited per user (TODO_API_PREVIEWS_PER_MINUTE, TODO_API_ENGINE_JOBS_PER_USER), off the loop.
-    return await services_.recurring_tasks.preview(body, user=user)
+    return await components.recurring_tasks.preview(body, user=user)

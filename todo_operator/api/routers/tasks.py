@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import AwareDatetime
 
 from todo_operator.api import bodies, models, problems, services
-from todo_operator.api.deps import CurrentUser, Cursor, IfMatch, PageSize, Services, WritingUser
+from todo_operator.api.deps import Components, CurrentUser, Cursor, IfMatch, PageSize, WritingUser
 from todo_operator.domain import resources
 from todo_operator.store import queries
 
@@ -32,7 +32,7 @@ def _answer(response: Response, stored: services.Stored) -> models.TaskPublic:
 @router.get("", response_model=models.TaskPage, responses=problems.responses(400))
 async def list_tasks(
     user: CurrentUser,
-    services_: Services,
+    components: Components,
     limit: PageSize,
     cursor: Cursor = None,
     status: Annotated[queries.TaskState | None, Query(description="open, overdue or completed")] = None,
@@ -60,25 +60,25 @@ async def list_tasks(
         sort=key,
         descending=descending,
     )
-    return await services_.tasks.list(user=user, query=query, cursor=cursor, limit=limit)
+    return await components.tasks.list(user=user, query=query, cursor=cursor, limit=limit)
 
 
 @router.post(
     "", response_model=models.TaskPublic, status_code=201, responses=problems.responses(409, 413, 429)
 )
 async def create_task(
-    body: models.TaskCreate, user: WritingUser, services_: Services, response: Response
+    body: models.TaskCreate, user: WritingUser, components: Components, response: Response
 ) -> models.TaskPublic:
-    stored = await services_.tasks.create(user=user, body=body)
+    stored = await components.tasks.create(user=user, body=body)
     response.headers["Location"] = f"/api/v1/tasks/{stored.value.name}"
     return _answer(response, stored)
 
 
 @router.get("/{name}", response_model=models.TaskPublic, responses=problems.responses(404))
 async def get_task(
-    name: Name, user: CurrentUser, services_: Services, response: Response
+    name: Name, user: CurrentUser, components: Components, response: Response
 ) -> models.TaskPublic:
-    return _answer(response, await services_.tasks.get(user=user, name=name))
+    return _answer(response, await components.tasks.get(user=user, name=name))
 
 
 @router.patch(
@@ -88,25 +88,27 @@ async def update_task(
     name: Name,
     body: models.TaskUpdate,
     user: WritingUser,
-    services_: Services,
+    components: Components,
     response: Response,
     if_match: IfMatch = None,
 ) -> models.TaskPublic:
-    return _answer(response, await services_.tasks.update(user=user, name=name, body=body, if_match=if_match))
+    return _answer(
+        response, await components.tasks.update(user=user, name=name, body=body, if_match=if_match)
+    )
 
 
 @router.post(
     "/{name}/complete", response_model=models.TaskPublic, responses=problems.responses(404, 409, 412, 429)
 )
 async def complete_task(
-    name: Name, user: WritingUser, services_: Services, response: Response, if_match: IfMatch = None
+    name: Name, user: WritingUser, components: Components, response: Response, if_match: IfMatch = None
 ) -> models.TaskPublic:
-    return _answer(response, await services_.tasks.complete(user=user, name=name, if_match=if_match))
+    return _answer(response, await components.tasks.complete(user=user, name=name, if_match=if_match))
 
 
 @router.delete("/{name}", status_code=204, responses=problems.responses(404, 409, 412, 429))
 async def delete_task(
-    name: Name, user: WritingUser, services_: Services, if_match: IfMatch = None
+    name: Name, user: WritingUser, components: Components, if_match: IfMatch = None
 ) -> Response:
-    await services_.tasks.delete(user=user, name=name, if_match=if_match)
+    await components.tasks.delete(user=user, name=name, if_match=if_match)
     return Response(status_code=204)
