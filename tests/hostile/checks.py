@@ -176,10 +176,10 @@ def _reconcilers(
     """The operator's two reconcilers as ``main.py`` builds them, over the fakes."""
     clock = ManualClock(NOW)
     recurring = reconciling.RecurringTaskReconciler(
-        kube=kube, records=records, clock=clock, events=events, engine=_ENGINE
+        kube=kube, records=records, clock=clock, cluster_events=events, engine=_ENGINE
     )
     tasks = reconciling.TaskReconciler(
-        kube=kube, records=records, clock=clock, events=events, recurring=recurring
+        kube=kube, records=records, clock=clock, cluster_events=events, recurring=recurring
     )
     return tasks, recurring
 

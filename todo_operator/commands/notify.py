@@ -67,13 +67,15 @@ async def notify(settings: object, *, namespace: str, name: str) -> int:
         delivery = main.build_delivery(settings=settings, pool=pool, clock=clock)
         outcome = await delivery.deliver(uid=row["uid"])
         kube_api = kube.Kube(client)
-        events = reconciling.PostedEvents(kube=kube_api, clock=clock, component="todo-operator-notify")
+        cluster_events = reconciling.ClusterEvents(
+            kube=kube_api, clock=clock, component="todo-operator-notify"
+        )
         reminders = main.build_reminders(
-            settings=settings, kube_api=kube_api, pool=pool, clock=clock, events=events
+            settings=settings, kube_api=kube_api, pool=pool, clock=clock, cluster_events=cluster_events
         )
         try:
             await reminders.report(namespace=namespace, name=name, outcome=outcome)
-            await events.flush()
+            await cluster_events.flush()
         except kube.KubeError as error:  # PostgreSQL has the outcome; the operator shows it later
             logging.getLogger(__name__).warning("could not update the Reminder's status: %s", error)
     finally:

@@ -65,7 +65,9 @@ class Runtime:
 
     reconcilers: handlers.Reconcilers
     scheduler: Scheduler
-    events: reconciling.PostedEvents
+    cluster_events: (
+        reconciling.ClusterEvents
+    )  # Kubernetes Events (kubectl describe), posted in the background
     metrics: metrics.OperatorMetrics
     engine: ScheduleEngine
 
@@ -95,13 +97,14 @@ def build_reminders(
     pool: AsyncConnectionPool[AsyncConnection[Any]],
     clock: Clock,
     doorbell: Doorbell | None = None,
-    events: reconciling.EventRecorder | None = None,
+    cluster_events: reconciling.ClusterEventRecorder | None = None,
 ) -> ReminderReconciler:
     return ReminderReconciler(
         kube=kube_api,
         pool=pool,
         clock=clock,
-        events=events or reconciling.PostedEvents(kube=kube_api, clock=clock, component="todo-operator"),
+        cluster_events=cluster_events
+        or reconciling.ClusterEvents(kube=kube_api, clock=clock, component="todo-operator"),
         delivery=settings.reminder_delivery,
         job=NotifyJob(
             image=settings.notify_image,
@@ -126,18 +129,33 @@ def build_runtime(
     measured: metrics.OperatorMetrics | None = None,
 ) -> Runtime:
     measured = measured or metrics.OperatorMetrics(metrics.new_registry())
-    events = reconciling.PostedEvents(kube=kube_api, clock=clock, component="todo-operator")
+    cluster_events = reconciling.ClusterEvents(kube=kube_api, clock=clock, component="todo-operator")
     records = Records(pool)
     doorbell = Doorbell()
     engine = ScheduleEngine(recurrence.Limits(min_spacing=settings.min_occurrence_spacing))
     recurring = reconciling.RecurringTaskReconciler(
-        kube=kube_api, records=records, clock=clock, events=events, engine=engine, metrics=measured
+        kube=kube_api,
+        records=records,
+        clock=clock,
+        cluster_events=cluster_events,
+        engine=engine,
+        metrics=measured,
     )
     reminders = build_reminders(
-        settings=settings, kube_api=kube_api, pool=pool, clock=clock, doorbell=doorbell, events=events
+        settings=settings,
+        kube_api=kube_api,
+        pool=pool,
+        clock=clock,
+        doorbell=doorbell,
+        cluster_events=cluster_events,
     )
     tasks = reconciling.TaskReconciler(
-        kube=kube_api, records=records, clock=clock, events=events, recurring=recurring, reminders=reminders
+        kube=kube_api,
+        records=records,
+        clock=clock,
+        cluster_events=cluster_events,
+        recurring=recurring,
+        reminders=reminders,
     )
     scheduler = Scheduler(
         pool=pool,
@@ -156,7 +174,7 @@ def build_runtime(
             recurring_tasks=recurring, tasks=tasks, reminders=reminders, metrics=measured
         ),
         scheduler=scheduler,
-        events=events,
+        cluster_events=cluster_events,
         metrics=measured,
         engine=engine,
     )
@@ -230,7 +248,7 @@ async def run(
             clock=clock,
             measured=metrics.OperatorMetrics(registry),
         )
-        background = [runtime.scheduler.run, runtime.events.run]
+        background = [runtime.scheduler.run, runtime.cluster_events.run]
         if settings.dapr_enabled:
             publishing = relay_settings or relay.RelaySettings(database_url=settings.database_url)
             background.append(_relay_runner(publishing, clock=clock, pool=pool, registry=registry))

@@ -68,7 +68,7 @@ class ReminderSync(Protocol):
     async def sync_task(self, task: Body, spec: resources.TaskSpec) -> None: ...
 
 
-class EventRecorder(Protocol):
+class ClusterEventRecorder(Protocol):
     """Posts Kubernetes Events about an object (what ``kubectl describe`` shows)."""
 
     def normal(self, body: Body, *, reason: str, message: str) -> None: ...
@@ -76,7 +76,7 @@ class EventRecorder(Protocol):
     def warning(self, body: Body, *, reason: str, message: str) -> None: ...
 
 
-class PostedEvents:
+class ClusterEvents:
     """Kubernetes Events (core/v1) that we post ourselves, queued so recording never blocks a reconcile.
 
     Not ``kopf.event``: that needs Kopf's context variables, which the
@@ -197,14 +197,14 @@ class TaskReconciler:
         kube: Kube,
         records: Records,
         clock: Clock,
-        events: EventRecorder,
+        cluster_events: ClusterEventRecorder,
         recurring: RecurringTaskReconciler,
         reminders: ReminderSync | None = None,
     ) -> None:
         self._kube = kube
         self._records = records
         self._clock = clock
-        self._events = events
+        self._cluster_events = cluster_events
         self._recurring = recurring
         self._reminders = reminders
 
@@ -255,9 +255,9 @@ class TaskReconciler:
             crds.TASK, namespace=meta.namespace, name=meta.name, status=status_wire(new_status)
         )
         if phase == "Completed" and status.phase != "Completed":
-            self._events.normal(body, reason="Completed", message=f"completed at {completed_at}")
+            self._cluster_events.normal(body, reason="Completed", message=f"completed at {completed_at}")
         elif phase == "Overdue" and status.phase != "Overdue":
-            self._events.warning(body, reason="Overdue", message=f"was due {spec.due_at}")
+            self._cluster_events.warning(body, reason="Overdue", message=f"was due {spec.due_at}")
         if self._reminders is not None:
             await self._reminders.sync_task(body, spec)
 
@@ -363,7 +363,7 @@ class TaskReconciler:
         await self._kube.patch_status(
             crds.TASK, namespace=meta.namespace, name=meta.name, status=status_wire(rejected)
         )
-        self._events.warning(body, reason="InvalidSpec", message=message)
+        self._cluster_events.warning(body, reason="InvalidSpec", message=message)
 
 
 # A plan made from a version that changed before it committed is made again from the fresh one;
@@ -392,14 +392,14 @@ class RecurringTaskReconciler:
         kube: Kube,
         records: Records,
         clock: Clock,
-        events: EventRecorder,
+        cluster_events: ClusterEventRecorder,
         engine: ScheduleEngine,
         metrics: OperatorMetrics | None = None,
     ) -> None:
         self._kube = kube
         self._records = records
         self._clock = clock
-        self._events = events
+        self._cluster_events = cluster_events
         self._engine = engine
         self._metrics = metrics
 
@@ -511,15 +511,19 @@ class RecurringTaskReconciler:
     def _announce(self, body: Body, *, plan: lifecycle.Plan, status: resources.RecurringTaskStatus) -> None:
         """The Kubernetes Events of a committed step (what ``kubectl describe`` tells)."""
         if plan.outcome == "ended":
-            self._events.normal(body, reason="Ended", message="the schedule has no further occurrences")
+            self._cluster_events.normal(
+                body, reason="Ended", message="the schedule has no further occurrences"
+            )
         elif plan.outcome == "promoted":
-            self._events.normal(
+            self._cluster_events.normal(
                 body,
                 reason="OccurrenceCreated",
                 message=f"occurrence {status.occurrences} {status.current_task} due {status.next_due_at}",
             )
         elif plan.outcome == "skipped":
-            self._events.normal(body, reason="Skipped", message="the current occurrence was deleted: skipped")
+            self._cluster_events.normal(
+                body, reason="Skipped", message="the current occurrence was deleted: skipped"
+            )
 
     async def _observe(
         self,
@@ -701,4 +705,4 @@ class RecurringTaskReconciler:
         await self._kube.patch_status(
             crds.RECURRING_TASK, namespace=meta.namespace, name=meta.name, status=status_wire(rejected)
         )
-        self._events.warning(body, reason="InvalidSchedule", message=message)
+        self._cluster_events.warning(body, reason="InvalidSchedule", message=message)

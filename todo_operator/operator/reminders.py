@@ -37,7 +37,7 @@ from todo_operator.domain.events import Event
 from todo_operator.kube import AlreadyExists, Body, Kube, owners
 from todo_operator.operator import objects
 from todo_operator.operator.delivery import Outcome
-from todo_operator.operator.reconciling import EventRecorder, ObjectMeta, observed, status_wire
+from todo_operator.operator.reconciling import ClusterEventRecorder, ObjectMeta, observed, status_wire
 from todo_operator.store import reminders as store
 
 logger = logging.getLogger(__name__)
@@ -218,7 +218,7 @@ class ReminderReconciler:
         kube: Kube,
         pool: AsyncConnectionPool[AsyncConnection[Any]],
         clock: Clock,
-        events: EventRecorder,
+        cluster_events: ClusterEventRecorder,
         delivery: Delivery,
         job: NotifyJob,
         catch_up: timing.CatchUpPolicy,
@@ -227,7 +227,7 @@ class ReminderReconciler:
         self._kube = kube
         self._pool = pool
         self._clock = clock
-        self._events = events
+        self._cluster_events = cluster_events
         self._delivery = delivery
         self._job = job
         self._catch_up = catch_up
@@ -299,7 +299,7 @@ class ReminderReconciler:
                 crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(waiting)
             )
             if not any(c.type == "Ready" and c.reason == step.reason for c in status.conditions):
-                self._events.warning(body, reason=step.reason, message=step.message)
+                self._cluster_events.warning(body, reason=step.reason, message=step.message)
         elif step.action == "cancel":
             if task is not None and task_spec is not None:
                 await self._record_if_new(
@@ -368,7 +368,7 @@ class ReminderReconciler:
             crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(new_status)
         )
         if status.fire_at != fire:
-            self._events.normal(body, reason="Scheduled", message=f"fires at {fire.isoformat()}")
+            self._cluster_events.normal(body, reason="Scheduled", message=f"fires at {fire.isoformat()}")
 
     @property
     def _waiting_phase(self) -> resources.ReminderPhase:
@@ -574,7 +574,7 @@ class ReminderReconciler:
             crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(cancelled)
         )
         if status.phase != "Cancelled":
-            self._events.normal(body, reason="Cancelled", message=reason)
+            self._cluster_events.normal(body, reason="Cancelled", message=reason)
 
     async def report(self, *, namespace: str, name: str, outcome: Outcome) -> None:
         """Show a delivery's outcome in the Reminder's status (and end its CronJob)."""
@@ -616,9 +616,9 @@ class ReminderReconciler:
         )
         if status.phase != row["phase"]:
             if sent:
-                self._events.normal(body, reason=reason, message=message)
+                self._cluster_events.normal(body, reason=reason, message=message)
             else:
-                self._events.warning(body, reason=reason, message=message)
+                self._cluster_events.warning(body, reason=reason, message=message)
 
     async def _fail(
         self, body: Body, *, meta: ObjectMeta, status: resources.ReminderStatus, reason: str, message: str
@@ -638,7 +638,7 @@ class ReminderReconciler:
             crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(failed)
         )
         if status.phase != "Failed":
-            self._events.warning(body, reason=reason, message=message)
+            self._cluster_events.warning(body, reason=reason, message=message)
 
     async def forget(self, body: Body) -> None:
         """The Reminder is being deleted: it must not fire any more, and its row is marked deleted."""
