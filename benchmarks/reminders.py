@@ -36,11 +36,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from todo_devstack.postgres import ThrowawayPostgres, free_port
 from todo_devstack.smtp import SmtpSink
+from todo_operator.channels import mail
+from todo_operator.channels.delivery import Outcome, ReminderDelivery
 from todo_operator.clock import SystemClock
 from todo_operator.domain import reminders as timing
-from todo_operator.notify import mail
-from todo_operator.operator.delivery import Outcome, ReminderDelivery
-from todo_operator.operator.scheduler import Scheduler
+from todo_operator.operator.due_work import DueWork
 from todo_operator.store import schema
 
 TARGET_RATE = 200  # e-mails/s
@@ -168,7 +168,7 @@ async def run_case(dsn: str, sink: RemoteSink, *, count: int, window: float) -> 
         catch_up=timing.CatchUpPolicy(),
         recipients=timing.RecipientPolicy(),
     )
-    scheduler = Scheduler(
+    scheduler = DueWork(
         pool=pool,
         clock=clock,
         kube_api=None,  # type: ignore[arg-type]  # never used: no task falls due here

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 from tests.hostile import strategies as hostile
 from tests.hostile import tally
+from todo_operator.channels import mail
 from todo_operator.domain import text
-from todo_operator.notify import mail
 
 EXAMPLES = 250
 HEADERS = ["Content-Type", "MIME-Version", "From", "To", "Subject", "Date", "Message-ID", "X-Todo-Reminder"]

@@ -17,10 +17,10 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from todo_devstack.smtp import SmtpSink
+from todo_operator.channels import mail
+from todo_operator.channels.delivery import ReminderDelivery, Send, Sleep
 from todo_operator.clock import ManualClock
 from todo_operator.domain import reminders as timing
-from todo_operator.notify import mail
-from todo_operator.operator.delivery import ReminderDelivery, Send, Sleep
 from todo_operator.store import reminders as store
 
 FIRE = datetime(2026, 12, 9, 17, 0, tzinfo=UTC)

@@ -17,11 +17,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from tests.reminders.test_delivery import add_reminder
 from todo_devstack.smtp import SmtpSink
+from todo_operator.channels import mail
+from todo_operator.channels.delivery import Outcome, ReminderDelivery
 from todo_operator.clock import ManualClock
 from todo_operator.domain import reminders as timing
-from todo_operator.notify import mail
-from todo_operator.operator.delivery import Outcome, ReminderDelivery
-from todo_operator.operator.scheduler import Scheduler
+from todo_operator.operator.due_work import DueWork
 from todo_operator.store.pool import open_pool
 
 NOW = datetime(2026, 12, 9, 17, 0, tzinfo=UTC)
@@ -37,7 +37,7 @@ class NoTasks:
         return None
 
 
-def dispatcher(pool: AsyncConnectionPool[Any], clock: ManualClock, *, port: int) -> Scheduler:
+def dispatcher(pool: AsyncConnectionPool[Any], clock: ManualClock, *, port: int) -> DueWork:
     connections = mail.SmtpPool(settings=mail.SmtpSettings(port=port, sender="todo@example.com"))
     delivery = ReminderDelivery(
         pool=pool,
@@ -48,7 +48,7 @@ def dispatcher(pool: AsyncConnectionPool[Any], clock: ManualClock, *, port: int)
         catch_up=timing.CatchUpPolicy(),
         recipients=timing.RecipientPolicy(),
     )
-    return Scheduler(
+    return DueWork(
         pool=pool,
         clock=clock,
         kube_api=None,  # type: ignore[arg-type]  # no task falls due in this test

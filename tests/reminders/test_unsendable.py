@@ -25,10 +25,10 @@ from psycopg_pool import AsyncConnectionPool
 from tests.reminders.test_delivery import FIRE, Waits, add_reminder, delivery, events
 from tests.reminders.test_two_dispatchers import NoStatusWrites, NoTasks
 from todo_devstack.smtp import SmtpSink
+from todo_operator.channels import mail
 from todo_operator.clock import ManualClock
 from todo_operator.domain import reminders as timing
-from todo_operator.notify import mail
-from todo_operator.operator.scheduler import Scheduler
+from todo_operator.operator.due_work import DueWork
 
 HOSTILE_TITLES = {
     "crlf-bcc": "Pay rent\r\nBcc: mallory@evil.example",
@@ -124,9 +124,9 @@ async def test_an_error_outside_the_mail_codes_is_one_counted_attempt(
     assert len(caplog.records) == 2
 
 
-def _scheduler(pool: AsyncConnectionPool[Any], *, send: Any, sleep: Any, passes: list[object]) -> Scheduler:
+def _scheduler(pool: AsyncConnectionPool[Any], *, send: Any, sleep: Any, passes: list[object]) -> DueWork:
     clock = ManualClock(FIRE)
-    return Scheduler(
+    return DueWork(
         pool=pool,
         clock=clock,
         kube_api=None,  # type: ignore[arg-type]  # no task falls due in this test

@@ -21,15 +21,15 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from todo_operator import kube
+from todo_operator.channels import mail
+from todo_operator.channels.delivery import ReminderDelivery
 from todo_operator.clock import Clock, SystemClock
 from todo_operator.domain import events as domain_events
 from todo_operator.domain import recurrence
 from todo_operator.events import relay
-from todo_operator.notify import mail
 from todo_operator.operator import handlers, reconciling
-from todo_operator.operator.delivery import ReminderDelivery
+from todo_operator.operator.due_work import Doorbell, DueWork
 from todo_operator.operator.reminders import NotifyJob, ReminderReconciler, load_job_template
-from todo_operator.operator.scheduler import Doorbell, Scheduler
 from todo_operator.operator.settings import OperatorSettings
 from todo_operator.schedule_engine import ScheduleEngine
 from todo_operator.store import pool as pools
@@ -61,10 +61,10 @@ async def _open_current(settings: OperatorSettings) -> AsyncConnectionPool[Async
 
 @dataclass(frozen=True, kw_only=True)
 class Runtime:
-    """Everything the operator runs: Kopf's handlers and the one scheduler beside them."""
+    """Everything the operator runs: Kopf's handlers and the one loop of due work beside them."""
 
     reconcilers: handlers.Reconcilers
-    scheduler: Scheduler
+    due_work: DueWork  # one loop for overdue tasks, inline reminders and missed CronJobs
     cluster_events: (
         reconciling.ClusterEvents
     )  # Kubernetes Events (kubectl describe), posted in the background
@@ -157,7 +157,7 @@ def build_runtime(
         recurring=recurring,
         reminders=reminders,
     )
-    scheduler = Scheduler(
+    due_work = DueWork(
         pool=pool,
         clock=clock,
         kube_api=kube_api,
@@ -173,7 +173,7 @@ def build_runtime(
         reconcilers=handlers.Reconcilers(
             recurring_tasks=recurring, tasks=tasks, reminders=reminders, metrics=measured
         ),
-        scheduler=scheduler,
+        due_work=due_work,
         cluster_events=cluster_events,
         metrics=measured,
         engine=engine,
@@ -228,7 +228,7 @@ async def run(
 ) -> None:
     """Run the operator until ``stop_flag`` is set (or a signal arrives).
 
-    Beside Kopf run the scheduler (due work), the Event poster and, when Dapr is
+    Beside Kopf run the due work (overdue tasks, reminders), the Event poster and, when Dapr is
     enabled, the outbox relay (``relay_settings``; default: from ``TODO_*``);
     ``/metrics`` is served when ``telemetry.metrics_port`` is set.
     """
@@ -248,7 +248,7 @@ async def run(
             clock=clock,
             measured=metrics.OperatorMetrics(registry),
         )
-        background = [runtime.scheduler.run, runtime.cluster_events.run]
+        background = [runtime.due_work.run, runtime.cluster_events.run]
         if settings.dapr_enabled:
             publishing = relay_settings or relay.RelaySettings(database_url=settings.database_url)
             background.append(_relay_runner(publishing, clock=clock, pool=pool, registry=registry))

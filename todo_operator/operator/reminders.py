@@ -30,13 +30,13 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
+from todo_operator.channels.delivery import Outcome
 from todo_operator.clock import Clock
 from todo_operator.domain import crds, lifecycle, resources
 from todo_operator.domain import reminders as timing
 from todo_operator.domain.events import Event
 from todo_operator.kube import AlreadyExists, Body, Kube, owners
 from todo_operator.operator import objects
-from todo_operator.operator.delivery import Outcome
 from todo_operator.operator.reconciling import ClusterEventRecorder, ObjectMeta, observed, status_wire
 from todo_operator.store import reminders as store
 

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from todo_operator.channels import mail
 from todo_operator.domain import reminders, resources
-from todo_operator.notify import mail
 
 
 class OperatorSettings(BaseSettings):

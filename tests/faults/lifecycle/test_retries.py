@@ -3,10 +3,10 @@
 A reminder e-mail under inline delivery passes through these layers, each of
 which may try again on its own:
 
-1. the delivery loop (``operator/delivery.py``): a 4xx from SMTP is retried
+1. the delivery loop (``channels/delivery.py``): a 4xx from SMTP is retried
    with backoff, up to ``reminder_retries`` + 1 attempts, counted in the
    reminder's row;
-2. the scheduler's passes (``operator/scheduler.py``): every pass — after
+2. the scheduler's passes (``operator/due_work.py``): every pass — after
    any wake-up: a clock change, a reconciled reminder ringing the doorbell —
    finds the still-Pending reminder due again;
 3. Kopf's retry of a failed handler: a Task or Reminder handler hit by a
@@ -52,9 +52,9 @@ from tests.faults.lifecycle.stack import (
     task,
 )
 from tests.integration.kubeclient import condition
+from todo_operator.channels import mail
+from todo_operator.channels.delivery import ReminderDelivery
 from todo_operator.domain.reminders import CatchUpPolicy, RecipientPolicy
-from todo_operator.notify import mail
-from todo_operator.operator.delivery import ReminderDelivery
 from todo_operator.store.pool import open_pool
 
 REFUSAL = "451 4.3.0 Mailbox temporarily unavailable"

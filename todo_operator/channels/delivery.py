@@ -21,11 +21,11 @@ from typing import Any, Literal
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from todo_operator.channels import mail
 from todo_operator.clock import Clock
 from todo_operator.domain import reminders as timing
 from todo_operator.domain import text
 from todo_operator.domain.events import Event
-from todo_operator.notify import mail
 from todo_operator.store import reminders as store
 
 logger = logging.getLogger(__name__)

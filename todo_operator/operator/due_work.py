@@ -28,10 +28,10 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from todo_operator import kube
+from todo_operator.channels.delivery import Outcome, ReminderDelivery
 from todo_operator.clock import Clock
 from todo_operator.domain import crds
 from todo_operator.domain import reminders as timing
-from todo_operator.operator.delivery import Outcome, ReminderDelivery
 from todo_operator.operator.reconciling import TaskReconciler
 from todo_operator.operator.reminders import Delivery, ReminderReconciler
 from todo_operator.store import reminders as store
@@ -56,7 +56,7 @@ class Doorbell:
             callback()
 
 
-class Scheduler:
+class DueWork:
     def __init__(
         self,
         *,

@@ -1,0 +1,1 @@
+"""Delivery channels: a reminder delivered exactly once (``delivery``), by e-mail over SMTP (``mail``)."""
