@@ -23,8 +23,7 @@ from kube_emulator import errors, validation
 from kube_emulator import resources as api_resources
 from tests.hostile.fakes import SCHEMAS, FakeKube, FakeRecords, RecordingEvents
 from todo_operator.clock import ManualClock
-from todo_operator.domain import crds, resources
-from todo_operator.domain import reminders as timing
+from todo_operator.domain import crds, resources, timing
 from todo_operator.operator import reconciling
 from todo_operator.operator import reminders as reminder_objects
 from todo_operator.schedule_engine import ScheduleEngine

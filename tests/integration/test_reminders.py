@@ -16,7 +16,7 @@ import kube_emulator as apiserver
 from tests.faults.lifecycle.stack import CountingSmtpSink
 from tests.integration.kubeclient import ApiError, KubeClient, condition
 from todo_devstack.smtp import SmtpSink
-from todo_operator.domain import reminders as timing
+from todo_operator.domain import timing
 
 pytestmark = pytest.mark.usefixtures("operator")
 

@@ -20,8 +20,8 @@ from todo_devstack.smtp import SmtpSink
 from todo_operator.channels import mail
 from todo_operator.channels.delivery import ReminderDelivery, Send, Sleep
 from todo_operator.clock import ManualClock
-from todo_operator.domain import reminders as timing
-from todo_operator.store import reminders as store
+from todo_operator.domain import timing
+from todo_operator.store import reminder_rows
 
 FIRE = datetime(2026, 12, 9, 17, 0, tzinfo=UTC)
 OWNER_ONLY = timing.RecipientPolicy()
@@ -66,9 +66,9 @@ def delivery(
 
 def reminder_row(
     *, uid: str, fire_at: datetime = FIRE, name: str = "r1", generation: int = 1
-) -> store.ReminderRow:
+) -> reminder_rows.ReminderRow:
     """Alice's reminder of her passport task, as the operator records it."""
-    return store.ReminderRow(
+    return reminder_rows.ReminderRow(
         uid=uid,
         namespace="team-a",
         name=name,
@@ -93,7 +93,7 @@ def reminder_row(
 async def add_reminder(pool: AsyncConnectionPool[Any], *, fire_at: datetime = FIRE, name: str = "r1") -> str:
     uid = str(uuid.uuid4())
     async with pool.connection() as connection:
-        await store.save(connection, reminder_row(uid=uid, fire_at=fire_at, name=name))
+        await reminder_rows.save(connection, reminder_row(uid=uid, fire_at=fire_at, name=name))
     return uid
 
 

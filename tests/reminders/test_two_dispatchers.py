@@ -20,7 +20,7 @@ from todo_devstack.smtp import SmtpSink
 from todo_operator.channels import mail
 from todo_operator.channels.delivery import Outcome, ReminderDelivery
 from todo_operator.clock import ManualClock
-from todo_operator.domain import reminders as timing
+from todo_operator.domain import timing
 from todo_operator.operator.due_work import DueWork
 from todo_operator.store.pool import open_pool
 

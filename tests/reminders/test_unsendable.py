@@ -27,7 +27,7 @@ from tests.reminders.test_two_dispatchers import NoStatusWrites, NoTasks
 from todo_devstack.smtp import SmtpSink
 from todo_operator.channels import mail
 from todo_operator.clock import ManualClock
-from todo_operator.domain import reminders as timing
+from todo_operator.domain import timing
 from todo_operator.operator.due_work import DueWork
 
 HOSTILE_TITLES = {

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from todo_operator.domain import lifecycle, occurrences, recurrence, reminders
+from todo_operator.domain import lifecycle, occurrences, recurrence, timing
 from todo_operator.domain.resources import Anchor, RecurringTaskStatus, ReminderSpec, ReminderStatus
 
 CREATED = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
@@ -298,7 +298,7 @@ def test_occurrence_names_follow_the_due_time() -> None:
 
 # -- a reminder ------------------------------------------------------------------------------------
 
-POLICY = reminders.CatchUpPolicy()
+POLICY = timing.CatchUpPolicy()
 DUE = datetime(2026, 12, 10, 9, 0, tzinfo=UTC)
 BEFORE_HOUR = ReminderSpec.model_validate({"taskRef": {"name": "call-bob"}, "before": "1h"})
 AT_NOON = ReminderSpec.model_validate({"taskRef": {"name": "call-bob"}, "at": "2026-12-09T12:00:00Z"})

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from todo_operator.domain import reminders as timing
+from todo_operator.domain import timing
 from todo_operator.domain.resources import ReminderOffset
 
 DUE = datetime(2026, 12, 10, 9, 0, tzinfo=UTC)

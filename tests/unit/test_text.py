@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from todo_operator.domain import resources, text
-from todo_operator.domain.reminders import RecipientPolicy
+from todo_operator.domain.timing import RecipientPolicy
 
 
 @pytest.mark.parametrize(

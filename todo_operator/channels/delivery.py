@@ -2,7 +2,7 @@
 
 Shared by ``todo-operator notify`` (a CronJob's pod) and the inline
 dispatcher. Each attempt runs inside one transaction that holds the
-reminder's row lock (see :mod:`todo_operator.store.reminders`); between
+reminder's row lock (see :mod:`todo_operator.store.reminder_rows`); between
 attempts the lock is released and the wait is spent outside any transaction.
 Attempts are counted in the row, so a Job that is restarted goes on counting
 instead of starting over: total attempts stay bounded across layers (F12).
@@ -23,10 +23,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from todo_operator.channels import mail
 from todo_operator.clock import Clock
-from todo_operator.domain import reminders as timing
-from todo_operator.domain import text
+from todo_operator.domain import text, timing
 from todo_operator.domain.events import Event
-from todo_operator.store import reminders as store
+from todo_operator.store import reminder_rows
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +99,7 @@ class ReminderDelivery:
     async def _attempt(self, *, uid: str) -> tuple[Outcome | None, int]:
         """One attempt in one transaction: None as the outcome means "wait, then try again"."""
         async with self._pool.connection() as connection, connection.transaction():
-            claimed = await store.claim(connection, uid=uid)
+            claimed = await reminder_rows.claim(connection, uid=uid)
             if claimed is None:
                 return Outcome(result="Skipped", reason="already sent, cancelled or being sent"), 0
             now = self._clock.now()
@@ -120,7 +119,7 @@ class ReminderDelivery:
             attempts = claimed.attempts + 1
             refused = await self._send_once(claimed, late=late, now=now)
             if refused is None:
-                await store.mark_sent(
+                await reminder_rows.mark_sent(
                     connection,
                     claimed,
                     at=now,
@@ -146,12 +145,14 @@ class ReminderDelivery:
             )
             if refused.final or attempts >= self._retry.max_attempts:
                 return await self._fail(connection, claimed, refused, at=now, attempts=attempts), attempts
-            await store.record_failure(
+            await reminder_rows.record_failure(
                 connection, claimed, at=now, attempts=attempts, error=refused.error, final=False
             )
             return None, attempts
 
-    async def _send_once(self, claimed: store.Claimed, *, late: bool, now: datetime) -> _Failure | None:
+    async def _send_once(
+        self, claimed: reminder_rows.Claimed, *, late: bool, now: datetime
+    ) -> _Failure | None:
         """Compose and send; every error becomes a counted, recorded failure, never an escape.
 
         An exception escaping here would roll the attempt back, so the reminder
@@ -174,7 +175,7 @@ class ReminderDelivery:
     async def _fail(
         self,
         connection: AsyncConnection[Any],
-        claimed: store.Claimed,
+        claimed: reminder_rows.Claimed,
         failure: _Failure,
         *,
         at: datetime,
@@ -183,7 +184,7 @@ class ReminderDelivery:
         """End the reminder ``Failed``: the row, a ``reminder.failed`` event, a dead letter if retryable."""
         error = failure.one_line_error()
         event = self._event(claimed, "reminder.failed", attempts=attempts, reason=failure.reason)
-        await store.record_failure(
+        await reminder_rows.record_failure(
             connection,
             claimed,
             at=at,
@@ -196,7 +197,7 @@ class ReminderDelivery:
         )
         return Outcome(result="Failed", attempts=attempts, error=error, reason=failure.reason)
 
-    def _mail(self, claimed: store.Claimed, *, late: bool) -> mail.ReminderMail:
+    def _mail(self, claimed: reminder_rows.Claimed, *, late: bool) -> mail.ReminderMail:
         link = (
             self._link_template.format(namespace=claimed.namespace, task=claimed.task_name)
             if self._link_template
@@ -215,7 +216,7 @@ class ReminderDelivery:
 
     @staticmethod
     def _event(
-        claimed: store.Claimed, type_: Literal["reminder.sent", "reminder.failed"], **data: Any
+        claimed: reminder_rows.Claimed, type_: Literal["reminder.sent", "reminder.failed"], **data: Any
     ) -> Event:
         return Event(
             type=type_,

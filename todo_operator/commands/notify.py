@@ -51,7 +51,7 @@ async def notify(settings: object, *, namespace: str, name: str) -> int:
     from todo_operator.clock import SystemClock
     from todo_operator.operator import main, reconciling
     from todo_operator.operator.settings import OperatorSettings
-    from todo_operator.store import reminders as store
+    from todo_operator.store import reminder_rows
     from todo_operator.usage import UsageError
 
     assert isinstance(settings, OperatorSettings)
@@ -61,7 +61,7 @@ async def notify(settings: object, *, namespace: str, name: str) -> int:
     client = kube.client_for(api_url=settings.kube_api_url)
     try:
         async with pool.connection() as connection:
-            row = await store.find(connection, namespace=namespace, name=name)
+            row = await reminder_rows.find(connection, namespace=namespace, name=name)
         if row is None:
             raise UsageError(f"reminder {namespace}/{name} is not recorded in the database")
         delivery = main.build_delivery(settings=settings, pool=pool, clock=clock)

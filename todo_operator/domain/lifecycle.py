@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from todo_operator.domain import occurrences, recurrence, reminders
+from todo_operator.domain import occurrences, recurrence, timing
 from todo_operator.domain.events import Event, Seen, lifecycle_events
 from todo_operator.domain.resources import (
     Anchor,
@@ -259,7 +259,7 @@ def _commit_next(
 # moment while the Task is open, ends Cancelled once the Task is completed or deleted, ends Failed
 # when it can never fire, and waits (not failed) while the Task is refused by the operator. Its
 # row in PostgreSQL has the last word on terminal phases: a sent, failed or cancelled row is never
-# made pending again by a reconcile that read the Task earlier (``store.reminders``), only by an
+# made pending again by a reconcile that read the Task earlier (``store.reminder_rows``), only by an
 # edit of the Reminder (a newer generation).
 
 TaskState = Literal["missing", "invalid", "deleting", "completed", "open"]
@@ -282,7 +282,7 @@ class ReminderStep:
     reason: str = ""
     message: str = ""
     fire_at: datetime | None = None
-    timing: reminders.Decision | None = None
+    timing: timing.Decision | None = None
 
 
 def reminder_settled(status: ReminderStatus, *, generation: int, row_phase: str | None) -> bool:
@@ -298,7 +298,7 @@ def reminder_settled(status: ReminderStatus, *, generation: int, row_phase: str 
 
 
 def decide_reminder(
-    spec: ReminderSpec, *, task: ReminderTask, now: datetime, policy: reminders.CatchUpPolicy
+    spec: ReminderSpec, *, task: ReminderTask, now: datetime, policy: timing.CatchUpPolicy
 ) -> ReminderStep:
     """What a live (not settled) reminder does now."""
     name = spec.task_ref.name
@@ -313,12 +313,10 @@ def decide_reminder(
         reason = "TaskCompleted" if task.state == "completed" else "TaskDeleted"
         return ReminderStep(action="cancel", reason=reason)
     try:
-        fire = reminders.fire_at(spec, due_at=task.due_at)
-    except reminders.ReminderError as error:
+        fire = timing.fire_at(spec, due_at=task.due_at)
+    except timing.ReminderError as error:
         return ReminderStep(action="fail", reason="NoDueTime", message=str(error))
-    return ReminderStep(
-        action="schedule", fire_at=fire, timing=reminders.catch_up(fire, now=now, policy=policy)
-    )
+    return ReminderStep(action="schedule", fire_at=fire, timing=timing.catch_up(fire, now=now, policy=policy))
 
 
 def after_recording(step: ReminderStep, *, stored_phase: str, cronjob_delivery: bool) -> Recorded:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from todo_operator.domain import recurrence, reminders
+from todo_operator.domain import recurrence, timing
 from todo_operator.domain.resources import RecurringTaskSpec, Schedule, TaskSpec, parse_local_datetime
 
 
 def occurrence_name(recurring_task: str, due_at: datetime) -> str:
     """``weekly-review-20261204t1500``; long names are shortened with a stable hash."""
-    return reminders.bounded_name(recurring_task, f"{due_at.astimezone(UTC):%Y%m%dt%H%M}")
+    return timing.bounded_name(recurring_task, f"{due_at.astimezone(UTC):%Y%m%dt%H%M}")
 
 
 def schedule_spec(schedule: Schedule) -> recurrence.ScheduleSpec:

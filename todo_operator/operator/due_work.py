@@ -30,11 +30,10 @@ from psycopg_pool import AsyncConnectionPool
 from todo_operator import kube
 from todo_operator.channels.delivery import Outcome, ReminderDelivery
 from todo_operator.clock import Clock
-from todo_operator.domain import crds
-from todo_operator.domain import reminders as timing
+from todo_operator.domain import crds, timing
 from todo_operator.operator.reconciling import TaskReconciler
 from todo_operator.operator.reminders import Delivery, ReminderReconciler
-from todo_operator.store import reminders as store
+from todo_operator.store import reminder_rows
 
 logger = logging.getLogger(__name__)
 
@@ -145,19 +144,19 @@ class DueWork:
 
     async def _next_work(self) -> datetime | None:
         async with self._pool.connection() as connection:
-            candidates = [await store.next_open_task_due(connection)]
+            candidates = [await reminder_rows.next_open_task_due(connection)]
             if self._mode == "inline":
-                fire = await store.next_inline_fire(connection, excluding=list(self._in_flight))
+                fire = await reminder_rows.next_inline_fire(connection, excluding=list(self._in_flight))
                 candidates.append(fire)
             else:
-                fire = await store.next_cronjob_check(connection)
+                fire = await reminder_rows.next_cronjob_check(connection)
                 candidates.append(fire + self._catch_up.grace if fire else None)
         due = [candidate for candidate in candidates if candidate is not None]
         return min(due) if due else None
 
     async def _turn_overdue(self, now: datetime) -> None:
         async with self._pool.connection() as connection:
-            due = await store.open_tasks_due(connection, now=now, limit=self._batch_size)
+            due = await reminder_rows.open_tasks_due(connection, now=now, limit=self._batch_size)
         for namespace, name in due:
             body = await self._kube.get(crds.TASK, namespace=namespace, name=name)
             if body is not None:
@@ -165,7 +164,7 @@ class DueWork:
 
     async def _send_due(self, now: datetime) -> None:
         async with self._pool.connection() as connection:
-            due = await store.due_inline(
+            due = await reminder_rows.due_inline(
                 connection, now=now, limit=self._batch_size, excluding=list(self._in_flight)
             )
         for uid, namespace, name in due:
@@ -214,7 +213,7 @@ class DueWork:
 
     async def _catch_up_cronjobs(self, now: datetime) -> None:
         async with self._pool.connection() as connection:
-            missed = await store.missed_cronjobs(
+            missed = await reminder_rows.missed_cronjobs(
                 connection, before=now - self._catch_up.grace, limit=self._batch_size
             )
         for uid, namespace, name in missed:
@@ -222,6 +221,6 @@ class DueWork:
             if body is None:
                 continue
             async with self._pool.connection() as connection:
-                await store.mark_late(connection, uid=uid)
+                await reminder_rows.mark_late(connection, uid=uid)
             # Re-reconciling with the moment passed creates the catch-up Job or ends it Missed.
             await self._reminders.reconcile(body)

@@ -32,13 +32,12 @@ from pydantic import ValidationError
 
 from todo_operator.channels.delivery import Outcome
 from todo_operator.clock import Clock
-from todo_operator.domain import crds, lifecycle, resources
-from todo_operator.domain import reminders as timing
+from todo_operator.domain import crds, lifecycle, resources, timing
 from todo_operator.domain.events import Event
 from todo_operator.kube import AlreadyExists, Body, Kube, owners
 from todo_operator.operator import objects
 from todo_operator.operator.reconciling import ClusterEventRecorder, ObjectMeta, observed, status_wire
-from todo_operator.store import reminders as store
+from todo_operator.store import reminder_rows
 
 logger = logging.getLogger(__name__)
 
@@ -256,7 +255,9 @@ class ReminderReconciler:
         # would cost every task reconcile a scan of all reminders. One not recorded yet is
         # reconciled by its own create handler, which reads the task as it is then.
         async with self._pool.connection() as connection:
-            recorded = await store.names_for_task(connection, namespace=namespace, task_uid=meta["uid"])
+            recorded = await reminder_rows.names_for_task(
+                connection, namespace=namespace, task_uid=meta["uid"]
+            )
         for name in sorted(set(recorded) | set(wanted)):
             found = await self._kube.get(crds.REMINDER, namespace=namespace, name=name)
             if found is not None and (found.get("spec") or {}).get("taskRef", {}).get("name") == meta["name"]:
@@ -278,7 +279,7 @@ class ReminderReconciler:
             return
         if status.phase in ("Sent", "Failed", "Cancelled") and status.observed_generation == meta.generation:
             async with self._pool.connection() as connection:
-                row = await store.find(connection, namespace=meta.namespace, name=meta.name)
+                row = await reminder_rows.find(connection, namespace=meta.namespace, name=meta.name)
             if lifecycle.reminder_settled(
                 status, generation=meta.generation, row_phase=row["phase"] if row else None
             ):
@@ -403,7 +404,7 @@ class ReminderReconciler:
             meta, spec=spec, task=task, task_spec=task_spec, fire=fire, phase=self._waiting_phase, now=now
         )
         async with self._pool.connection() as connection:
-            stored_phase = await store.save(connection, row, events=events)
+            stored_phase = await reminder_rows.save(connection, row, events=events)
             recorded = lifecycle.after_recording(
                 step, stored_phase=stored_phase, cronjob_delivery=self._delivery == "cronjob"
             )
@@ -412,7 +413,7 @@ class ReminderReconciler:
                     connection, meta=meta, spec=spec, owner=task_spec.owner, fire=fire, now=now
                 )
                 recorded = "terminal"
-            return recorded, await store.find(connection, namespace=meta.namespace, name=meta.name)
+            return recorded, await reminder_rows.find(connection, namespace=meta.namespace, name=meta.name)
 
     def _row(
         self,
@@ -424,8 +425,8 @@ class ReminderReconciler:
         fire: datetime | None,
         phase: str,
         now: datetime,
-    ) -> store.ReminderRow:
-        return store.ReminderRow(
+    ) -> reminder_rows.ReminderRow:
+        return reminder_rows.ReminderRow(
             uid=meta.uid,
             namespace=meta.namespace,
             name=meta.name,
@@ -482,8 +483,8 @@ class ReminderReconciler:
             now=self._clock.now(),
         )
         async with self._pool.connection() as connection:
-            if await store.find(connection, namespace=meta.namespace, name=meta.name) is None:
-                await store.save(connection, row, events=[cancelled])
+            if await reminder_rows.find(connection, namespace=meta.namespace, name=meta.name) is None:
+                await reminder_rows.save(connection, row, events=[cancelled])
 
     async def _missed(
         self,
@@ -504,7 +505,7 @@ class ReminderReconciler:
             key=f"reminder.failed:{meta.uid}",
             data={"task": spec.task_ref.name, "fireAt": fire.isoformat(), "reason": "Missed"},
         )
-        await store.set_phase(
+        await reminder_rows.set_phase(
             connection, uid=meta.uid, phase="Failed", at=now, error=missed, reason="Missed", events=[failed]
         )
 
@@ -545,7 +546,7 @@ class ReminderReconciler:
         status = resources.ReminderStatus.model_validate(body.get("status") or {})
         now = self._clock.now()
         async with self._pool.connection() as connection:
-            row = await store.find(connection, namespace=meta.namespace, name=meta.name)
+            row = await reminder_rows.find(connection, namespace=meta.namespace, name=meta.name)
             if row is not None:  # a reminder never recorded has nothing to cancel in PostgreSQL
                 event = Event(
                     type="reminder.cancelled",
@@ -554,8 +555,10 @@ class ReminderReconciler:
                     key=f"reminder.cancelled:{meta.uid}",
                     data={"reason": reason},
                 )
-                await store.set_phase(connection, uid=meta.uid, phase="Cancelled", at=now, events=[event])
-                row = await store.find(connection, namespace=meta.namespace, name=meta.name)
+                await reminder_rows.set_phase(
+                    connection, uid=meta.uid, phase="Cancelled", at=now, events=[event]
+                )
+                row = await reminder_rows.find(connection, namespace=meta.namespace, name=meta.name)
         await self._remove_cronjob(body)
         if row is not None and row["phase"] in ("Sent", "Failed"):
             await self._write_terminal(body, meta=meta, status=status, row=row)
@@ -584,7 +587,7 @@ class ReminderReconciler:
         meta = ObjectMeta.of(body)
         status = resources.ReminderStatus.model_validate(body.get("status") or {})
         async with self._pool.connection() as connection:
-            row = await store.find(connection, namespace=namespace, name=name)
+            row = await reminder_rows.find(connection, namespace=namespace, name=name)
         if row is not None:
             await self._write_terminal(body, meta=meta, status=status, row=row)
         await self._remove_cronjob(body)
@@ -644,7 +647,7 @@ class ReminderReconciler:
         """The Reminder is being deleted: it must not fire any more, and its row is marked deleted."""
         await self.cancel(body, reason="ReminderDeleted")
         async with self._pool.connection() as connection:
-            await store.mark_deleted(connection, uid=body["metadata"]["uid"], at=self._clock.now())
+            await reminder_rows.mark_deleted(connection, uid=body["metadata"]["uid"], at=self._clock.now())
 
 
 def _observe_task(task: Body | None) -> tuple[lifecycle.ReminderTask, resources.TaskSpec | None]:

@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from todo_operator.channels import mail
-from todo_operator.domain import reminders, resources
+from todo_operator.domain import resources, timing
 
 
 class OperatorSettings(BaseSettings):
@@ -180,11 +180,11 @@ class OperatorSettings(BaseSettings):
             cap=timedelta(seconds=self.reminder_retry_cap_seconds),
         )
 
-    def recipients(self) -> reminders.RecipientPolicy:
-        return reminders.RecipientPolicy(domains=frozenset(self.reminder_recipient_domains))
+    def recipients(self) -> timing.RecipientPolicy:
+        return timing.RecipientPolicy(domains=frozenset(self.reminder_recipient_domains))
 
-    def catch_up(self) -> reminders.CatchUpPolicy:
-        return reminders.CatchUpPolicy(
+    def catch_up(self) -> timing.CatchUpPolicy:
+        return timing.CatchUpPolicy(
             grace=timedelta(minutes=self.reminder_grace_minutes),
             look_back=timedelta(hours=self.reminder_look_back_hours),
         )

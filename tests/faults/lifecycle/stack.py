@@ -238,7 +238,7 @@ def recurring_task(name: str, *, schedule: Json, reminders: list[Json] | None = 
 
 
 def reminder_name(task_name: str, at: datetime) -> str:
-    """The Reminder a Task's ``{"at": ...}`` entry makes (``todo_operator.domain.reminders``)."""
+    """The Reminder a Task's ``{"at": ...}`` entry makes (``todo_operator.domain.timing``)."""
     return f"{task_name}-at-{at.astimezone(UTC):%Y%m%dt%H%M}"
 
 

@@ -2,7 +2,7 @@
 
 F13, a Task deleted while its reminder is in flight. With inline delivery
 the e-mail may be on the wire at that moment: the SMTP sink holds the DATA
-unanswered, so the send holds its row lock (``store/reminders.py``) while the
+unanswered, so the send holds its row lock (``store/reminder_rows.py``) while the
 Task's finalizer runs. The cancel must wait for that send and then agree with
 it: the reminder ends Sent (the server took the e-mail) or Cancelled (it
 refused, and no retry follows) — exactly one of them, one e-mail or none.

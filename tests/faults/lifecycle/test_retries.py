@@ -54,7 +54,7 @@ from tests.faults.lifecycle.stack import (
 from tests.integration.kubeclient import condition
 from todo_operator.channels import mail
 from todo_operator.channels.delivery import ReminderDelivery
-from todo_operator.domain.reminders import CatchUpPolicy, RecipientPolicy
+from todo_operator.domain.timing import CatchUpPolicy, RecipientPolicy
 from todo_operator.store.pool import open_pool
 
 REFUSAL = "451 4.3.0 Mailbox temporarily unavailable"
