@@ -43,7 +43,7 @@ test: lint typecheck checkov
 	  exit $$rc
 
 unit: $(STAMP)
-	$(PY) -m pytest tests/unit -q
+	$(PY) -m pytest -m unit -q -p no:cacheprovider
 
 # The model-based test of recurring series (tests/faults/lifecycle/test_model.py), long: new examples
 # each run, a failing one shrunk to its fewest steps; it prints how many examples and steps ran.

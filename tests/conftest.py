@@ -2,6 +2,10 @@
 
 Each test that needs a database gets a fresh, migrated one, copied from a
 template database migrated once (CREATE DATABASE ... TEMPLATE is fast).
+
+Every test is marked with its kind, from the folder it is in (``KINDS``):
+``pytest -m unit`` runs what needs neither PostgreSQL nor the emulator,
+``-m "not faults"`` leaves out the fault injection, and so on.
 """
 
 from __future__ import annotations
@@ -18,6 +22,30 @@ from todo_operator.store import schema
 
 _database_numbers = itertools.count(1)
 TEMPLATE = "todo_template"
+
+# tests/<folder> -> the kind of test (a marker declared in pyproject.toml); a folder missing here fails
+# the collection, so a new one has to say what it holds.
+KINDS = {
+    "unit": "unit",  # no PostgreSQL, no emulator: the domain, reconcilers over tests/fakes.py, pure code
+    "integration": "integration",  # the real parts together: operator, emulator, PostgreSQL, SMTP, API
+    "store": "integration",
+    "events": "integration",
+    "reminders": "integration",
+    "observability": "integration",
+    "devstack": "devstack",  # the API emulator and the local stack themselves
+    "faults": "faults",  # RELIABILITY.md's faults injected into the running stack
+    "hostile": "hostile",  # generated attacker input (hypothesis), thousands of cases
+    "manifests": "manifests",  # the chart, kustomize, Terraform, CI and images, rendered and checked
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = pathlib.Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(tests).parts[0]
+        if folder not in KINDS:
+            raise pytest.UsageError(f"tests/{folder} has no kind: add it to KINDS in tests/conftest.py")
+        item.add_marker(KINDS[folder])
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ Plain functions, so that the property tests and their negative controls
 (a deliberately loosened schema, a broken validator) run the very same
 checks. The API server's side is the emulator's admission module called
 in-process; the operator's side is its real reconcilers over the fakes of
-:mod:`tests.hostile.fakes`, without Kopf.
+:mod:`tests.fakes`, without Kopf.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from kube_emulator import errors, validation
 from kube_emulator import resources as api_resources
-from tests.hostile.fakes import SCHEMAS, FakeKube, FakeRecords, RecordingEvents
+from tests.fakes import SCHEMAS, FakeKube, FakeRecords, RecordingEvents
 from todo_operator.clock import ManualClock
 from todo_operator.domain import crds, resources, timing
 from todo_operator.operator import reconciling

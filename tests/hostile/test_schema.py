@@ -27,9 +27,9 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from kube_emulator import errors, validation
+from tests.fakes import SCHEMAS
 from tests.hostile import checks, tally
 from tests.hostile import strategies as hostile
-from tests.hostile.fakes import SCHEMAS
 from tests.hostile.strategies import BATCH, DETERMINISTIC
 from todo_operator.domain import resources
 

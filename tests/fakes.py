@@ -1,10 +1,13 @@
 """In-memory stand-ins for the operator's adapters, strict where the real ones are strict.
 
-The hostile schema tests run a reconciler on every manifest the CRD schema
-accepts (thousands per run), so the API server and PostgreSQL are replaced
-by these: the API server's admission (the emulator's own ``validation``
-module) still checks every object the operator creates and every status it
-writes, and the records keep what one unit of work would have committed.
+Shared by the tests that run reconcilers without PostgreSQL or the emulator:
+the hostile schema tests (a reconciler on every manifest the CRD schema
+accepts, thousands per run) and the reconcilers' unit tests. The API
+server's admission (the emulator's own ``validation`` module) still checks
+every object the operator creates and every status it writes; a status patch
+with a resourceVersion is refused (409) once the object moved on, as the API
+server refuses it; and the records keep what one unit of work would have
+committed, the first recorded completion winning as in PostgreSQL.
 """
 
 from __future__ import annotations
@@ -40,7 +43,18 @@ class FakeKube:
         self.objects: dict[tuple[str, str, str], Body] = {}
         self.statuses: list[tuple[str, str, dict[str, Any]]] = []  # (kind, name, status) as patched
         self.created: list[Body] = []
+        self.deleted: list[tuple[str, str]] = []  # (kind, name)
         self._uids = itertools.count(1)
+        self._versions = itertools.count(1)  # one revision for the whole store, as etcd has
+
+    def edit(self, kind: crds.Kind, *, namespace: str, name: str, spec: Mapping[str, Any]) -> Body:
+        """A user's merge patch of the spec: a new generation and resourceVersion, as the API server makes."""
+        body = self.objects[kind.kind, namespace, name]
+        body["spec"] = {**body.get("spec", {}), **spec}
+        meta = body["metadata"]
+        meta["generation"] = int(meta.get("generation") or 1) + 1
+        meta["resourceVersion"] = str(next(self._versions))
+        return copy.deepcopy(body)
 
     def put(self, kind: crds.Kind, body: Body) -> None:
         meta = body["metadata"]
@@ -70,6 +84,7 @@ class FakeKube:
         meta.update(
             uid=str(uuid.UUID(int=next(self._uids))),
             generation=1,
+            resourceVersion=str(next(self._versions)),
             creationTimestamp=datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         self.put(kind, body)
@@ -100,13 +115,13 @@ class FakeKube:
             raise RejectedByApiServer(f"the operator wrote an invalid {kind.kind} status: {outcome}")
         body["status"] = merged
         # Every write makes a new version, as the API server's does (the operator commits over it).
-        metadata = body.setdefault("metadata", {})
-        metadata["resourceVersion"] = str(int(metadata.get("resourceVersion") or 0) + 1)
+        body.setdefault("metadata", {})["resourceVersion"] = str(next(self._versions))
         self.statuses.append((kind.kind, name, copy.deepcopy(merged)))
         return copy.deepcopy(body)
 
     async def delete(self, kind: crds.Kind, *, namespace: str, name: str) -> None:
-        self.objects.pop((kind.kind, namespace, name), None)
+        if self.objects.pop((kind.kind, namespace, name), None) is not None:
+            self.deleted.append((kind.kind, name))
 
 
 @dataclasses.dataclass
@@ -114,19 +129,28 @@ class FakeRecords:
     """What the operator's units of work committed: each save is one row with its events."""
 
     saved: list[tuple[TaskRow | RecurringTaskRow, list[Event]]] = dataclasses.field(default_factory=list)
+    completions: dict[str, datetime] = dataclasses.field(default_factory=dict)  # task uid -> first recorded
 
     async def save_task(self, row: TaskRow, *, events: Sequence[Event] = ()) -> datetime | None:
         self.saved.append((row, list(events)))
-        return row.completed_at
+        if row.completed and row.completed_at is not None:
+            self.completions.setdefault(row.uid, row.completed_at)
+        return self.completions.get(row.uid) if row.completed else None
 
     async def save_recurring_task(self, row: RecurringTaskRow, *, events: Sequence[Event] = ()) -> None:
         self.saved.append((row, list(events)))
 
     async def completion_instant(self, *, task_uid: str) -> datetime:
-        raise RecordNotFound(task_uid)
+        if task_uid not in self.completions:
+            raise RecordNotFound(task_uid)
+        return self.completions[task_uid]
 
     async def mark_deleted(self, *, table: str, uid: str, at: datetime, events: Sequence[Event] = ()) -> None:
         raise AssertionError("nothing is deleted in these tests")
+
+    def events(self) -> list[str]:
+        """The types of the events recorded, in order."""
+        return [event.type for _, events in self.saved for event in events]
 
 
 @dataclasses.dataclass
