@@ -24,7 +24,7 @@ from kube_emulator import validation
 from todo_operator.domain import crds
 from todo_operator.domain.events import Event
 from todo_operator.kube import AlreadyExists, Body, Conflict, KubeError
-from todo_operator.store.records import RecordNotFound, RecurringTaskRow, TaskRow
+from todo_operator.store.records import RecordNotFound, RecurringTaskWrite, TaskWrite
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     kind.kind: crds.custom_resource_definition(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
@@ -128,16 +128,16 @@ class FakeKube:
 class FakeRecords:
     """What the operator's units of work committed: each save is one row with its events."""
 
-    saved: list[tuple[TaskRow | RecurringTaskRow, list[Event]]] = dataclasses.field(default_factory=list)
+    saved: list[tuple[TaskWrite | RecurringTaskWrite, list[Event]]] = dataclasses.field(default_factory=list)
     completions: dict[str, datetime] = dataclasses.field(default_factory=dict)  # task uid -> first recorded
 
-    async def save_task(self, row: TaskRow, *, events: Sequence[Event] = ()) -> datetime | None:
+    async def save_task(self, row: TaskWrite, *, events: Sequence[Event] = ()) -> datetime | None:
         self.saved.append((row, list(events)))
         if row.completed and row.completed_at is not None:
             self.completions.setdefault(row.uid, row.completed_at)
         return self.completions.get(row.uid) if row.completed else None
 
-    async def save_recurring_task(self, row: RecurringTaskRow, *, events: Sequence[Event] = ()) -> None:
+    async def save_recurring_task(self, row: RecurringTaskWrite, *, events: Sequence[Event] = ()) -> None:
         self.saved.append((row, list(events)))
 
     async def completion_instant(self, *, task_uid: str) -> datetime:

@@ -66,9 +66,9 @@ def delivery(
 
 def reminder_row(
     *, uid: str, fire_at: datetime = FIRE, name: str = "r1", generation: int = 1
-) -> reminder_rows.ReminderRow:
+) -> reminder_rows.ReminderWrite:
     """Alice's reminder of her passport task, as the operator records it."""
-    return reminder_rows.ReminderRow(
+    return reminder_rows.ReminderWrite(
         uid=uid,
         namespace="team-a",
         name=name,

@@ -13,7 +13,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from todo_operator.domain.events import Event
-from todo_operator.store.records import RecordNotFound, Records, TaskRow
+from todo_operator.store.records import RecordNotFound, Records, TaskWrite
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -30,8 +30,8 @@ async def records(database_url: str) -> AsyncIterator[Records]:
         await pool.close()
 
 
-def _task(**changes: Any) -> TaskRow:
-    row = TaskRow(
+def _task(**changes: Any) -> TaskWrite:
+    row = TaskWrite(
         uid=str(uuid.uuid4()),
         namespace="team-a",
         name="renew-passport",
@@ -59,7 +59,7 @@ def _task(**changes: Any) -> TaskRow:
     return dataclasses.replace(row, **changes)
 
 
-def _event(row: TaskRow, kind: str = "task.created") -> Event:
+def _event(row: TaskWrite, kind: str = "task.created") -> Event:
     return Event(
         type=kind, subject=f"{row.namespace}/{row.name}", partition_key=row.owner, key=f"{kind}:{row.uid}"
     )  # type: ignore[arg-type]

@@ -46,7 +46,7 @@ from todo_operator.kube import (
 )
 from todo_operator.operator import objects
 from todo_operator.schedule_engine import ScheduleEngine
-from todo_operator.store.records import RecordDeleted, RecordNotFound, Records, RecurringTaskRow, TaskRow
+from todo_operator.store.records import RecordDeleted, RecordNotFound, Records, RecurringTaskWrite, TaskWrite
 from todo_operator.telemetry.metrics import OperatorMetrics
 
 logger = logging.getLogger(__name__)
@@ -288,7 +288,7 @@ class TaskReconciler:
     ) -> datetime | None:
         owner_reference = owners.controller_of(body, kind="RecurringTask")
         return await self._records.save_task(
-            TaskRow(
+            TaskWrite(
                 uid=meta.uid,
                 namespace=meta.namespace,
                 name=meta.name,
@@ -599,7 +599,7 @@ class RecurringTaskReconciler:
         seen = meta.seen(observed_generation=first.observed_generation, owner=spec.task_template.owner)
         events = lifecycle.series_events(seen, spec, new=new, ended=ended.phase == "Ended")
         await self._records.save_recurring_task(
-            RecurringTaskRow(
+            RecurringTaskWrite(
                 uid=meta.uid,
                 namespace=meta.namespace,
                 name=meta.name,

@@ -425,8 +425,8 @@ class ReminderReconciler:
         fire: datetime | None,
         phase: str,
         now: datetime,
-    ) -> reminder_rows.ReminderRow:
-        return reminder_rows.ReminderRow(
+    ) -> reminder_rows.ReminderWrite:
+        return reminder_rows.ReminderWrite(
             uid=meta.uid,
             namespace=meta.namespace,
             name=meta.name,

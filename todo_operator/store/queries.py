@@ -93,7 +93,9 @@ class After:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TaskRecord:
+class TaskRead:
+    """A Task as the API's lists read it (live or history)."""
+
     uid: str
     name: str
     owner: str
@@ -159,7 +161,7 @@ def _task_conditions(query: TaskQuery) -> tuple[list[str], dict[str, Any]]:
     return conditions, params
 
 
-async def list_tasks(pool: Pool, query: TaskQuery, *, after: After | None, limit: int) -> list[TaskRecord]:
+async def list_tasks(pool: Pool, query: TaskQuery, *, after: After | None, limit: int) -> list[TaskRead]:
     """One page of the owner's tasks (``limit`` rows), after ``after`` in the query's order."""
     conditions, params = _task_conditions(query)
     order = sort_expression(query.sort, descending=query.descending)
@@ -180,15 +182,13 @@ async def list_tasks(pool: Pool, query: TaskQuery, *, after: After | None, limit
     )
     async with (
         pool.connection() as connection,
-        connection.cursor(row_factory=class_row(TaskRecord)) as cursor,
+        connection.cursor(row_factory=class_row(TaskRead)) as cursor,
     ):
         await cursor.execute(sql.SQL(statement), params)
         return await cursor.fetchall()
 
 
-async def find_history(
-    pool: Pool, *, owner: str, namespace: str, names: tuple[str, ...]
-) -> TaskRecord | None:
+async def find_history(pool: Pool, *, owner: str, namespace: str, names: tuple[str, ...]) -> TaskRead | None:
     """The owner's completed occurrence by name, kept after its object was pruned (newest if several).
 
     Only history: a live task is read from the API server, and a row whose
@@ -205,14 +205,16 @@ async def find_history(
     params = {"owner": owner, "namespace": namespace, "names": list(names)}
     async with (
         pool.connection() as connection,
-        connection.cursor(row_factory=class_row(TaskRecord)) as cursor,
+        connection.cursor(row_factory=class_row(TaskRead)) as cursor,
     ):
         await cursor.execute(sql.SQL(statement), params)
         return await cursor.fetchone()
 
 
 @dataclass(frozen=True, kw_only=True)
-class RecurringTaskRecord:
+class RecurringTaskRead:
+    """A RecurringTask as the API's lists read it."""
+
     uid: str
     name: str
     title: str
@@ -253,10 +255,10 @@ async def _owned_by_name[R](
 
 async def list_recurring_tasks(
     pool: Pool, *, owner: str, namespace: str, after_name: str | None, limit: int
-) -> list[RecurringTaskRecord]:
+) -> list[RecurringTaskRead]:
     return await _owned_by_name(
         pool,
-        RecurringTaskRecord,
+        RecurringTaskRead,
         table="recurring_tasks",
         columns="uid::text AS uid, name, title, rule, time_zone, anchor, phase, current_task, next_due_at,"
         " occurrences, last_completed_at, spec, created_at",
@@ -268,7 +270,9 @@ async def list_recurring_tasks(
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReminderRecord:
+class ReminderRead:
+    """A Reminder as the API's lists read it."""
+
     name: str
     task_name: str
     recipient: str | None
@@ -283,10 +287,10 @@ class ReminderRecord:
 
 async def list_reminders(
     pool: Pool, *, owner: str, namespace: str, after_name: str | None, limit: int
-) -> list[ReminderRecord]:
+) -> list[ReminderRead]:
     return await _owned_by_name(
         pool,
-        ReminderRecord,
+        ReminderRead,
         table="reminders",
         columns="name, task_name, recipient, fire_at, phase, attempts, sent_at, last_error, spec, created_at",
         owner=owner,

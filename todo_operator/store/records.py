@@ -25,7 +25,9 @@ from todo_operator.telemetry import tracing
 
 
 @dataclass(frozen=True, kw_only=True)
-class TaskRow:
+class TaskWrite:
+    """A Task's row as the operator writes it (an upsert by uid, with its events)."""
+
     uid: str
     namespace: str
     name: str
@@ -52,7 +54,9 @@ class TaskRow:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RecurringTaskRow:
+class RecurringTaskWrite:
+    """A RecurringTask's row as the operator writes it (an upsert by uid, with its events)."""
+
     uid: str
     namespace: str
     name: str
@@ -157,11 +161,11 @@ ON CONFLICT (event_id) DO NOTHING
 """
 
 
-def _row_parameters(row: TaskRow | RecurringTaskRow) -> dict[str, Any]:
+def _row_parameters(row: TaskWrite | RecurringTaskWrite) -> dict[str, Any]:
     parameters = dict(vars(row))
     parameters["spec"] = Jsonb(row.spec)
     parameters["status"] = Jsonb(row.status)
-    if isinstance(row, TaskRow):
+    if isinstance(row, TaskWrite):
         parameters["tags"] = list(row.tags)
     return parameters
 
@@ -200,7 +204,7 @@ class Records:
             async with self._pool.connection() as connection, connection.transaction():
                 yield connection
 
-    async def save_task(self, row: TaskRow, *, events: Sequence[Event] = ()) -> datetime | None:
+    async def save_task(self, row: TaskWrite, *, events: Sequence[Event] = ()) -> datetime | None:
         """Upsert a Task with its events; return the durable completion instant (if completed).
 
         Raises :class:`RecordDeleted` (and records nothing) for a deleted Task, or an occurrence
@@ -219,7 +223,7 @@ class Records:
         completed_at: datetime | None = stored[0] if stored else None
         return completed_at
 
-    async def save_recurring_task(self, row: RecurringTaskRow, *, events: Sequence[Event] = ()) -> None:
+    async def save_recurring_task(self, row: RecurringTaskWrite, *, events: Sequence[Event] = ()) -> None:
         """Upsert a RecurringTask with its events; :class:`RecordDeleted` (nothing recorded) once deleted."""
         async with self._unit_of_work("save recurring task") as connection:
             if await _deleted(connection, _RECURRING_TASK_DELETED, row.uid):

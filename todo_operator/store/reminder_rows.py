@@ -34,7 +34,9 @@ TERMINAL = ("Sent", "Failed", "Cancelled")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReminderRow:
+class ReminderWrite:
+    """A Reminder's row as the operator writes it (an upsert by uid, with its events)."""
+
     uid: str
     namespace: str
     name: str
@@ -113,7 +115,7 @@ FOR UPDATE SKIP LOCKED
 """
 
 
-async def save(connection: AsyncConnection[Any], row: ReminderRow, *, events: Sequence[Event] = ()) -> str:
+async def save(connection: AsyncConnection[Any], row: ReminderWrite, *, events: Sequence[Event] = ()) -> str:
     """Upsert a reminder with its events; return the phase the row holds afterwards.
 
     ``"Deleted"``, with nothing recorded, for a reminder whose row is marked deleted.

@@ -857,7 +857,7 @@ def outbox_order_problems(world: World, outbox: list[Json], namespace: str) -> l
 def live_list_problems(world: World, stack: Stack, namespace: str) -> list[str]:
     """What the REST shim's lists (``store/queries.py``) show: no deleted series, no live task of one."""
 
-    async def read() -> tuple[list[queries.RecurringTaskRecord], dict[str, list[queries.TaskRecord]]]:
+    async def read() -> tuple[list[queries.RecurringTaskRead], dict[str, list[queries.TaskRead]]]:
         async with AsyncConnectionPool(stack.database_url, min_size=1, max_size=1, open=False) as pool:
             recurring = await queries.list_recurring_tasks(
                 pool, owner=OWNER, namespace=namespace, after_name=None, limit=100

@@ -51,7 +51,7 @@ def recurring_task_from_body(body: Body, *, user: User) -> m.RecurringTaskPublic
     )
 
 
-def recurring_task_from_record(record: queries.RecurringTaskRecord, *, user: User) -> m.RecurringTaskPublic:
+def recurring_task_from_record(record: queries.RecurringTaskRead, *, user: User) -> m.RecurringTaskPublic:
     spec = record.spec
     return m.RecurringTaskPublic(
         name=names.public_name(owner=user.id, name=record.name),

@@ -37,7 +37,7 @@ def reminder_from_body(body: Body, *, user: User) -> m.ReminderPublic:
     )
 
 
-def reminder_from_record(record: queries.ReminderRecord, *, user: User) -> m.ReminderPublic:
+def reminder_from_record(record: queries.ReminderRead, *, user: User) -> m.ReminderPublic:
     spec = record.spec
     return m.ReminderPublic(
         name=names.public_name(owner=user.id, name=record.name),

@@ -57,7 +57,7 @@ def task_from_body(body: Body, *, user: User) -> m.TaskPublic:
     )
 
 
-def task_from_record(record: queries.TaskRecord, *, user: User) -> m.TaskPublic:
+def task_from_record(record: queries.TaskRead, *, user: User) -> m.TaskPublic:
     return m.TaskPublic(
         name=names.public_name(owner=user.id, name=record.name),
         title=record.title,
@@ -170,7 +170,7 @@ class Tasks:
             raise errors.NotFound("task", name)
         return Stored(value=task_from_record(record, user=user), etag=None)
 
-    async def _history(self, *, user: User, name: str) -> queries.TaskRecord | None:
+    async def _history(self, *, user: User, name: str) -> queries.TaskRead | None:
         """The caller's completed occurrence named ``name`` whose object the cluster pruned."""
         return await queries.find_history(
             self._pool,
