@@ -23,7 +23,7 @@ from typing import Any
 from kube_emulator import validation
 from todo_operator.domain import crds
 from todo_operator.domain.events import Event
-from todo_operator.kube import AlreadyExists, Body, Conflict, KubeError
+from todo_operator.kube import AlreadyExists, Body, Conflict, KubeError, NotFound
 from todo_operator.store.records import RecordNotFound, RecurringTaskWrite, TaskWrite
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -48,9 +48,10 @@ class FakeKube:
         self._versions = itertools.count(1)  # one revision for the whole store, as etcd has
 
     def edit(self, kind: crds.Kind, *, namespace: str, name: str, spec: Mapping[str, Any]) -> Body:
-        """A user's merge patch of the spec: a new generation and resourceVersion, as the API server makes."""
+        """A merge patch of the spec (None removes a field): a new generation and resourceVersion."""
         body = self.objects[kind.kind, namespace, name]
-        body["spec"] = {**body.get("spec", {}), **spec}
+        merged = {**body.get("spec", {}), **spec}
+        body["spec"] = {key: value for key, value in merged.items() if value is not None}
         meta = body["metadata"]
         meta["generation"] = int(meta.get("generation") or 1) + 1
         meta["resourceVersion"] = str(next(self._versions))
@@ -90,6 +91,28 @@ class FakeKube:
         self.put(kind, body)
         self.created.append(body)
         return copy.deepcopy(body)
+
+    async def patch_spec(
+        self,
+        kind: crds.Kind,
+        *,
+        namespace: str,
+        name: str,
+        spec: Mapping[str, Any],
+        resource_version: str | None,
+    ) -> Body:
+        """The API's spec merge patch: refused (409) on a stale resourceVersion, admitted like a create."""
+        body = self.objects.get((kind.kind, namespace, name))
+        if body is None:
+            raise NotFound(f"{kind.kind} {name} not found", code=404, reason="NotFound")
+        if resource_version is not None and body["metadata"].get("resourceVersion") != resource_version:
+            raise Conflict(f"{kind.kind} {name} was modified", code=409, reason="Conflict")
+        merged = {**body.get("spec", {}), **spec}
+        candidate = {**copy.deepcopy(body), "spec": {k: v for k, v in merged.items() if v is not None}}
+        outcome = validation.admit(candidate, SCHEMAS[kind.kind], old=body)
+        if outcome.causes or outcome.unknown_fields:
+            raise RejectedByApiServer(f"the API wrote an invalid {kind.kind} spec: {outcome}")
+        return self.edit(kind, namespace=namespace, name=name, spec=spec)
 
     async def patch_status(
         self,
