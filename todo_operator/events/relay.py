@@ -108,7 +108,11 @@ class Publisher(Protocol):
 
 @dataclass(kw_only=True)
 class RelayStats:
-    """Counters (exported as metrics by the telemetry layer)."""
+    """This relay's own totals, per batch, in process: what tests and benchmarks wait on.
+
+    Not exported: Prometheus gets per-topic figures (and publish times) through
+    :class:`~todo_operator.telemetry.metrics.RelayMetrics`, counted per wave.
+    """
 
     published: int = 0
     failed_attempts: int = 0
