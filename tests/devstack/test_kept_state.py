@@ -393,3 +393,31 @@ def test_keep_refuses_a_state_it_cannot_trust_before_starting_anything(
     ), message
     assert len(message.splitlines()) == 1
     assert not (state / "postgres" / "data" / "postmaster.pid").exists()  # nothing started
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (
+            "kind: ConfigMap\nmetadata: {name: x}\n",
+            "--crd files hold CustomResourceDefinitions only, found ConfigMap",
+        ),
+        ("a: b: c\n", ", line 1: not YAML (mapping values are not allowed here)"),
+        ("- just\n- a list\n", "--crd files hold CustomResourceDefinitions only, found list"),
+    ],
+    ids=["not-a-crd", "not-yaml", "not-a-mapping"],
+)
+def test_the_emulator_refuses_crd_files_that_hold_no_crds_naming_the_file(
+    tmp_path: pathlib.Path, content: str, said: str
+) -> None:
+    crd_file = tmp_path / "crd.yaml"
+    crd_file.write_text(content)
+    result = subprocess.run(
+        [sys.executable, "-m", "kube_emulator", "--crd", str(crd_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"error: {crd_file}{'' if said.startswith(',') else ': '}{said}" in result.stderr
+    assert "Traceback" not in result.stderr

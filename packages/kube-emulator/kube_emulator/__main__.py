@@ -23,16 +23,23 @@ from kube_emulator.server import serve
 
 
 def _definitions(files: Sequence[pathlib.Path]) -> list[dict[str, Any]]:
-    found = [
-        document
-        for file in files
-        for document in yaml.safe_load_all(file.read_text())
-        if isinstance(document, dict)
-    ]
-    if not_crds := [
-        str(document.get("kind")) for document in found if document.get("kind") != "CustomResourceDefinition"
-    ]:
-        raise ValueError(f"--crd files hold CustomResourceDefinitions only, found {', '.join(not_crds)}")
+    """The CustomResourceDefinitions in ``files``; anything else is refused naming the file."""
+    found = []
+    for file in files:
+        try:
+            documents = list(yaml.safe_load_all(file.read_text()))
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f", line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or error
+            raise ValueError(f"{file}{where}: not YAML ({problem})") from None
+        for document in documents:
+            if document is None:
+                continue
+            if not isinstance(document, dict) or document.get("kind") != "CustomResourceDefinition":
+                kind = document.get("kind") if isinstance(document, dict) else type(document).__name__
+                raise ValueError(f"{file}: --crd files hold CustomResourceDefinitions only, found {kind}")
+            found.append(document)
     return found
 
 
