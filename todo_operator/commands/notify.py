@@ -65,7 +65,7 @@ async def notify(settings: object, *, namespace: str, name: str) -> int:
         if row is None:
             raise UsageError(f"reminder {namespace}/{name} is not recorded in the database")
         delivery = main.build_delivery(settings=settings, pool=pool, clock=clock)
-        outcome = await delivery.deliver(uid=row["uid"])
+        outcome = await delivery.deliver(uid=row.uid)
         kube_api = kube.Kube(client)
         cluster_events = reconciling.ClusterEvents(
             kube=kube_api, clock=clock, component="todo-operator-notify"

@@ -281,7 +281,7 @@ class ReminderReconciler:
             async with self._pool.connection() as connection:
                 row = await reminder_rows.find(connection, namespace=meta.namespace, name=meta.name)
             if lifecycle.reminder_settled(
-                status, generation=meta.generation, row_phase=row["phase"] if row else None
+                status, generation=meta.generation, row_phase=row.phase if row else None
             ):
                 await self._remove_cronjob(body)
                 return
@@ -363,7 +363,7 @@ class ReminderReconciler:
             phase=self._waiting_phase,
             fire_at=fire,
             cron_job=cron_name,
-            attempts=row["attempts"] if row else 0,
+            attempts=row.attempts if row else 0,
         )
         await self._kube.patch_status(
             crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(new_status)
@@ -387,7 +387,7 @@ class ReminderReconciler:
         step: lifecycle.ReminderStep,
         fire: datetime,
         now: datetime,
-    ) -> tuple[lifecycle.Recorded, dict[str, Any] | None]:
+    ) -> tuple[lifecycle.Recorded, reminder_rows.ReminderState | None]:
         """Save the row (and ``reminder.scheduled`` when the moment is new); what was kept, and the row."""
         events = []
         if status.fire_at != fire:
@@ -551,7 +551,7 @@ class ReminderReconciler:
                 event = Event(
                     type="reminder.cancelled",
                     subject=meta.subject,
-                    partition_key=row["owner"],  # the task's owner, like every event of that user
+                    partition_key=row.owner,  # the task's owner, like every event of that user
                     key=f"reminder.cancelled:{meta.uid}",
                     data={"reason": reason},
                 )
@@ -560,7 +560,7 @@ class ReminderReconciler:
                 )
                 row = await reminder_rows.find(connection, namespace=meta.namespace, name=meta.name)
         await self._remove_cronjob(body)
-        if row is not None and row["phase"] in ("Sent", "Failed"):
+        if row is not None and row.phase in ("Sent", "Failed"):
             await self._write_terminal(body, meta=meta, status=status, row=row)
             return
         cancelled = observed(
@@ -593,13 +593,19 @@ class ReminderReconciler:
         await self._remove_cronjob(body)
 
     async def _write_terminal(
-        self, body: Body, *, meta: ObjectMeta, status: resources.ReminderStatus, row: dict[str, Any]
+        self,
+        body: Body,
+        *,
+        meta: ObjectMeta,
+        status: resources.ReminderStatus,
+        row: reminder_rows.ReminderState,
     ) -> None:
-        sent = row["phase"] == "Sent"
-        reason = (
-            ("SentLate" if row["late"] else "Sent") if sent else row["failure_reason"] or "DeliveryFailed"
-        )
-        message = f"sent at {row['sent_at'].isoformat()}" if sent else row["last_error"] or "delivery failed"
+        sent = row.phase == "Sent"
+        reason = ("SentLate" if row.late else "Sent") if sent else row.failure_reason or "DeliveryFailed"
+        if sent:  # a Sent row has its sent_at (mark_sent writes both at once)
+            message = f"sent at {row.sent_at.isoformat()}" if row.sent_at else "sent"
+        else:
+            message = row.last_error or "delivery failed"
         final = observed(
             status,
             meta=meta,
@@ -607,17 +613,17 @@ class ReminderReconciler:
             reason=reason,
             message=message,
             now=self._clock.now(),
-            phase=row["phase"],
-            fire_at=row["fire_at"],
-            sent_at=row["sent_at"],
-            attempts=row["attempts"],
-            last_error=row["last_error"],
+            phase=row.phase,
+            fire_at=row.fire_at,
+            sent_at=row.sent_at,
+            attempts=row.attempts,
+            last_error=row.last_error,
             cron_job=None,
         )
         await self._kube.patch_status(
             crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(final)
         )
-        if status.phase != row["phase"]:
+        if status.phase != row.phase:
             if sent:
                 self._cluster_events.normal(body, reason=reason, message=message)
             else:

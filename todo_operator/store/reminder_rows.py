@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from todo_operator.domain.events import Event
@@ -272,9 +272,24 @@ async def mark_deleted(connection: AsyncConnection[Any], *, uid: str, at: dateti
             await _refresh_task_reminder(connection, task_uid=changed[0])
 
 
-async def find(connection: AsyncConnection[Any], *, namespace: str, name: str) -> dict[str, Any] | None:
+@dataclass(frozen=True, kw_only=True)
+class ReminderState:
+    """Where a reminder's delivery stands, as its live row says (what the Reminder's status shows)."""
+
+    uid: str
+    phase: str
+    owner: str
+    fire_at: datetime | None
+    attempts: int
+    sent_at: datetime | None
+    last_error: str | None
+    late: bool
+    failure_reason: str | None
+
+
+async def find(connection: AsyncConnection[Any], *, namespace: str, name: str) -> ReminderState | None:
     """The live row of a reminder, by name (what ``todo-operator notify`` is given)."""
-    async with connection.cursor(row_factory=dict_row) as cursor:
+    async with connection.cursor(row_factory=class_row(ReminderState)) as cursor:
         await cursor.execute(
             "SELECT uid::text AS uid, phase, owner, fire_at, attempts, sent_at, last_error, late,"
             " failure_reason"
