@@ -20,6 +20,7 @@ from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiosmtplib
@@ -134,19 +135,23 @@ def _classify(error: Exception) -> MailError:
     return MailError(f"SMTP server unreachable: {error}", transient=True)
 
 
+def _connection(settings: SmtpSettings) -> dict[str, Any]:
+    """How to reach the SMTP server: the same for one-off sends and pooled connections."""
+    return {
+        "hostname": settings.host,
+        "port": settings.port,
+        "username": settings.username,
+        "password": settings.password,
+        "start_tls": settings.starttls,
+        "use_tls": settings.use_tls,
+        "timeout": settings.timeout_seconds,
+    }
+
+
 async def send(message: Message, *, settings: SmtpSettings) -> None:
     """Send one message; raise :class:`MailError` saying whether a retry may help."""
     try:
-        await aiosmtplib.send(
-            message,
-            hostname=settings.host,
-            port=settings.port,
-            username=settings.username,
-            password=settings.password,
-            start_tls=settings.starttls,
-            use_tls=settings.use_tls,
-            timeout=settings.timeout_seconds,
-        )
+        await aiosmtplib.send(message, **_connection(settings))
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
         raise _classify(error) from error
 
@@ -169,16 +174,7 @@ class SmtpPool:
             client = self._idle.get_nowait()
             if client.is_connected:
                 return client
-        settings = self._settings
-        client = aiosmtplib.SMTP(
-            hostname=settings.host,
-            port=settings.port,
-            username=settings.username,
-            password=settings.password,
-            start_tls=settings.starttls,
-            use_tls=settings.use_tls,
-            timeout=settings.timeout_seconds,
-        )
+        client = aiosmtplib.SMTP(**_connection(self._settings))
         await client.connect()
         return client
 
