@@ -137,3 +137,18 @@ async def outbox_rows(pool: AsyncConnectionPool[Any]) -> list[dict[str, Any]]:
         )
         names = [d.name for d in cursor.description or []]
         return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+
+
+def counted(the_relay: relay.Relay, counter: str, **labels: str) -> int:
+    """One of a relay's counters, summed over the labels not given: the relay counts in its
+    metrics only. A task event goes to two topics, so its messages count twice unless a topic
+    is given."""
+    return int(
+        sum(
+            sample.value
+            for family in the_relay.metrics.registry.collect()
+            if family.name == counter
+            for sample in family.samples
+            if sample.name == f"{counter}_total" and labels.items() <= sample.labels.items()
+        )
+    )

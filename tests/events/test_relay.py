@@ -17,7 +17,7 @@ from todo_operator.clock import ManualClock
 from todo_operator.events import dapr, deadletters, relay, schemas
 from todo_operator.store.outbox import OutboxStore
 
-from .conftest import append, drain, expected_order, outbox_rows, settings, task_event
+from .conftest import append, counted, drain, expected_order, outbox_rows, settings, task_event
 
 USERS = ["alice@example.com", "bob@example.com", "carol@example.com"]
 REQUIRED = {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema"}
@@ -112,7 +112,7 @@ async def test_sidecar_down_then_back_drains_in_order_nothing_lost(
     sidecar.heal()
     await drain(the_relay)
     assert _by_user(sidecar) == expected_order(first + second)
-    assert the_relay.stats.dead_lettered == 0
+    assert counted(the_relay, "todo_events_dead_lettered") == 0
 
 
 async def test_run_loop_backs_off_exponentially_capped_while_sidecar_is_down(
@@ -173,7 +173,9 @@ async def test_poison_event_is_dead_lettered_after_max_attempts_others_keep_flow
         await append(pool, [task_event(USERS[1], 10 + attempt)])  # traffic next to it: the failure is its own
         clock.advance(timedelta(seconds=8))
         assert (await the_relay.publish_batch()).failed == 1
-    assert (the_relay.stats.failed_attempts, the_relay.stats.dead_lettered) == (3, 1)
+    # Three attempts, each of the event's two messages (one per topic it goes to).
+    assert counted(the_relay, "todo_event_publish_errors") == 3 * 2
+    assert counted(the_relay, "todo_events_dead_lettered") == 1
 
     rows = {row["event_id"]: row for row in await outbox_rows(pool)}
     assert str(poison.id) not in rows, "moved out of the outbox"
@@ -267,7 +269,9 @@ async def test_two_relays_at_once_publish_each_row_once_in_order(
     ids = [r.event["id"] for r in sidecar.received if r.topic == "task-events"]
     assert len(ids) == len(set(ids)) == len(events)
     assert _by_user(sidecar) == expected_order(events)
-    assert all(r.stats.published > 0 for r in relays), "both did share the work"
+    assert all(counted(r, "todo_events_published", topic="task-events") > 0 for r in relays), (
+        "both did share the work"
+    )
 
 
 async def test_bulk_endpoint_missing_falls_back_to_single_publish(

@@ -47,6 +47,7 @@ from typing import Any, Protocol
 import aiohttp
 import psycopg
 from opentelemetry import trace
+from prometheus_client import CollectorRegistry
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from pydantic import Field
@@ -104,21 +105,6 @@ class Publisher(Protocol):
     async def publish(self, *, topic: str, message: dapr.Message) -> dapr.Rejected | None: ...
 
     async def publish_bulk(self, *, topic: str, messages: Sequence[dapr.Message]) -> dapr.BulkOutcome: ...
-
-
-@dataclass(kw_only=True)
-class RelayStats:
-    """This relay's own totals, per batch, in process: what tests and benchmarks wait on.
-
-    Not exported: Prometheus gets per-topic figures (and publish times) through
-    :class:`~todo_operator.telemetry.metrics.RelayMetrics`, counted per wave.
-    """
-
-    published: int = 0
-    failed_attempts: int = 0
-    dead_lettered: int = 0
-    unavailable: int = 0
-    cycles: int = 0
 
 
 @dataclass(kw_only=True)
@@ -232,13 +218,14 @@ class Relay:
         name: str | None = None,
         metrics: RelayMetrics | None = None,
     ) -> None:
-        self._metrics = metrics
+        # Counted in one place, the relay's metrics; a relay built without them (a test, a
+        # benchmark) counts into a registry of its own, which it exposes as ``metrics``.
+        self.metrics = metrics or RelayMetrics(CollectorRegistry())
         self._store = store
         self._publisher = publisher
         self._settings = settings
         self._clock = clock or SystemClock()
         self.name = name or relay_name()
-        self.stats = RelayStats()
         self._bulk = settings.relay_bulk
         self._batches = itertools.count(1)
 
@@ -278,7 +265,6 @@ class Relay:
         result = CycleResult(claimed=len(batch.rows))
         if not batch.rows:
             return result
-        self.stats.cycles += 1
         tally = _Tally()
         try:
             await self._publish_waves(_not_behind(batch.prepared, behind, tally), tally, result)
@@ -290,9 +276,6 @@ class Relay:
         for row in batch.rows:
             if row.id not in settled:
                 result.held_back.setdefault(row.partition_key, row.id)  # rows come in id order
-        self.stats.published += len(tally.published)
-        if result.sidecar_error is not None:
-            self.stats.unavailable += 1
         return result
 
     async def _publish_waves(self, items: list[_Prepared], tally: _Tally, result: CycleResult) -> None:
@@ -416,18 +399,18 @@ class Relay:
         """(entry id -> error or None, rejected entry ids), or the sidecar's error as a string."""
         started = time.perf_counter()
         outcome = await self._publish_topic_once(topic, messages)
-        if self._metrics is not None:
-            self._metrics.publish_duration.observe(time.perf_counter() - started)
-            if isinstance(outcome, str):
-                self._metrics.publish_errors.labels(topic, "unavailable").inc(len(messages))
-            else:
-                entries, rejected = outcome
-                delivered = sum(error is None for error in entries.values())
-                self._metrics.published.labels(topic).inc(delivered)
-                if rejected:
-                    self._metrics.publish_errors.labels(topic, "rejected").inc(len(rejected))
-                if unavailable := len(entries) - delivered - len(rejected):
-                    self._metrics.publish_errors.labels(topic, "unavailable").inc(unavailable)
+        measured = self.metrics
+        measured.publish_duration.observe(time.perf_counter() - started)
+        if isinstance(outcome, str):
+            measured.publish_errors.labels(topic, "unavailable").inc(len(messages))
+        else:
+            entries, rejected = outcome
+            delivered = sum(error is None for error in entries.values())
+            measured.published.labels(topic).inc(delivered)
+            if rejected:
+                measured.publish_errors.labels(topic, "rejected").inc(len(rejected))
+            if unavailable := len(entries) - delivered - len(rejected):
+                measured.publish_errors.labels(topic, "unavailable").inc(unavailable)
         return outcome
 
     async def _publish_topic_once(
@@ -503,12 +486,9 @@ class Relay:
         await self._store.dead_letter(ids_and_errors=dead, now=now)
         for outbox_id, error in dead:
             logger.error("outbox row %s moved to the dead letters: %s", outbox_id, error)
-            if self._metrics is not None:
-                self._metrics.dead_lettered.labels(topics[outbox_id]).inc()
+            self.metrics.dead_lettered.labels(topics[outbox_id]).inc()
         result.failed = len(failures)
         result.dead_lettered = len(dead)
-        self.stats.failed_attempts += len(failures)
-        self.stats.dead_lettered += len(dead)
         return {outbox_id for outbox_id, _ in dead}
 
     def _outage_delay(self, outages: int) -> float:

@@ -127,6 +127,7 @@ class RelayMetrics:
     """What an outbox relay measures: events published, publish errors, dead letters, publish time."""
 
     def __init__(self, registry: CollectorRegistry, *, topics: tuple[str, ...] = ()) -> None:
+        self.registry = registry
         self.published = prometheus_client.Counter(
             "todo_events_published",
             "CloudEvents accepted by Dapr pub/sub, by topic",
