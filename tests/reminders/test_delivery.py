@@ -93,7 +93,7 @@ def reminder_row(
 async def add_reminder(pool: AsyncConnectionPool[Any], *, fire_at: datetime = FIRE, name: str = "r1") -> str:
     uid = str(uuid.uuid4())
     async with pool.connection() as connection:
-        await reminder_rows.save(connection, reminder_row(uid=uid, fire_at=fire_at, name=name))
+        await reminder_rows.ReminderRows(connection).save(reminder_row(uid=uid, fire_at=fire_at, name=name))
     return uid
 
 

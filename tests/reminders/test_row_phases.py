@@ -36,19 +36,19 @@ async def _phase(pool: AsyncConnectionPool[Any], uid: str) -> str:
 
 async def _save(pool: AsyncConnectionPool[Any], uid: str, *, generation: int) -> str:
     async with pool.connection() as connection:
-        return await reminder_rows.save(connection, reminder_row(uid=uid, generation=generation))
+        return await reminder_rows.ReminderRows(connection).save(reminder_row(uid=uid, generation=generation))
 
 
 async def _end(pool: AsyncConnectionPool[Any], uid: str, phase: str) -> None:
     async with pool.connection() as connection:
         if phase == "Sent":
-            claimed = await reminder_rows.claim(connection, uid=uid)
+            claimed = await reminder_rows.ReminderRows(connection).claim(uid=uid)
             assert claimed is not None
-            await reminder_rows.mark_sent(
-                connection, claimed, at=LATER, attempts=1, late=False, event=_event(uid)
+            await reminder_rows.ReminderRows(connection).mark_sent(
+                claimed, at=LATER, attempts=1, late=False, event=_event(uid)
             )
         else:
-            assert await reminder_rows.set_phase(connection, uid=uid, phase=phase, at=LATER)
+            assert await reminder_rows.ReminderRows(connection).set_phase(uid=uid, phase=phase, at=LATER)
 
 
 def _event(uid: str) -> Any:
@@ -86,4 +86,4 @@ async def test_a_save_of_an_older_generation_does_not_revive_it_either(
     assert await _save(pool, uid, generation=2) == "Cancelled"
     row = dataclasses.replace(reminder_row(uid=uid), generation=3)
     async with pool.connection() as connection:
-        assert await reminder_rows.save(connection, row) == "Cancelled"
+        assert await reminder_rows.ReminderRows(connection).save(row) == "Cancelled"

@@ -235,12 +235,13 @@ async def test_a_database_outage_leaves_next_occurrence_out_instead_of_failing_t
     from todo_operator.api.auth import User
     from todo_operator.api.settings import ApiSettings
     from todo_operator.clock import ManualClock
+    from todo_operator.store import queries
 
     down: AsyncConnectionPool = AsyncConnectionPool("postgresql://nobody@127.0.0.1:1/none", open=False)
     settings = ApiSettings(namespace="team-a", jwt_secret="s" * 32)
     tasks = services.Tasks(
         objects=services.Objects(kube=None, settings=settings),  # type: ignore[arg-type]  # not used here
-        pool=down,
+        reads=queries.Queries(down),
         clock=ManualClock(datetime(2026, 12, 1, tzinfo=UTC)),
         pager=services.Pager(secret=SECRET),
         settings=settings,

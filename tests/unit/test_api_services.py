@@ -31,10 +31,17 @@ class Api:
         objects = services.Objects(kube=self.kube, settings=SETTINGS)  # type: ignore[arg-type]  # the fake
         pager = services.Pager(secret=b"k" * 32)
         clock = ManualClock(datetime(2026, 12, 7, 8, tzinfo=UTC))
-        unused: services.tasks.queries.Pool = None  # type: ignore[assignment]  # these paths read no list
-        self.tasks = services.Tasks(objects=objects, pool=unused, clock=clock, pager=pager, settings=SETTINGS)
+        unused: services.tasks.queries.Queries = None  # type: ignore[assignment]  # these paths read no list
+        self.tasks = services.Tasks(
+            objects=objects, reads=unused, clock=clock, pager=pager, settings=SETTINGS
+        )
         self.recurring = services.RecurringTasks(
-            objects=objects, pool=unused, clock=clock, pager=pager, settings=SETTINGS, engine=ScheduleEngine()
+            objects=objects,
+            reads=unused,
+            clock=clock,
+            pager=pager,
+            settings=SETTINGS,
+            engine=ScheduleEngine(),
         )
 
 

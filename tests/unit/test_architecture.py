@@ -73,3 +73,27 @@ def test_no_product_function_is_longer_than_the_limit_unless_listed_with_its_rea
     listed = _listed_exceptions()
     assert set(long_functions) - listed == set(), f"over {MAX_LINES} lines: {long_functions}"
     assert listed - set(long_functions) == set(), "listed as long in ARCHITECTURE.md, but no longer so"
+
+
+def _store_shapes() -> tuple[list[str], list[str]]:
+    """(module-level public async functions, classes with async methods not built on Repository)."""
+    loose: list[str] = []
+    off_shape: list[str] = []
+    for path in sorted((ROOT / "todo_operator" / "store").glob("*.py")):
+        if path.name == "repository.py":
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.AsyncFunctionDef) and not node.name.startswith("_"):
+                loose.append(f"{path.stem}.{node.name}")
+            if isinstance(node, ast.ClassDef):
+                bases = {base.id for base in node.bases if isinstance(base, ast.Name)}
+                has_io = any(isinstance(item, ast.AsyncFunctionDef) for item in node.body)
+                if has_io and "Repository" not in bases:
+                    off_shape.append(f"{path.stem}.{node.name}")
+    return loose, off_shape
+
+
+def test_the_store_reads_and_writes_through_repositories_of_one_shape() -> None:
+    """store/repository.py: a repository is a class over a pool or the caller's connection;
+    no query hides in a loose function or a class of another shape."""
+    assert _store_shapes() == ([], [])

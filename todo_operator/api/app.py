@@ -40,7 +40,7 @@ from todo_operator.api.routers import (
 from todo_operator.api.settings import ApiSettings
 from todo_operator.clock import Clock
 from todo_operator.schedule_engine import EngineBusy, ScheduleEngine
-from todo_operator.store import queries
+from todo_operator.store import queries, repository
 from todo_operator.telemetry import metrics
 
 logger = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ def create_app(
     settings: ApiSettings | None = None,
     *,
     kube_api: kube.Kube,
-    pool: queries.Pool,
+    pool: repository.Pool,
     clock: Clock,
     schedule_engine: ScheduleEngine | None = None,
 ) -> FastAPI:
@@ -297,6 +297,7 @@ def create_app(
         else ScheduleEngine(jobs_per_owner=settings.engine_jobs_per_user, max_jobs=settings.engine_queue)
     )
     objects = services.Objects(kube=kube_api, settings=settings)
+    reads = queries.Queries(pool)
     app = FastAPI(
         title="todo-operator REST API",
         version="v1",
@@ -310,12 +311,12 @@ def create_app(
         authenticator=auth.Authenticator(settings),
         limiter=ratelimit.WriteLimiter(limit=settings.writes_per_minute),
         preview_limiter=ratelimit.WriteLimiter(limit=settings.previews_per_minute, what="schedule previews"),
-        tasks=services.Tasks(objects=objects, pool=pool, clock=clock, pager=pager, settings=settings),
+        tasks=services.Tasks(objects=objects, reads=reads, clock=clock, pager=pager, settings=settings),
         recurring_tasks=services.RecurringTasks(
-            objects=objects, pool=pool, clock=clock, pager=pager, settings=settings, engine=engine
+            objects=objects, reads=reads, clock=clock, pager=pager, settings=settings, engine=engine
         ),
-        reminders=services.Reminders(objects=objects, pool=pool, pager=pager, settings=settings),
-        activity=services.Activity(pool=pool, pager=pager, settings=settings),
+        reminders=services.Reminders(objects=objects, reads=reads, pager=pager, settings=settings),
+        activity=services.Activity(reads=reads, pager=pager, settings=settings),
     )
     for module in (tasks, recurring_tasks, schedules, reminders, activity, admin, dapr, health):
         app.include_router(module.router)

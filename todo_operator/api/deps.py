@@ -15,14 +15,14 @@ from todo_operator import kube
 from todo_operator.api import auth, problems, ratelimit, services
 from todo_operator.api.settings import ApiSettings
 from todo_operator.clock import Clock
-from todo_operator.store import queries
+from todo_operator.store import repository
 
 
 @dataclass(frozen=True, kw_only=True)
 class AppComponents:
     settings: ApiSettings
     clock: Clock
-    pool: queries.Pool
+    pool: repository.Pool
     kube: kube.Kube
     authenticator: auth.Authenticator
     limiter: ratelimit.WriteLimiter
@@ -97,7 +97,7 @@ Cursor = Annotated[str | None, Query(max_length=1024, description="next_cursor o
 IfMatch = Annotated[str | None, Header(max_length=256, description="an ETag from a previous read")]
 
 
-def _pool(components: Components) -> queries.Pool:
+def _pool(components: Components) -> repository.Pool:
     return components.pool
 
 
@@ -105,5 +105,5 @@ def _kube(components: Components) -> kube.Kube:
     return components.kube
 
 
-DbPool = Annotated[queries.Pool, Depends(_pool)]
+DbPool = Annotated[repository.Pool, Depends(_pool)]
 Kube = Annotated[kube.Kube, Depends(_kube)]

@@ -99,7 +99,8 @@ class ReminderDelivery:
     async def _attempt(self, *, uid: str) -> tuple[Outcome | None, int]:
         """One attempt in one transaction: None as the outcome means "wait, then try again"."""
         async with self._pool.connection() as connection, connection.transaction():
-            claimed = await reminder_rows.claim(connection, uid=uid)
+            rows = reminder_rows.ReminderRows(connection)  # the lock is held until this transaction ends
+            claimed = await rows.claim(uid=uid)
             if claimed is None:
                 return Outcome(result="Skipped", reason="already sent, cancelled or being sent"), 0
             now = self._clock.now()
@@ -119,8 +120,7 @@ class ReminderDelivery:
             attempts = claimed.attempts + 1
             refused = await self._send_once(claimed, late=late, now=now)
             if refused is None:
-                await reminder_rows.mark_sent(
-                    connection,
+                await rows.mark_sent(
                     claimed,
                     at=now,
                     attempts=attempts,
@@ -145,9 +145,7 @@ class ReminderDelivery:
             )
             if refused.final or attempts >= self._retry.max_attempts:
                 return await self._fail(connection, claimed, refused, at=now, attempts=attempts), attempts
-            await reminder_rows.record_failure(
-                connection, claimed, at=now, attempts=attempts, error=refused.error, final=False
-            )
+            await rows.record_failure(claimed, at=now, attempts=attempts, error=refused.error, final=False)
             return None, attempts
 
     async def _send_once(
@@ -184,8 +182,7 @@ class ReminderDelivery:
         """End the reminder ``Failed``: the row, a ``reminder.failed`` event, a dead letter if retryable."""
         error = failure.one_line_error()
         event = self._event(claimed, "reminder.failed", attempts=attempts, reason=failure.reason)
-        await reminder_rows.record_failure(
-            connection,
+        await reminder_rows.ReminderRows(connection).record_failure(
             claimed,
             at=at,
             attempts=attempts,

@@ -60,8 +60,7 @@ async def notify(settings: object, *, namespace: str, name: str) -> int:
     await pool.open(wait=True, timeout=30)
     client = kube.client_for(api_url=settings.kube_api_url)
     try:
-        async with pool.connection() as connection:
-            row = await reminder_rows.find(connection, namespace=namespace, name=name)
+        row = await reminder_rows.ReminderRows(pool).find(namespace=namespace, name=name)
         if row is None:
             raise UsageError(f"reminder {namespace}/{name} is not recorded in the database")
         delivery = main.build_delivery(settings=settings, pool=pool, clock=clock)

@@ -75,6 +75,7 @@ class DueWork:
         heartbeat: Callable[[datetime], None] = lambda _: None,
     ) -> None:
         self._pool = pool
+        self._rows = reminder_rows.ReminderRows(pool)
         self._clock = clock
         self._kube = kube_api
         self._tasks = tasks
@@ -144,29 +145,26 @@ class DueWork:
 
     async def _next_work(self) -> datetime | None:
         async with self._pool.connection() as connection:
-            candidates = [await reminder_rows.next_open_task_due(connection)]
+            rows = reminder_rows.ReminderRows(connection)
+            candidates = [await rows.next_open_task_due()]
             if self._mode == "inline":
-                fire = await reminder_rows.next_inline_fire(connection, excluding=list(self._in_flight))
+                fire = await rows.next_inline_fire(excluding=list(self._in_flight))
                 candidates.append(fire)
             else:
-                fire = await reminder_rows.next_cronjob_check(connection)
+                fire = await rows.next_cronjob_check()
                 candidates.append(fire + self._catch_up.grace if fire else None)
         due = [candidate for candidate in candidates if candidate is not None]
         return min(due) if due else None
 
     async def _turn_overdue(self, now: datetime) -> None:
-        async with self._pool.connection() as connection:
-            due = await reminder_rows.open_tasks_due(connection, now=now, limit=self._batch_size)
+        due = await self._rows.open_tasks_due(now=now, limit=self._batch_size)
         for namespace, name in due:
             body = await self._kube.get(crds.TASK, namespace=namespace, name=name)
             if body is not None:
                 await self._tasks.reconcile(body)
 
     async def _send_due(self, now: datetime) -> None:
-        async with self._pool.connection() as connection:
-            due = await reminder_rows.due_inline(
-                connection, now=now, limit=self._batch_size, excluding=list(self._in_flight)
-            )
+        due = await self._rows.due_inline(now=now, limit=self._batch_size, excluding=list(self._in_flight))
         for uid, namespace, name in due:
             if uid not in self._in_flight:
                 task = asyncio.create_task(self._send_one(uid=uid, namespace=namespace, name=name))
@@ -212,15 +210,11 @@ class DueWork:
         await self._reminders.report(namespace=namespace, name=name, outcome=outcome)
 
     async def _catch_up_cronjobs(self, now: datetime) -> None:
-        async with self._pool.connection() as connection:
-            missed = await reminder_rows.missed_cronjobs(
-                connection, before=now - self._catch_up.grace, limit=self._batch_size
-            )
+        missed = await self._rows.missed_cronjobs(before=now - self._catch_up.grace, limit=self._batch_size)
         for uid, namespace, name in missed:
             body = await self._kube.get(crds.REMINDER, namespace=namespace, name=name)
             if body is None:
                 continue
-            async with self._pool.connection() as connection:
-                await reminder_rows.mark_late(connection, uid=uid)
+            await self._rows.mark_late(uid=uid)
             # Re-reconciling with the moment passed creates the catch-up Job or ends it Missed.
             await self._reminders.reconcile(body)

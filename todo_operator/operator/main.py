@@ -190,9 +190,9 @@ def record_collector(
     """The figures of the durable record (reminders sent, tasks completed, outbox lag ...), registered."""
 
     async def read(now: datetime) -> figures.RecordSnapshot:
-        async with pool.connection() as connection:
-            return await stats.snapshot(connection, now=now)
+        return await record.snapshot(now=now)
 
+    record = stats.Stats(pool)
     collector = metrics.RecordCollector(snapshot=read, now=clock.now, max_age=max_age)
     registry.register(collector)
     return collector

@@ -255,9 +255,8 @@ class ReminderReconciler:
         # would cost every task reconcile a scan of all reminders. One not recorded yet is
         # reconciled by its own create handler, which reads the task as it is then.
         async with self._pool.connection() as connection:
-            recorded = await reminder_rows.names_for_task(
-                connection, namespace=namespace, task_uid=meta["uid"]
-            )
+            rows = reminder_rows.ReminderRows(connection)
+            recorded = await rows.names_for_task(namespace=namespace, task_uid=meta["uid"])
         for name in sorted(set(recorded) | set(wanted)):
             found = await self._kube.get(crds.REMINDER, namespace=namespace, name=name)
             if found is not None and (found.get("spec") or {}).get("taskRef", {}).get("name") == meta["name"]:
@@ -279,7 +278,8 @@ class ReminderReconciler:
             return
         if status.phase in ("Sent", "Failed", "Cancelled") and status.observed_generation == meta.generation:
             async with self._pool.connection() as connection:
-                row = await reminder_rows.find(connection, namespace=meta.namespace, name=meta.name)
+                rows = reminder_rows.ReminderRows(connection)
+                row = await rows.find(namespace=meta.namespace, name=meta.name)
             if lifecycle.reminder_settled(
                 status, generation=meta.generation, row_phase=row.phase if row else None
             ):
@@ -404,16 +404,15 @@ class ReminderReconciler:
             meta, spec=spec, task=task, task_spec=task_spec, fire=fire, phase=self._waiting_phase, now=now
         )
         async with self._pool.connection() as connection:
-            stored_phase = await reminder_rows.save(connection, row, events=events)
+            rows = reminder_rows.ReminderRows(connection)
+            stored_phase = await rows.save(row, events=events)
             recorded = lifecycle.after_recording(
                 step, stored_phase=stored_phase, cronjob_delivery=self._delivery == "cronjob"
             )
             if recorded == "missed":
-                await self._missed(
-                    connection, meta=meta, spec=spec, owner=task_spec.owner, fire=fire, now=now
-                )
+                await self._missed(rows, meta=meta, spec=spec, owner=task_spec.owner, fire=fire, now=now)
                 recorded = "terminal"
-            return recorded, await reminder_rows.find(connection, namespace=meta.namespace, name=meta.name)
+            return recorded, await rows.find(namespace=meta.namespace, name=meta.name)
 
     def _row(
         self,
@@ -483,12 +482,13 @@ class ReminderReconciler:
             now=self._clock.now(),
         )
         async with self._pool.connection() as connection:
-            if await reminder_rows.find(connection, namespace=meta.namespace, name=meta.name) is None:
-                await reminder_rows.save(connection, row, events=[cancelled])
+            rows = reminder_rows.ReminderRows(connection)
+            if await rows.find(namespace=meta.namespace, name=meta.name) is None:
+                await rows.save(row, events=[cancelled])
 
     async def _missed(
         self,
-        connection: AsyncConnection[Any],
+        rows: reminder_rows.ReminderRows,
         *,
         meta: ObjectMeta,
         spec: resources.ReminderSpec,
@@ -505,8 +505,8 @@ class ReminderReconciler:
             key=f"reminder.failed:{meta.uid}",
             data={"task": spec.task_ref.name, "fireAt": fire.isoformat(), "reason": "Missed"},
         )
-        await reminder_rows.set_phase(
-            connection, uid=meta.uid, phase="Failed", at=now, error=missed, reason="Missed", events=[failed]
+        await rows.set_phase(
+            uid=meta.uid, phase="Failed", at=now, error=missed, reason="Missed", events=[failed]
         )
 
     async def _ensure_trigger(self, body: Body, *, fire: datetime, decision: timing.Decision) -> str | None:
@@ -546,7 +546,8 @@ class ReminderReconciler:
         status = resources.ReminderStatus.model_validate(body.get("status") or {})
         now = self._clock.now()
         async with self._pool.connection() as connection:
-            row = await reminder_rows.find(connection, namespace=meta.namespace, name=meta.name)
+            rows = reminder_rows.ReminderRows(connection)
+            row = await rows.find(namespace=meta.namespace, name=meta.name)
             if row is not None:  # a reminder never recorded has nothing to cancel in PostgreSQL
                 event = Event(
                     type="reminder.cancelled",
@@ -555,10 +556,8 @@ class ReminderReconciler:
                     key=f"reminder.cancelled:{meta.uid}",
                     data={"reason": reason},
                 )
-                await reminder_rows.set_phase(
-                    connection, uid=meta.uid, phase="Cancelled", at=now, events=[event]
-                )
-                row = await reminder_rows.find(connection, namespace=meta.namespace, name=meta.name)
+                await rows.set_phase(uid=meta.uid, phase="Cancelled", at=now, events=[event])
+                row = await rows.find(namespace=meta.namespace, name=meta.name)
         await self._remove_cronjob(body)
         if row is not None and row.phase in ("Sent", "Failed"):
             await self._write_terminal(body, meta=meta, status=status, row=row)
@@ -587,7 +586,8 @@ class ReminderReconciler:
         meta = ObjectMeta.of(body)
         status = resources.ReminderStatus.model_validate(body.get("status") or {})
         async with self._pool.connection() as connection:
-            row = await reminder_rows.find(connection, namespace=namespace, name=name)
+            rows = reminder_rows.ReminderRows(connection)
+            row = await rows.find(namespace=namespace, name=name)
         if row is not None:
             await self._write_terminal(body, meta=meta, status=status, row=row)
         await self._remove_cronjob(body)
@@ -653,7 +653,8 @@ class ReminderReconciler:
         """The Reminder is being deleted: it must not fire any more, and its row is marked deleted."""
         await self.cancel(body, reason="ReminderDeleted")
         async with self._pool.connection() as connection:
-            await reminder_rows.mark_deleted(connection, uid=body["metadata"]["uid"], at=self._clock.now())
+            rows = reminder_rows.ReminderRows(connection)
+            await rows.mark_deleted(uid=body["metadata"]["uid"], at=self._clock.now())
 
 
 def _observe_task(task: Body | None) -> tuple[lifecycle.ReminderTask, resources.TaskSpec | None]:

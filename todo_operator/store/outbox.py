@@ -30,10 +30,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from psycopg import AsyncConnection
 from psycopg.rows import class_row
 from psycopg.types.json import set_json_loads
-from psycopg_pool import AsyncConnectionPool
+
+from todo_operator.store.repository import Repository
 
 # Any constant works: it only has to be the same for every relay (it spells "todo").
 _CLAIM_LOCK = 0x746F646F
@@ -208,11 +208,8 @@ def _id_array(ids: Sequence[int]) -> str:
     return "{" + ",".join(map(str, ids)) + "}"
 
 
-class OutboxStore:
+class OutboxStore(Repository):
     """The relay's and the admin's queries over the outbox and the dead letters."""
-
-    def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
-        self._pool = pool
 
     async def claim(
         self,
@@ -228,7 +225,7 @@ class OutboxStore:
         ``ahead_of``: the lease of the batch the caller is publishing meanwhile; its rows do
         not hold back later rows of their partition keys.
         """
-        async with self._pool.connection() as connection, connection.transaction():
+        async with self._transaction() as connection:
             await connection.execute(_CLAIM_SETUP, (_CLAIM_LOCK,))
             async with connection.cursor(row_factory=class_row(OutboxRow)) as cursor:
                 # A claim loads a thousand payloads; orjson parses them several times faster.
@@ -242,7 +239,7 @@ class OutboxStore:
 
     async def mark_published(self, *, ids: Sequence[int], now: datetime) -> None:
         if ids:
-            async with self._pool.connection() as connection:
+            async with self._connection() as connection:
                 await connection.execute(_MARK_PUBLISHED, (now, _id_array(ids)))
 
     async def recover(
@@ -252,7 +249,7 @@ class OutboxStore:
 
         One transaction on a fresh connection; returns how many rows were given back.
         """
-        async with self._pool.connection() as connection, connection.transaction():
+        async with self._transaction() as connection:
             if published:
                 await connection.execute(_MARK_UNMARKED, (now, _id_array(published)))
             cursor = await connection.execute(_RELEASE_LEASED, (_id_array(ids), lease))
@@ -261,12 +258,12 @@ class OutboxStore:
     async def release(self, *, ids: Sequence[int], error: str | None = None) -> None:
         """Give rows back unattempted (or not attributable to them: the sidecar was down)."""
         if ids:
-            async with self._pool.connection() as connection:
+            async with self._connection() as connection:
                 await connection.execute(_RELEASE, (error, _id_array(ids)))
 
     async def record_failures(self, *, failures: Sequence[Failure]) -> None:
         if failures:
-            async with self._pool.connection() as connection, connection.cursor() as cursor:
+            async with self._connection() as connection, connection.cursor() as cursor:
                 await cursor.executemany(
                     _RECORD_FAILURE, [(f.error, f.next_attempt_at, f.outbox_id) for f in failures]
                 )
@@ -274,11 +271,7 @@ class OutboxStore:
     async def dead_letter(self, *, ids_and_errors: Sequence[tuple[int, str]], now: datetime) -> None:
         """Move rows to ``dead_letters`` (counting the attempt that just failed)."""
         if ids_and_errors:
-            async with (
-                self._pool.connection() as connection,
-                connection.transaction(),
-                connection.cursor() as cursor,
-            ):
+            async with self._transaction() as connection, connection.cursor() as cursor:
                 await cursor.executemany(
                     _DEAD_LETTER,
                     [
@@ -291,14 +284,14 @@ class OutboxStore:
         """Delete rows published before the cutoff, in chunks (short transactions); return how many."""
         total = 0
         while True:
-            async with self._pool.connection() as connection:
+            async with self._connection() as connection:
                 cursor = await connection.execute(_PRUNE, (published_before, chunk))
                 total += cursor.rowcount
             if cursor.rowcount < chunk:
                 return total
 
     async def backlog(self) -> Backlog:
-        async with self._pool.connection() as connection:
+        async with self._connection() as connection:
             cursor = await connection.execute(
                 "SELECT count(*), min(created_at) FROM outbox WHERE published_at IS NULL"
             )
@@ -316,7 +309,7 @@ class OutboxStore:
             + " ORDER BY id LIMIT %s"
         )
         async with (
-            self._pool.connection() as connection,
+            self._connection() as connection,
             connection.cursor(row_factory=class_row(DeadLetter)) as cursor,
         ):
             await cursor.execute(query, (limit,))
@@ -324,7 +317,7 @@ class OutboxStore:
 
     async def revive_reminder(self, *, dead_letter_id: int, now: datetime) -> bool:
         """A reminder's dead letter: make the reminder pending again (attempts start over)."""
-        async with self._pool.connection() as connection, connection.transaction():
+        async with self._transaction() as connection:
             cursor = await connection.execute(_REVIVE_REMINDER, {"id": dead_letter_id, "now": now})
             return await cursor.fetchone() is not None
 
@@ -333,7 +326,7 @@ class OutboxStore:
 
         None when there is no such waiting dead letter (unknown, or already retried).
         """
-        async with self._pool.connection() as connection, connection.transaction():
+        async with self._transaction() as connection:
             cursor = await connection.execute(_REQUEUE, {"id": dead_letter_id, "now": now})
             found = await cursor.fetchone()
         return int(found[0]) if found else None

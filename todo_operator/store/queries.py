@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from psycopg import AsyncConnection, sql
+from psycopg import sql
 from psycopg.rows import class_row
-from psycopg_pool import AsyncConnectionPool
 
-Pool = AsyncConnectionPool[AsyncConnection[Any]]
+from todo_operator.store.repository import Repository
+
 TaskState = Literal["open", "overdue", "completed"]
 SortKey = Literal["due", "priority", "created", "next", "title"]
 TagsMatch = Literal["all", "any"]
@@ -161,56 +161,6 @@ def _task_conditions(query: TaskQuery) -> tuple[list[str], dict[str, Any]]:
     return conditions, params
 
 
-async def list_tasks(pool: Pool, query: TaskQuery, *, after: After | None, limit: int) -> list[TaskRead]:
-    """One page of the owner's tasks (``limit`` rows), after ``after`` in the query's order."""
-    conditions, params = _task_conditions(query)
-    order = sort_expression(query.sort, descending=query.descending)
-    direction = "DESC" if query.descending else "ASC"
-    if after is not None:
-        comparison = "<" if query.descending else ">"
-        sql_type = _SORTS[query.sort].sql_type
-        after_key = f"(CAST(%(after_value)s AS {sql_type}), CAST(%(after_uid)s AS uuid))"
-        conditions.append(f"({order}, t.uid) {comparison} {after_key}")
-        params["after_value"] = after.value
-        params["after_uid"] = after.uid
-    params["limit"] = limit
-    statement = (
-        f"SELECT {_TASK_COLUMNS}, ({order})::text AS sort_value"
-        " FROM tasks t LEFT JOIN recurring_tasks r ON r.uid = t.recurring_task_uid"
-        f" WHERE {' AND '.join(conditions)}"
-        f" ORDER BY {order} {direction}, t.uid {direction} LIMIT %(limit)s"
-    )
-    async with (
-        pool.connection() as connection,
-        connection.cursor(row_factory=class_row(TaskRead)) as cursor,
-    ):
-        await cursor.execute(sql.SQL(statement), params)
-        return await cursor.fetchall()
-
-
-async def find_history(pool: Pool, *, owner: str, namespace: str, names: tuple[str, ...]) -> TaskRead | None:
-    """The owner's completed occurrence by name, kept after its object was pruned (newest if several).
-
-    Only history: a live task is read from the API server, and a row whose
-    object is gone but whose deletion the operator has not recorded yet is
-    not shown as if it still existed.
-    """
-    statement = (
-        f"SELECT {_TASK_COLUMNS}, NULL::text AS sort_value"
-        " FROM tasks t LEFT JOIN recurring_tasks r ON r.uid = t.recurring_task_uid"
-        " WHERE t.owner = %(owner)s AND t.namespace = %(namespace)s AND t.name = ANY(%(names)s)"
-        " AND t.deleted_at IS NOT NULL AND t.completed AND t.recurring_task_uid IS NOT NULL"
-        " ORDER BY t.deleted_at DESC LIMIT 1"
-    )
-    params = {"owner": owner, "namespace": namespace, "names": list(names)}
-    async with (
-        pool.connection() as connection,
-        connection.cursor(row_factory=class_row(TaskRead)) as cursor,
-    ):
-        await cursor.execute(sql.SQL(statement), params)
-        return await cursor.fetchone()
-
-
 @dataclass(frozen=True, kw_only=True)
 class RecurringTaskRead:
     """A RecurringTask as the API's lists read it."""
@@ -230,45 +180,6 @@ class RecurringTaskRead:
     created_at: datetime
 
 
-async def _owned_by_name[R](
-    pool: Pool,
-    record: type[R],
-    *,
-    table: str,
-    columns: str,
-    owner: str,
-    namespace: str,
-    after_name: str | None,
-    limit: int,
-) -> list[R]:
-    """A page of the owner's live rows of ``table``, by name after ``after_name``."""
-    statement = sql.SQL(
-        "SELECT {columns} FROM {table}"
-        " WHERE owner = %(owner)s AND namespace = %(namespace)s AND deleted_at IS NULL"
-        " AND (%(after)s::text IS NULL OR name > %(after)s) ORDER BY name LIMIT %(limit)s"
-    ).format(columns=sql.SQL(columns), table=sql.Identifier(table))
-    params = {"owner": owner, "namespace": namespace, "after": after_name, "limit": limit}
-    async with pool.connection() as connection, connection.cursor(row_factory=class_row(record)) as cursor:
-        await cursor.execute(statement, params)
-        return await cursor.fetchall()
-
-
-async def list_recurring_tasks(
-    pool: Pool, *, owner: str, namespace: str, after_name: str | None, limit: int
-) -> list[RecurringTaskRead]:
-    return await _owned_by_name(
-        pool,
-        RecurringTaskRead,
-        table="recurring_tasks",
-        columns="uid::text AS uid, name, title, rule, time_zone, anchor, phase, current_task, next_due_at,"
-        " occurrences, last_completed_at, spec, created_at",
-        owner=owner,
-        namespace=namespace,
-        after_name=after_name,
-        limit=limit,
-    )
-
-
 @dataclass(frozen=True, kw_only=True)
 class ReminderRead:
     """A Reminder as the API's lists read it."""
@@ -285,45 +196,8 @@ class ReminderRead:
     created_at: datetime
 
 
-async def list_reminders(
-    pool: Pool, *, owner: str, namespace: str, after_name: str | None, limit: int
-) -> list[ReminderRead]:
-    return await _owned_by_name(
-        pool,
-        ReminderRead,
-        table="reminders",
-        columns="name, task_name, recipient, fire_at, phase, attempts, sent_at, last_error, spec, created_at",
-        owner=owner,
-        namespace=namespace,
-        after_name=after_name,
-        limit=limit,
-    )
-
-
-async def reminder_owner(pool: Pool, *, namespace: str, name: str) -> str | None:
-    """Who owns a live reminder, as the operator recorded it."""
-    async with pool.connection() as connection:
-        cursor = await connection.execute(
-            "SELECT owner FROM reminders WHERE namespace = %s AND name = %s AND deleted_at IS NULL",
-            (namespace, name),
-        )
-        found = await cursor.fetchone()
-    return str(found[0]) if found else None
-
-
-async def series_next_due(pool: Pool, *, recurring_task_uid: str) -> datetime | None:
-    """When a recurring task's next occurrence is due, as the operator recorded it (the list's ``next``)."""
-    async with pool.connection() as connection:
-        cursor = await connection.execute(
-            "SELECT next_due_at FROM recurring_tasks WHERE uid = %s::uuid",
-            (recurring_task_uid,),
-        )
-        found = await cursor.fetchone()
-    return found[0] if found else None
-
-
 @dataclass(frozen=True, kw_only=True)
-class ActivityRecord:
+class ActivityRead:
     id: int
     event_type: str
     subject: str
@@ -331,24 +205,148 @@ class ActivityRecord:
     occurred_at: datetime
 
 
-async def list_activity(
-    pool: Pool, *, owner: str, namespace: str, before_id: int | None, limit: int
-) -> list[ActivityRecord]:
-    """The owner's feed in this namespace, newest first (events' subjects are ``namespace/name``)."""
-    statement = (
-        "SELECT id, event_type, subject, summary, occurred_at FROM activity"
-        " WHERE owner = %(owner)s AND starts_with(subject, %(prefix)s)"
-        " AND (%(before)s::bigint IS NULL OR id < %(before)s) ORDER BY id DESC LIMIT %(limit)s"
-    )
-    params = {"owner": owner, "prefix": f"{namespace}/", "before": before_id, "limit": limit}
-    async with (
-        pool.connection() as connection,
-        connection.cursor(row_factory=class_row(ActivityRecord)) as cursor,
-    ):
-        await cursor.execute(statement, params)
-        return await cursor.fetchall()
+class Queries(Repository):
+    """The REST shim's reads, one owner's rows at a time."""
 
+    async def list_tasks(self, query: TaskQuery, *, after: After | None, limit: int) -> list[TaskRead]:
+        """One page of the owner's tasks (``limit`` rows), after ``after`` in the query's order."""
+        conditions, params = _task_conditions(query)
+        order = sort_expression(query.sort, descending=query.descending)
+        direction = "DESC" if query.descending else "ASC"
+        if after is not None:
+            comparison = "<" if query.descending else ">"
+            sql_type = _SORTS[query.sort].sql_type
+            after_key = f"(CAST(%(after_value)s AS {sql_type}), CAST(%(after_uid)s AS uuid))"
+            conditions.append(f"({order}, t.uid) {comparison} {after_key}")
+            params["after_value"] = after.value
+            params["after_uid"] = after.uid
+        params["limit"] = limit
+        statement = (
+            f"SELECT {_TASK_COLUMNS}, ({order})::text AS sort_value"
+            " FROM tasks t LEFT JOIN recurring_tasks r ON r.uid = t.recurring_task_uid"
+            f" WHERE {' AND '.join(conditions)}"
+            f" ORDER BY {order} {direction}, t.uid {direction} LIMIT %(limit)s"
+        )
+        async with (
+            self._connection() as connection,
+            connection.cursor(row_factory=class_row(TaskRead)) as cursor,
+        ):
+            await cursor.execute(sql.SQL(statement), params)
+            return await cursor.fetchall()
 
-async def ping(pool: Pool) -> None:
-    async with pool.connection() as connection:
-        await connection.execute("SELECT 1")
+    async def find_history(self, *, owner: str, namespace: str, names: tuple[str, ...]) -> TaskRead | None:
+        """The owner's completed occurrence by name, kept after its object was pruned (newest if several).
+
+        Only history: a live task is read from the API server, and a row whose
+        object is gone but whose deletion the operator has not recorded yet is
+        not shown as if it still existed.
+        """
+        statement = (
+            f"SELECT {_TASK_COLUMNS}, NULL::text AS sort_value"
+            " FROM tasks t LEFT JOIN recurring_tasks r ON r.uid = t.recurring_task_uid"
+            " WHERE t.owner = %(owner)s AND t.namespace = %(namespace)s AND t.name = ANY(%(names)s)"
+            " AND t.deleted_at IS NOT NULL AND t.completed AND t.recurring_task_uid IS NOT NULL"
+            " ORDER BY t.deleted_at DESC LIMIT 1"
+        )
+        params = {"owner": owner, "namespace": namespace, "names": list(names)}
+        async with (
+            self._connection() as connection,
+            connection.cursor(row_factory=class_row(TaskRead)) as cursor,
+        ):
+            await cursor.execute(sql.SQL(statement), params)
+            return await cursor.fetchone()
+
+    async def _owned_by_name[R](
+        self,
+        record: type[R],
+        *,
+        table: str,
+        columns: str,
+        owner: str,
+        namespace: str,
+        after_name: str | None,
+        limit: int,
+    ) -> list[R]:
+        """A page of the owner's live rows of ``table``, by name after ``after_name``."""
+        statement = sql.SQL(
+            "SELECT {columns} FROM {table}"
+            " WHERE owner = %(owner)s AND namespace = %(namespace)s AND deleted_at IS NULL"
+            " AND (%(after)s::text IS NULL OR name > %(after)s) ORDER BY name LIMIT %(limit)s"
+        ).format(columns=sql.SQL(columns), table=sql.Identifier(table))
+        params = {"owner": owner, "namespace": namespace, "after": after_name, "limit": limit}
+        async with (
+            self._connection() as connection,
+            connection.cursor(row_factory=class_row(record)) as cursor,
+        ):
+            await cursor.execute(statement, params)
+            return await cursor.fetchall()
+
+    async def list_recurring_tasks(
+        self, *, owner: str, namespace: str, after_name: str | None, limit: int
+    ) -> list[RecurringTaskRead]:
+        return await self._owned_by_name(
+            RecurringTaskRead,
+            table="recurring_tasks",
+            columns="uid::text AS uid, name, title, rule, time_zone, anchor, phase, current_task,"
+            " next_due_at,"
+            " occurrences, last_completed_at, spec, created_at",
+            owner=owner,
+            namespace=namespace,
+            after_name=after_name,
+            limit=limit,
+        )
+
+    async def list_reminders(
+        self, *, owner: str, namespace: str, after_name: str | None, limit: int
+    ) -> list[ReminderRead]:
+        return await self._owned_by_name(
+            ReminderRead,
+            table="reminders",
+            columns="name, task_name, recipient, fire_at, phase, attempts, sent_at, last_error,"
+            " spec, created_at",
+            owner=owner,
+            namespace=namespace,
+            after_name=after_name,
+            limit=limit,
+        )
+
+    async def reminder_owner(self, *, namespace: str, name: str) -> str | None:
+        """Who owns a live reminder, as the operator recorded it."""
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                "SELECT owner FROM reminders WHERE namespace = %s AND name = %s AND deleted_at IS NULL",
+                (namespace, name),
+            )
+            found = await cursor.fetchone()
+        return str(found[0]) if found else None
+
+    async def series_next_due(self, *, recurring_task_uid: str) -> datetime | None:
+        """When a series' next occurrence is due, as the operator recorded it (the list's ``next``)."""
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                "SELECT next_due_at FROM recurring_tasks WHERE uid = %s::uuid",
+                (recurring_task_uid,),
+            )
+            found = await cursor.fetchone()
+        return found[0] if found else None
+
+    async def list_activity(
+        self, *, owner: str, namespace: str, before_id: int | None, limit: int
+    ) -> list[ActivityRead]:
+        """The owner's feed in this namespace, newest first (events' subjects are ``namespace/name``)."""
+        statement = (
+            "SELECT id, event_type, subject, summary, occurred_at FROM activity"
+            " WHERE owner = %(owner)s AND starts_with(subject, %(prefix)s)"
+            " AND (%(before)s::bigint IS NULL OR id < %(before)s) ORDER BY id DESC LIMIT %(limit)s"
+        )
+        params = {"owner": owner, "prefix": f"{namespace}/", "before": before_id, "limit": limit}
+        async with (
+            self._connection() as connection,
+            connection.cursor(row_factory=class_row(ActivityRead)) as cursor,
+        ):
+            await cursor.execute(statement, params)
+            return await cursor.fetchall()
+
+    async def ping(self) -> None:
+        async with self._connection() as connection:
+            await connection.execute("SELECT 1")

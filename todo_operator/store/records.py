@@ -10,18 +10,16 @@ after a crash.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
 from todo_operator.domain.events import Event
-from todo_operator.telemetry import tracing
+from todo_operator.store.repository import Repository
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,12 +152,6 @@ UPDATE recurring_tasks SET deleted_at = %s,
 WHERE uid = %s AND deleted_at IS NULL
 """
 
-_OUTBOX_APPEND = """
-INSERT INTO outbox (event_id, topic, event_type, subject, partition_key, payload, traceparent)
-VALUES (%s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (event_id) DO NOTHING
-"""
-
 
 def _row_parameters(row: TaskWrite | RecurringTaskWrite) -> dict[str, Any]:
     parameters = dict(vars(row))
@@ -170,39 +162,8 @@ def _row_parameters(row: TaskWrite | RecurringTaskWrite) -> dict[str, Any]:
     return parameters
 
 
-async def append_events(connection: AsyncConnection[Any], events: Sequence[Event]) -> None:
-    """Append to the outbox; an event without a trace context takes the active one (its change's)."""
-    active = tracing.current_traceparent()
-    async with connection.cursor() as cursor:
-        await cursor.executemany(
-            _OUTBOX_APPEND,
-            [
-                (
-                    event.id,
-                    event.topic,
-                    event.type,
-                    event.subject,
-                    event.partition_key,
-                    Jsonb(event.data),
-                    event.traceparent or active,
-                )
-                for event in events
-            ],
-        )
-
-
-class Records:
-    """The operator's unit-of-work writes, over a connection pool."""
-
-    def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
-        self._pool = pool
-
-    @contextlib.asynccontextmanager
-    async def _unit_of_work(self, operation: str) -> AsyncIterator[AsyncConnection[Any]]:
-        """One transaction, traced: its span is the parent of the outbox events it appends."""
-        with tracing.database_span(operation):
-            async with self._pool.connection() as connection, connection.transaction():
-                yield connection
+class Records(Repository):
+    """The operator's writes of Tasks and RecurringTasks, each a unit of work with its events."""
 
     async def save_task(self, row: TaskWrite, *, events: Sequence[Event] = ()) -> datetime | None:
         """Upsert a Task with its events; return the durable completion instant (if completed).
@@ -219,7 +180,7 @@ class Records:
                 raise RecordDeleted(f"task {row.uid} is deleted", series=False)
             cursor = await connection.execute(_TASK_UPSERT, _row_parameters(row))
             stored = await cursor.fetchone()
-            await append_events(connection, events)
+            await self._append_events(connection, events)
         completed_at: datetime | None = stored[0] if stored else None
         return completed_at
 
@@ -229,11 +190,11 @@ class Records:
             if await _deleted(connection, _RECURRING_TASK_DELETED, row.uid):
                 raise RecordDeleted(f"recurring task {row.uid} is deleted", series=True)
             await connection.execute(_RECURRING_TASK_UPSERT, _row_parameters(row))
-            await append_events(connection, events)
+            await self._append_events(connection, events)
 
     async def completion_instant(self, *, task_uid: str) -> datetime:
         """When the task was completed, as first recorded (the schedule advances from it)."""
-        async with self._pool.connection() as connection:
+        async with self._connection() as connection:
             cursor = await connection.execute(
                 "SELECT completed_at FROM tasks WHERE uid = %s AND completed", (task_uid,)
             )
@@ -262,4 +223,4 @@ class Records:
                 statement = _SERIES_DELETE
             cursor = await connection.execute(statement, (at, uid))
             if cursor.rowcount:
-                await append_events(connection, events)
+                await self._append_events(connection, events)

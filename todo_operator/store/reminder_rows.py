@@ -28,7 +28,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from todo_operator.domain.events import Event
-from todo_operator.store.records import append_events
+from todo_operator.store.repository import Repository
 
 TERMINAL = ("Sent", "Failed", "Cancelled")
 
@@ -115,24 +115,6 @@ FOR UPDATE SKIP LOCKED
 """
 
 
-async def save(connection: AsyncConnection[Any], row: ReminderWrite, *, events: Sequence[Event] = ()) -> str:
-    """Upsert a reminder with its events; return the phase the row holds afterwards.
-
-    ``"Deleted"``, with nothing recorded, for a reminder whose row is marked deleted.
-    """
-    parameters = dict(vars(row))
-    parameters["spec"] = Jsonb(row.spec)
-    async with connection.transaction():
-        cursor = await connection.execute(_UPSERT, parameters)
-        stored = await cursor.fetchone()
-        if stored is None:
-            return "Deleted"
-        await _refresh_task_reminder(connection, task_uid=row.task_uid)
-        await append_events(connection, events)
-    phase: str = stored[0]
-    return phase
-
-
 async def _refresh_task_reminder(connection: AsyncConnection[Any], *, task_uid: str | None) -> None:
     # The seed's columns on tasks: the earliest pending reminder and whether all were sent.
     if task_uid is None:
@@ -152,126 +134,6 @@ async def _refresh_task_reminder(connection: AsyncConnection[Any], *, task_uid: 
     )
 
 
-async def claim(connection: AsyncConnection[Any], *, uid: str) -> Claimed | None:
-    """Lock a pending reminder for one attempt (inside the caller's transaction); None if taken or done."""
-    cursor = await connection.execute(_CLAIM, (uid,))
-    found = await cursor.fetchone()
-    if found is None:
-        return None
-    keys = (
-        *("uid", "namespace", "name", "owner", "recipient", "task_name", "task_title", "task_due_at"),
-        *("time_zone", "message", "fire_at", "attempts", "late", "task_uid"),
-    )
-    return Claimed(**dict(zip(keys, found, strict=True)))
-
-
-async def mark_sent(
-    connection: AsyncConnection[Any],
-    claimed: Claimed,
-    *,
-    at: datetime,
-    attempts: int,
-    late: bool,
-    event: Event,
-) -> None:
-    await connection.execute(
-        "UPDATE reminders SET phase = 'Sent', sent_at = %s, attempts = %s, late = %s, last_error = NULL,"
-        " updated_at = %s WHERE uid = %s",
-        (at, attempts, late, at, claimed.uid),
-    )
-    await _refresh_task_reminder(connection, task_uid=claimed.task_uid)
-    await append_events(connection, [event])
-
-
-async def record_failure(
-    connection: AsyncConnection[Any],
-    claimed: Claimed,
-    *,
-    at: datetime,
-    attempts: int,
-    error: str,
-    final: bool,
-    reason: str | None = None,
-    event: Event | None = None,
-    dead_letter: bool = False,
-) -> None:
-    """Count a failed attempt; ``final`` ends it ``Failed`` for ``reason`` (a dead letter: retryable)."""
-    await connection.execute(
-        "UPDATE reminders SET attempts = %s, last_error = %s, updated_at = %s,"
-        " phase = CASE WHEN %s THEN 'Failed' ELSE phase END,"
-        " failure_reason = CASE WHEN %s THEN %s ELSE failure_reason END WHERE uid = %s",
-        (attempts, error, at, final, final, reason, claimed.uid),
-    )
-    if final:
-        await _refresh_task_reminder(connection, task_uid=claimed.task_uid)
-    if event is not None:
-        await append_events(connection, [event])
-    if final and dead_letter and event is not None:
-        # Retryable by an admin (GET/POST /api/v1/admin/dead-letters): see store/outbox.py.
-        await connection.execute(
-            "INSERT INTO dead_letters (reminder_uid, event_id, topic, payload, attempts, last_error,"
-            " failed_at, event_type, subject, partition_key, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                claimed.uid,
-                event.id,
-                event.topic,
-                Jsonb(event.data),
-                attempts,
-                error,
-                at,
-                event.type,
-                event.subject,
-                event.partition_key,
-                at,
-            ),
-        )
-
-
-async def set_phase(
-    connection: AsyncConnection[Any],
-    *,
-    uid: str,
-    phase: str,
-    at: datetime,
-    error: str | None = None,
-    reason: str | None = None,
-    events: Sequence[Event] = (),
-) -> bool:
-    """Move a not-yet-terminal reminder to ``phase`` (Cancelled, or Failed for ``reason``); False if done."""
-    async with connection.transaction():
-        cursor = await connection.execute(
-            "UPDATE reminders SET phase = %s, last_error = COALESCE(%s, last_error), updated_at = %s,"
-            " failure_reason = %s"
-            " WHERE uid = %s AND phase NOT IN ('Sent', 'Failed', 'Cancelled') RETURNING task_uid::text",
-            (phase, error, at, reason, uid),
-        )
-        changed = await cursor.fetchone()
-        if changed is None:
-            return False
-        await _refresh_task_reminder(connection, task_uid=changed[0])
-        await append_events(connection, events)
-    return True
-
-
-async def mark_deleted(connection: AsyncConnection[Any], *, uid: str, at: datetime) -> None:
-    """The Reminder object is being deleted: its row stays (the history) but gives up its name.
-
-    Without this, a Reminder made again under the same name (a Task deleted and
-    re-created) could not be recorded: ``reminders_live_name`` is unique among
-    rows not marked deleted.
-    """
-    async with connection.transaction():
-        cursor = await connection.execute(
-            "UPDATE reminders SET deleted_at = COALESCE(deleted_at, %s) WHERE uid = %s"
-            " RETURNING task_uid::text",
-            (at, uid),
-        )
-        changed = await cursor.fetchone()
-        if changed is not None:
-            await _refresh_task_reminder(connection, task_uid=changed[0])
-
-
 @dataclass(frozen=True, kw_only=True)
 class ReminderState:
     """Where a reminder's delivery stands, as its live row says (what the Reminder's status shows)."""
@@ -287,94 +149,237 @@ class ReminderState:
     failure_reason: str | None
 
 
-async def find(connection: AsyncConnection[Any], *, namespace: str, name: str) -> ReminderState | None:
-    """The live row of a reminder, by name (what ``todo-operator notify`` is given)."""
-    async with connection.cursor(row_factory=class_row(ReminderState)) as cursor:
-        await cursor.execute(
-            "SELECT uid::text AS uid, phase, owner, fire_at, attempts, sent_at, last_error, late,"
-            " failure_reason"
-            " FROM reminders WHERE namespace = %s AND name = %s AND deleted_at IS NULL",
-            (namespace, name),
-        )
-        return await cursor.fetchone()
-
-
 Ref = tuple[str, str, str]  # (uid, namespace, name)
 
 
-async def names_for_task(connection: AsyncConnection[Any], *, namespace: str, task_uid: str) -> list[str]:
-    """The reminders recorded for a task (made from its spec or by people)."""
-    cursor = await connection.execute(
-        "SELECT name FROM reminders WHERE namespace = %s AND task_uid = %s AND deleted_at IS NULL",
-        (namespace, task_uid),
-    )
-    return [row[0] for row in await cursor.fetchall()]
+class ReminderRows(Repository):
+    """Reminders' rows: the operator's writes, the send protocol's claim and outcome, what is due."""
 
+    async def save(self, row: ReminderWrite, *, events: Sequence[Event] = ()) -> str:
+        """Upsert a reminder with its events; return the phase the row holds afterwards.
 
-async def due_inline(
-    connection: AsyncConnection[Any], *, now: datetime, limit: int, excluding: Sequence[str] = ()
-) -> list[Ref]:
-    """Inline reminders whose moment has come, oldest first, but those ``excluding`` (already in hand)."""
-    cursor = await connection.execute(
-        "SELECT uid::text, namespace, name FROM reminders WHERE phase = 'Pending' AND delivery = 'inline'"
-        " AND deleted_at IS NULL AND fire_at <= %s AND uid <> ALL(%s::uuid[]) ORDER BY fire_at LIMIT %s",
-        (now, list(excluding), limit),
-    )
-    return [(row[0], row[1], row[2]) for row in await cursor.fetchall()]
+        ``"Deleted"``, with nothing recorded, for a reminder whose row is marked deleted.
+        """
+        parameters = dict(vars(row))
+        parameters["spec"] = Jsonb(row.spec)
+        async with self._transaction() as connection:
+            cursor = await connection.execute(_UPSERT, parameters)
+            stored = await cursor.fetchone()
+            if stored is None:
+                return "Deleted"
+            await _refresh_task_reminder(connection, task_uid=row.task_uid)
+            await self._append_events(connection, events)
+        phase: str = stored[0]
+        return phase
 
+    async def claim(self, *, uid: str) -> Claimed | None:
+        """Lock a pending reminder for one attempt (in the caller's transaction); None if taken or done."""
+        async with self._connection() as connection:
+            cursor = await connection.execute(_CLAIM, (uid,))
+            found = await cursor.fetchone()
+            if found is None:
+                return None
+            keys = (
+                *("uid", "namespace", "name", "owner", "recipient", "task_name", "task_title", "task_due_at"),
+                *("time_zone", "message", "fire_at", "attempts", "late", "task_uid"),
+            )
+            return Claimed(**dict(zip(keys, found, strict=True)))
 
-async def next_inline_fire(
-    connection: AsyncConnection[Any], *, excluding: Sequence[str] = ()
-) -> datetime | None:
-    """When the next inline reminder falls due, leaving out those ``excluding`` (already in hand)."""
-    cursor = await connection.execute(
-        "SELECT min(fire_at) FROM reminders WHERE phase = 'Pending' AND delivery = 'inline'"
-        " AND deleted_at IS NULL AND uid <> ALL(%s::uuid[])",
-        (list(excluding),),
-    )
-    found = await cursor.fetchone()
-    return found[0] if found else None
+    async def mark_sent(
+        self,
+        claimed: Claimed,
+        *,
+        at: datetime,
+        attempts: int,
+        late: bool,
+        event: Event,
+    ) -> None:
+        async with self._connection() as connection:
+            await connection.execute(
+                "UPDATE reminders SET phase = 'Sent', sent_at = %s, attempts = %s, late = %s,"
+                " last_error = NULL,"
+                " updated_at = %s WHERE uid = %s",
+                (at, attempts, late, at, claimed.uid),
+            )
+            await _refresh_task_reminder(connection, task_uid=claimed.task_uid)
+            await self._append_events(connection, [event])
 
+    async def record_failure(
+        self,
+        claimed: Claimed,
+        *,
+        at: datetime,
+        attempts: int,
+        error: str,
+        final: bool,
+        reason: str | None = None,
+        event: Event | None = None,
+        dead_letter: bool = False,
+    ) -> None:
+        """Count a failed attempt; ``final`` ends it ``Failed`` for ``reason`` (a dead letter: retryable)."""
+        async with self._connection() as connection:
+            await connection.execute(
+                "UPDATE reminders SET attempts = %s, last_error = %s, updated_at = %s,"
+                " phase = CASE WHEN %s THEN 'Failed' ELSE phase END,"
+                " failure_reason = CASE WHEN %s THEN %s ELSE failure_reason END WHERE uid = %s",
+                (attempts, error, at, final, final, reason, claimed.uid),
+            )
+            if final:
+                await _refresh_task_reminder(connection, task_uid=claimed.task_uid)
+            if event is not None:
+                await self._append_events(connection, [event])
+            if final and dead_letter and event is not None:
+                # Retryable by an admin (GET/POST /api/v1/admin/dead-letters): see store/outbox.py.
+                await connection.execute(
+                    "INSERT INTO dead_letters (reminder_uid, event_id, topic, payload, attempts, last_error,"
+                    " failed_at, event_type, subject, partition_key, created_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        claimed.uid,
+                        event.id,
+                        event.topic,
+                        Jsonb(event.data),
+                        attempts,
+                        error,
+                        at,
+                        event.type,
+                        event.subject,
+                        event.partition_key,
+                        at,
+                    ),
+                )
 
-async def missed_cronjobs(connection: AsyncConnection[Any], *, before: datetime, limit: int) -> list[Ref]:
-    """CronJob-delivered reminders whose minute passed ``before`` with nothing sent and no catch-up yet."""
-    cursor = await connection.execute(
-        "SELECT uid::text, namespace, name FROM reminders WHERE phase = 'Scheduled' AND delivery = 'cronjob'"
-        " AND NOT late AND deleted_at IS NULL AND fire_at <= %s ORDER BY fire_at LIMIT %s",
-        (before, limit),
-    )
-    return [(row[0], row[1], row[2]) for row in await cursor.fetchall()]
+    async def set_phase(
+        self,
+        *,
+        uid: str,
+        phase: str,
+        at: datetime,
+        error: str | None = None,
+        reason: str | None = None,
+        events: Sequence[Event] = (),
+    ) -> bool:
+        """Move a reminder not yet ended to ``phase`` (Cancelled, or Failed for ``reason``); False if done."""
+        async with self._transaction() as connection:
+            cursor = await connection.execute(
+                "UPDATE reminders SET phase = %s, last_error = COALESCE(%s, last_error), updated_at = %s,"
+                " failure_reason = %s"
+                " WHERE uid = %s AND phase NOT IN ('Sent', 'Failed', 'Cancelled') RETURNING"
+                " task_uid::text",
+                (phase, error, at, reason, uid),
+            )
+            changed = await cursor.fetchone()
+            if changed is None:
+                return False
+            await _refresh_task_reminder(connection, task_uid=changed[0])
+            await self._append_events(connection, events)
+            return True
 
+    async def mark_deleted(self, *, uid: str, at: datetime) -> None:
+        """The Reminder object is being deleted: its row stays (the history) but gives up its name.
 
-async def next_cronjob_check(connection: AsyncConnection[Any]) -> datetime | None:
-    cursor = await connection.execute(
-        "SELECT min(fire_at) FROM reminders WHERE phase = 'Scheduled' AND delivery = 'cronjob' AND NOT late"
-        " AND deleted_at IS NULL"
-    )
-    found = await cursor.fetchone()
-    return found[0] if found else None
+        Without this, a Reminder made again under the same name (a Task deleted and
+        re-created) could not be recorded: ``reminders_live_name`` is unique among
+        rows not marked deleted.
+        """
+        async with self._transaction() as connection:
+            cursor = await connection.execute(
+                "UPDATE reminders SET deleted_at = COALESCE(deleted_at, %s) WHERE uid = %s"
+                " RETURNING task_uid::text",
+                (at, uid),
+            )
+            changed = await cursor.fetchone()
+            if changed is not None:
+                await _refresh_task_reminder(connection, task_uid=changed[0])
 
+    async def find(self, *, namespace: str, name: str) -> ReminderState | None:
+        """The live row of a reminder, by name (what ``todo-operator notify`` is given)."""
+        async with (
+            self._connection() as connection,
+            connection.cursor(row_factory=class_row(ReminderState)) as cursor,
+        ):
+            await cursor.execute(
+                "SELECT uid::text AS uid, phase, owner, fire_at, attempts, sent_at, last_error, late,"
+                " failure_reason"
+                " FROM reminders WHERE namespace = %s AND name = %s AND deleted_at IS NULL",
+                (namespace, name),
+            )
+            return await cursor.fetchone()
 
-async def mark_late(connection: AsyncConnection[Any], *, uid: str) -> None:
-    """A catch-up send was started for this reminder: it is late, and not to be caught up again."""
-    await connection.execute("UPDATE reminders SET late = true WHERE uid = %s", (uid,))
+    async def names_for_task(self, *, namespace: str, task_uid: str) -> list[str]:
+        """The reminders recorded for a task (made from its spec or by people)."""
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                "SELECT name FROM reminders WHERE namespace = %s AND task_uid = %s AND deleted_at IS NULL",
+                (namespace, task_uid),
+            )
+            return [row[0] for row in await cursor.fetchall()]
 
+    async def due_inline(self, *, now: datetime, limit: int, excluding: Sequence[str] = ()) -> list[Ref]:
+        """Inline reminders whose moment has come, oldest first, but those ``excluding`` (already in hand)."""
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                "SELECT uid::text, namespace, name FROM reminders WHERE phase = 'Pending' AND"
+                " delivery = 'inline'"
+                " AND deleted_at IS NULL AND fire_at <= %s AND uid <> ALL(%s::uuid[]) ORDER BY"
+                " fire_at LIMIT %s",
+                (now, list(excluding), limit),
+            )
+            return [(row[0], row[1], row[2]) for row in await cursor.fetchall()]
 
-async def next_open_task_due(connection: AsyncConnection[Any]) -> datetime | None:
-    cursor = await connection.execute(
-        "SELECT min(due_at) FROM tasks WHERE phase = 'Open' AND due_at IS NOT NULL AND deleted_at IS NULL"
-    )
-    found = await cursor.fetchone()
-    return found[0] if found else None
+    async def next_inline_fire(self, *, excluding: Sequence[str] = ()) -> datetime | None:
+        """When the next inline reminder falls due, leaving out those ``excluding`` (already in hand)."""
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                "SELECT min(fire_at) FROM reminders WHERE phase = 'Pending' AND delivery = 'inline'"
+                " AND deleted_at IS NULL AND uid <> ALL(%s::uuid[])",
+                (list(excluding),),
+            )
+            found = await cursor.fetchone()
+            return found[0] if found else None
 
+    async def missed_cronjobs(self, *, before: datetime, limit: int) -> list[Ref]:
+        """CronJob reminders whose minute passed ``before`` with nothing sent and no catch-up yet."""
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                "SELECT uid::text, namespace, name FROM reminders WHERE phase = 'Scheduled' AND"
+                " delivery = 'cronjob'"
+                " AND NOT late AND deleted_at IS NULL AND fire_at <= %s ORDER BY fire_at LIMIT %s",
+                (before, limit),
+            )
+            return [(row[0], row[1], row[2]) for row in await cursor.fetchall()]
 
-async def open_tasks_due(
-    connection: AsyncConnection[Any], *, now: datetime, limit: int
-) -> list[tuple[str, str]]:
-    """(namespace, name) of open tasks whose due time has passed: they are about to turn Overdue."""
-    cursor = await connection.execute(
-        "SELECT namespace, name FROM tasks WHERE phase = 'Open' AND due_at <= %s AND deleted_at IS NULL"
-        " ORDER BY due_at LIMIT %s",
-        (now, limit),
-    )
-    return [(row[0], row[1]) for row in await cursor.fetchall()]
+    async def next_cronjob_check(self) -> datetime | None:
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                "SELECT min(fire_at) FROM reminders WHERE phase = 'Scheduled' AND delivery ="
+                " 'cronjob' AND NOT late"
+                " AND deleted_at IS NULL"
+            )
+            found = await cursor.fetchone()
+            return found[0] if found else None
+
+    async def mark_late(self, *, uid: str) -> None:
+        """A catch-up send was started for this reminder: it is late, and not to be caught up again."""
+        async with self._connection() as connection:
+            await connection.execute("UPDATE reminders SET late = true WHERE uid = %s", (uid,))
+
+    async def next_open_task_due(self) -> datetime | None:
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                "SELECT min(due_at) FROM tasks WHERE phase = 'Open' AND due_at IS NOT NULL AND"
+                " deleted_at IS NULL"
+            )
+            found = await cursor.fetchone()
+            return found[0] if found else None
+
+    async def open_tasks_due(self, *, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """(namespace, name) of open tasks whose due time has passed: they are about to turn Overdue."""
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                "SELECT namespace, name FROM tasks WHERE phase = 'Open' AND due_at <= %s AND"
+                " deleted_at IS NULL"
+                " ORDER BY due_at LIMIT %s",
+                (now, limit),
+            )
+            return [(row[0], row[1]) for row in await cursor.fetchall()]

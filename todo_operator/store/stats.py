@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection, sql
+from psycopg import sql
+from psycopg.rows import dict_row
 
+from todo_operator.store.repository import Repository
 from todo_operator.telemetry.figures import Histogram, RecordSnapshot
 
 # Reminder delivery lag (sent - fire time): seconds on time, minutes when caught up late.
@@ -97,13 +99,18 @@ def _histogram(
     )
 
 
-async def snapshot(connection: AsyncConnection[Any], *, now: datetime) -> RecordSnapshot:
-    from psycopg.rows import dict_row
+class Stats(Repository):
+    """The figures of the durable record, in one statement."""
 
-    async with connection.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute(_SNAPSHOT, {"now": now})
-        row = await cursor.fetchone()
-    assert row is not None  # aggregates always return one row
+    async def snapshot(self, *, now: datetime) -> RecordSnapshot:
+        async with self._connection() as connection, connection.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(_SNAPSHOT, {"now": now})
+            row = await cursor.fetchone()
+        assert row is not None  # aggregates always return one row
+        return _snapshot(row)
+
+
+def _snapshot(row: dict[str, Any]) -> RecordSnapshot:
     return RecordSnapshot(
         tasks_open=row["tasks_open"],
         tasks_overdue=row["tasks_overdue"],

@@ -859,12 +859,12 @@ def live_list_problems(world: World, stack: Stack, namespace: str) -> list[str]:
 
     async def read() -> tuple[list[queries.RecurringTaskRead], dict[str, list[queries.TaskRead]]]:
         async with AsyncConnectionPool(stack.database_url, min_size=1, max_size=1, open=False) as pool:
-            recurring = await queries.list_recurring_tasks(
-                pool, owner=OWNER, namespace=namespace, after_name=None, limit=100
+            reads = queries.Queries(pool)
+            recurring = await reads.list_recurring_tasks(
+                owner=OWNER, namespace=namespace, after_name=None, limit=100
             )
             tasks = {
-                series.name: await queries.list_tasks(
-                    pool,
+                series.name: await reads.list_tasks(
                     queries.TaskQuery(
                         owner=OWNER, namespace=namespace, now=world.now, recurring_task_uid=series.uid
                     ),

@@ -25,7 +25,7 @@ async def healthz() -> models.Health:
 async def readyz(components: Components) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        await asyncio.wait_for(queries.ping(components.pool), _PROBE_TIMEOUT)
+        await asyncio.wait_for(queries.Queries(components.pool).ping(), _PROBE_TIMEOUT)
         checks["postgresql"] = "ok"
     except Exception as error:  # any failure means "not ready"; the reason is reported, not raised
         checks["postgresql"] = f"unavailable: {type(error).__name__}"

@@ -11,8 +11,8 @@ from todo_operator.store import queries
 
 
 class Activity:
-    def __init__(self, *, pool: queries.Pool, pager: Pager, settings: ApiSettings) -> None:
-        self._pool = pool
+    def __init__(self, *, reads: queries.Queries, pager: Pager, settings: ApiSettings) -> None:
+        self._reads = reads
         self._pager = pager
         self._namespace = settings.namespace
 
@@ -24,8 +24,8 @@ class Activity:
             if not position.key.isdigit() or len(position.key) > 18:
                 raise errors.InvalidCursor("the cursor is malformed")
             before = int(position.key)
-        rows = await queries.list_activity(
-            self._pool, owner=user.id, namespace=self._namespace, before_id=before, limit=limit + 1
+        rows = await self._reads.list_activity(
+            owner=user.id, namespace=self._namespace, before_id=before, limit=limit + 1
         )
         page, next_cursor = self._pager.page(
             rows,

@@ -117,14 +117,14 @@ class RecurringTasks:
         self,
         *,
         objects: Objects,
-        pool: queries.Pool,
+        reads: queries.Queries,
         clock: Clock,
         pager: Pager,
         settings: ApiSettings,
         engine: ScheduleEngine,
     ) -> None:
         self._objects = objects
-        self._pool = pool
+        self._reads = reads
         self._clock = clock
         self._pager = pager
         self._settings = settings
@@ -133,8 +133,7 @@ class RecurringTasks:
     async def list(self, *, user: User, cursor: str | None, limit: int) -> m.RecurringTaskPage:
         digest = cursors.query_digest("recurring-tasks")
         position = self._pager.position(cursor, user=user, digest=digest)
-        rows = await queries.list_recurring_tasks(
-            self._pool,
+        rows = await self._reads.list_recurring_tasks(
             owner=user.id,
             namespace=self._settings.namespace,
             after_name=None if position is None else position.key,
@@ -202,8 +201,7 @@ class RecurringTasks:
 
     async def occurrences(self, *, user: User, name: str, count: int) -> m.Occurrences:
         live = await self._objects.owned(crds.RECURRING_TASK, user=user, public=name, what="recurring task")
-        rows = await queries.list_tasks(
-            self._pool,
+        rows = await self._reads.list_tasks(
             queries.TaskQuery(
                 owner=user.id,
                 namespace=self._settings.namespace,

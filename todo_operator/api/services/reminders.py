@@ -54,17 +54,18 @@ def reminder_from_record(record: queries.ReminderRead, *, user: User) -> m.Remin
 
 
 class Reminders:
-    def __init__(self, *, objects: Objects, pool: queries.Pool, pager: Pager, settings: ApiSettings) -> None:
+    def __init__(
+        self, *, objects: Objects, reads: queries.Queries, pager: Pager, settings: ApiSettings
+    ) -> None:
         self._objects = objects
-        self._pool = pool
+        self._reads = reads
         self._pager = pager
         self._namespace = settings.namespace
 
     async def list(self, *, user: User, cursor: str | None, limit: int) -> m.ReminderPage:
         digest = cursors.query_digest("reminders")
         position = self._pager.position(cursor, user=user, digest=digest)
-        rows = await queries.list_reminders(
-            self._pool,
+        rows = await self._reads.list_reminders(
             owner=user.id,
             namespace=self._namespace,
             after_name=None if position is None else position.key,
@@ -108,8 +109,8 @@ class Reminders:
         made under its name for someone else. Only a reminder not yet recorded
         (a moment after it is made) is judged by the task its ``taskRef`` names now.
         """
-        recorded = await queries.reminder_owner(
-            self._pool, namespace=self._namespace, name=str(body["metadata"]["name"])
+        recorded = await self._reads.reminder_owner(
+            namespace=self._namespace, name=str(body["metadata"]["name"])
         )
         if recorded is not None:
             return recorded

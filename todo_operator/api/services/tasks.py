@@ -115,10 +115,10 @@ def parse_sort(text: str) -> tuple[queries.SortKey, bool]:
 
 class Tasks:
     def __init__(
-        self, *, objects: Objects, pool: queries.Pool, clock: Clock, pager: Pager, settings: ApiSettings
+        self, *, objects: Objects, reads: queries.Queries, clock: Clock, pager: Pager, settings: ApiSettings
     ) -> None:
         self._objects = objects
-        self._pool = pool
+        self._reads = reads
         self._clock = clock
         self._pager = pager
         self._namespace = settings.namespace
@@ -126,8 +126,7 @@ class Tasks:
     async def list(self, *, user: User, query: TaskListQuery, cursor: str | None, limit: int) -> m.TaskPage:
         digest = query.digest()
         position = self._pager.position(cursor, user=user, digest=digest)
-        rows = await queries.list_tasks(
-            self._pool,
+        rows = await self._reads.list_tasks(
             queries.TaskQuery(owner=user.id, namespace=self._namespace, now=self._clock.now(), **vars(query)),
             after=None if position is None else queries.After(value=position.value, uid=position.key),
             limit=limit + 1,
@@ -153,7 +152,7 @@ class Tasks:
         if series is None:
             return value.model_copy(update={"next_occurrence": None if value.completed else value.due_at})
         try:
-            upcoming = await queries.series_next_due(self._pool, recurring_task_uid=series)
+            upcoming = await self._reads.series_next_due(recurring_task_uid=series)
         except (psycopg.OperationalError, psycopg.InterfaceError) as error:
             # The object came from the API server (a write may just have succeeded there): a
             # database outage leaves this one field empty rather than failing the answer.
@@ -172,8 +171,7 @@ class Tasks:
 
     async def _history(self, *, user: User, name: str) -> queries.TaskRead | None:
         """The caller's completed occurrence named ``name`` whose object the cluster pruned."""
-        return await queries.find_history(
-            self._pool,
+        return await self._reads.find_history(
             owner=user.id,
             namespace=self._namespace,
             names=names.candidates(owner=user.id, public=name),
