@@ -3,9 +3,10 @@
 Each test that needs a database gets a fresh, migrated one, copied from a
 template database migrated once (CREATE DATABASE ... TEMPLATE is fast).
 
-Every test is marked with its kind, from the folder it is in (``KINDS``):
-``pytest -m unit`` runs what needs neither PostgreSQL nor the emulator,
-``-m "not faults"`` leaves out the fault injection, and so on.
+Every test is marked with its kind (``kind_of``): ``pytest -m unit`` runs
+what needs neither PostgreSQL nor the emulator, ``-m "not faults"`` leaves
+out the fault injection, and so on. The real parts themselves are fixtures
+of ``tests/real_parts.py``.
 """
 
 from __future__ import annotations
@@ -23,29 +24,39 @@ from todo_operator.store import schema
 _database_numbers = itertools.count(1)
 TEMPLATE = "todo_template"
 
-# tests/<folder> -> the kind of test (a marker declared in pyproject.toml); a folder missing here fails
-# the collection, so a new one has to say what it holds.
-KINDS = {
-    "unit": "unit",  # no PostgreSQL, no emulator: the domain, reconcilers over tests/fakes.py, pure code
-    "integration": "integration",  # the real parts together: operator, emulator, PostgreSQL, SMTP, API
-    "store": "integration",
-    "events": "integration",
-    "reminders": "integration",
-    "observability": "integration",
-    "devstack": "devstack",  # the API emulator and the local stack themselves
+pytest_plugins = ["tests.real_parts"]
+
+# The tree mirrors the product (tests/domain, tests/operator, tests/api, ...; tests/packages for
+# our other distributions, tests/manifests and tests/observability for what we ship). A test's
+# kind (a marker declared in pyproject.toml) is what it uses: one that needs a real part (one
+# of these fixtures, directly or through another) is an integration test, any other a unit
+# test. A module that starts a real part by itself says so with ``pytestmark``.
+REAL_PARTS = frozenset({"postgres_server", "api_server", "dapr", "smtp", "sidecar"})
+# Folders whose every test is of one kind, whatever it uses.
+FOLDER_KINDS = {
+    "packages": "devstack",  # the API emulator and the local stack themselves
     "faults": "faults",  # RELIABILITY.md's faults injected into the running stack
     "hostile": "hostile",  # generated attacker input (hypothesis), thousands of cases
     "manifests": "manifests",  # the chart, kustomize, Terraform, CI and images, rendered and checked
+    "observability": "integration",  # dashboards, rules and alerts, against the real metrics
 }
+KINDS = ("unit", "integration", *FOLDER_KINDS.values())
+
+
+def kind_of(item: pytest.Item, folder: str) -> str:
+    """The kind a test is marked with: its own mark, its folder's, or what it uses."""
+    marked = [mark.name for mark in item.iter_markers() if mark.name in KINDS]
+    if marked:
+        return marked[0]
+    if folder in FOLDER_KINDS:
+        return FOLDER_KINDS[folder]
+    return "integration" if REAL_PARTS & set(getattr(item, "fixturenames", ())) else "unit"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     tests = pathlib.Path(__file__).parent
     for item in items:
-        folder = item.path.relative_to(tests).parts[0]
-        if folder not in KINDS:
-            raise pytest.UsageError(f"tests/{folder} has no kind: add it to KINDS in tests/conftest.py")
-        item.add_marker(KINDS[folder])
+        item.add_marker(kind_of(item, item.path.relative_to(tests).parts[0]))
 
 
 @pytest.fixture(scope="session")

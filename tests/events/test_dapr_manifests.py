@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import ROOT
 from todo_operator.events import consumer, schemas
 
-ROOT = pathlib.Path(__file__).parents[2]
 DAPR = ROOT / "manifests" / "dapr"
 KINDS = {"Component", "Resiliency", "Configuration", "Subscription"}
 

@@ -255,7 +255,7 @@ async def _reconcile_recurring_task(admitted: Body) -> Verdict:
 
 def _check_reminder(admitted: Body) -> Verdict:
     # The Reminder reconciler needs PostgreSQL: here its first two steps, parsing and timing, are
-    # checked; the running operator does the rest (tests/integration/test_hostile_resources.py).
+    # checked; the running operator does the rest (tests/operator/test_hostile_resources.py).
     try:
         spec = resources.ReminderSpec.model_validate(admitted.get("spec") or {})
     except ValidationError as refused:

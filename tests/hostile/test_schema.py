@@ -84,7 +84,7 @@ def _naming_the_wrong_field(obj: dict[str, Any], schema: Any, *, old: Any) -> va
 # generous budget costs nothing when the checks work; it is there because "derandomized" is not
 # "the same cases everywhere": Hypothesis mixes the constants of every local module loaded into
 # its draws, so the cases differ with the set of test modules collected (200 found a loose
-# schema when tests/hostile ran alone and missed it beside tests/reminders).
+# schema when tests/hostile ran alone and missed it beside the reminder tests).
 SEARCH = 3000
 
 

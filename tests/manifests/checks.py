@@ -16,8 +16,9 @@ from typing import Any
 import kubernetes_validate
 import yaml
 
+from tests import ROOT
+
 Json = dict[str, Any]
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 CHECKOV_SKIPS = pathlib.Path(__file__).with_name("checkov-skips.yaml")
 NOTIFY_TEMPLATE_KEY = "notify-job-template.yaml"

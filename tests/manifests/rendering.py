@@ -38,8 +38,8 @@ import yaml
 
 import kube_emulator as apiserver
 from kube_emulator import discovery
+from tests import ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "manifests" / "helm" / "todo-operator"
 KUSTOMIZE = ROOT / "manifests" / "kustomize"
 CRDS = ROOT / "crds"

@@ -7,7 +7,7 @@ find it before a cluster does. Names are taken from the rendered objects —
 with ``envFrom`` — in every chart scenario (defaults, ``ci/``, ``values-*``)
 and every overlay, including the reminder Job built from the chart's template.
 The notify Secret the user creates is not rendered: its documented keys are
-checked with the docs (tests/unit/test_settings_registry.py).
+checked with the docs (tests/settings_registry/test_registry.py).
 """
 
 from __future__ import annotations

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-import pathlib
 from typing import Any
 
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests import ROOT
+
 _spec = importlib.util.spec_from_file_location("values_table", ROOT / "scripts" / "values-table.py")
 assert _spec is not None
 assert _spec.loader is not None

@@ -16,9 +16,10 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the pinned dev set
 import yaml
 
+from tests import ROOT
+
 Json = dict[str, Any]
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 OBSERVABILITY = ROOT / "observability"
 DASHBOARDS = OBSERVABILITY / "grafana" / "dashboards"
 DATASOURCES = OBSERVABILITY / "grafana" / "datasources.yaml"

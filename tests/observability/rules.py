@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests import ROOT
+
 PROMETHEUS = ROOT / "observability" / "prometheus"
 RULES_FILE = PROMETHEUS / "rules" / "todo-operator.rules.yaml"
 PROMETHEUS_RULE = PROMETHEUS / "prometheusrule.yaml"

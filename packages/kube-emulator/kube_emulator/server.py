@@ -19,7 +19,7 @@ What is overridden in kmock and why:
   Note that with no request history, DSL slices such as ``[:1]`` see only
   the requests in flight; for a one-shot fault use a callable that returns
   the error and raises ``kmock.ReactionMismatchError`` once depleted (see
-  ``tests/devstack/test_fault_injection.py``).
+  ``tests/packages/kube_emulator/test_fault_injection.py``).
 * error rendering: a proper ``Status`` always, never a traceback.
 
 Named faults for the fault-tolerance suite (failed requests, mangled or

@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import kube_emulator as apiserver
 from kube_emulator import faults
 from tests.faults.record import Sources
-from tests.integration.kubeclient import KubeClient
+from tests.kubeclient import KubeClient
 from tests.stacks import operator_settings
 from todo_devstack import postgres
 from todo_devstack.dapr import DaprThread

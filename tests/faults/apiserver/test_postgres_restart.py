@@ -26,9 +26,9 @@ from datetime import timedelta
 import httpx2 as httpx
 import pytest
 
+from tests.api.harness import ApiThread, api_settings, token
 from tests.faults.apiserver.conftest import NAMESPACE, OWNER, Stack, running_stack, tomorrow_at_nine
 from tests.faults.record import assert_nothing_lost_nothing_twice
-from tests.integration.test_api_harness import ApiThread, api_settings, token
 from todo_devstack import postgres
 from todo_operator.store import schema
 

@@ -42,7 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg.rows import dict_row
 
 import kube_emulator as apiserver
-from tests.integration.kubeclient import KubeClient
+from tests.kubeclient import KubeClient
 from tests.stacks import operator_settings
 from todo_devstack import postgres
 from todo_devstack.dapr import DaprThread

@@ -25,7 +25,7 @@ from tests.faults.lifecycle.stack import (
     scheduler_pass,
     task,
 )
-from tests.integration.kubeclient import condition
+from tests.kubeclient import condition
 
 
 def _next_nine(after: datetime) -> datetime:

@@ -37,7 +37,7 @@ from tests.faults.lifecycle.stack import (
     task,
     wait_gone,
 )
-from tests.integration.kubeclient import condition
+from tests.kubeclient import condition
 
 REFUSAL = "451 4.3.0 Try again later"
 CANCEL = "UPDATE reminders SET phase"  # store.set_phase: the cancel of a pending reminder

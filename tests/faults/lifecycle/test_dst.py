@@ -34,7 +34,7 @@ import pytest
 
 from tests.faults.lifecycle.record import assert_whole_record
 from tests.faults.lifecycle.stack import Json, Stack, metric, recurring_task
-from tests.integration.kubeclient import condition
+from tests.kubeclient import condition
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ package's shared stacks must not see. Each example has its own namespace.
 A plain model (:class:`World`) says what must be true once the operator has
 settled, from docs/RECURRENCE.md and docs/REMINDERS.md: which occurrence comes
 next and when (the recurrence engine is the oracle of the slot — its rules
-are tested against independent oracles in ``tests/unit``; the lifecycle is
+are tested against independent oracles in ``tests/domain/recurrence``; the lifecycle is
 what is under test here), what ``occurrences``, ``currentTask``, ``phase``,
 ``nextDueAt`` and ``lastCompletedAt`` say, which Task objects and rows exist,
 what each Reminder ends as. Two actions fired at once may be settled in either
@@ -119,7 +119,7 @@ from tests.faults.lifecycle import record as lifecycle_record
 from tests.faults.lifecycle.record import assert_whole_record
 from tests.faults.lifecycle.stack import OWNER, Json, Stack, running_stack, scheduler_pass
 from tests.faults.record import ONCE_PER_SUBJECT, Sources, assert_nothing_lost_nothing_twice
-from tests.integration.kubeclient import ApiError, KubeClient
+from tests.kubeclient import ApiError, KubeClient
 from todo_devstack import postgres
 from todo_operator.domain import occurrences, recurrence, resources
 from todo_operator.kube import owners

@@ -51,7 +51,7 @@ from tests.faults.lifecycle.stack import (
     scheduler_pass,
     task,
 )
-from tests.integration.kubeclient import condition
+from tests.kubeclient import condition
 from todo_operator.channels import mail
 from todo_operator.channels.delivery import ReminderDelivery
 from todo_operator.domain.timing import CatchUpPolicy, RecipientPolicy

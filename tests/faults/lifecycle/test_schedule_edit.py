@@ -26,7 +26,7 @@ import kmock
 
 from tests.faults.lifecycle.record import assert_whole_record
 from tests.faults.lifecycle.stack import Stack, hold_requests, recurring_task
-from tests.integration.kubeclient import condition
+from tests.kubeclient import condition
 
 
 def _due(body: Any) -> datetime | None:

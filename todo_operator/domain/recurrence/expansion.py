@@ -11,7 +11,7 @@ fixes what it gets wrong or leaves open, and nothing else:
   of scanned calendar, and each rebuild reads ``rrule._byeaster``; our
   subclass turns that read into a budget that runs out after the search
   horizon without an occurrence (the budget is renewed by every occurrence).
-  ``tests/unit/test_recurrence_dateutil.py`` pins this hook. Two cases are
+  ``tests/domain/recurrence/test_dateutil_pins.py`` pins this hook. Two cases are
   refused before any scan: BYSETPOS positions no period of the rule can have
   (:func:`set_positions_never_match`; the budget counts months, and a
   MINUTELY rule would try millions of periods within it), and impossible

@@ -1,0 +1,183 @@
+"""Recurring tasks through the REST shim, and the seed's list features over their occurrences."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.api import harness
+from tests.api.harness import ALICE, Api, wait_for, wait_listed
+
+# The harness fixtures, offered to this module.
+api = harness.api
+make_api = harness.make_api
+
+
+def tomorrow_at_nine() -> datetime:
+    return (datetime.now(tz=UTC) + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+
+
+def recurring(name: str, *, title: str, rrule: str | None = None, **template: Any) -> dict[str, Any]:
+    schedule: dict[str, Any] = {"start": tomorrow_at_nine().strftime("%Y-%m-%dT%H:%M:%S")}
+    schedule.update({"rrule": rrule} if rrule else {"every": "daily"})
+    return {"name": name, "schedule": schedule, "taskTemplate": {"title": title, **template}}
+
+
+def current_task(client: Any, name: str, occurrences: int) -> dict[str, Any]:
+    found: dict[str, Any] = wait_for(
+        f"{name}: occurrence {occurrences}",
+        lambda: (
+            (body := client.get(f"/api/v1/recurring-tasks/{name}").json()).get("occurrences") == occurrences
+            and body.get("currentTask")
+            and body
+        ),
+    )
+    return found
+
+
+def test_completing_an_occurrence_through_the_api_opens_the_next(api: Api) -> None:
+    alice = api.as_user(ALICE)
+    created = alice.post("/api/v1/recurring-tasks", json=recurring("plants", title="Water the plants"))
+    assert created.status_code == 201, created.text
+    assert created.json()["taskTemplate"]["owner"] == ALICE
+    first = current_task(alice, "plants", 1)["currentTask"]
+    assert first.startswith("plants-")
+    wait_listed(alice, {first})
+    assert alice.post(f"/api/v1/tasks/{first}/complete").status_code == 200
+    series = current_task(alice, "plants", 2)
+    second = series["currentTask"]
+    assert second != first
+    # An occurrence's next occurrence is its series' next due, read one by one as in the list.
+    got = alice.get(f"/api/v1/tasks/{second}").json()
+    assert got["nextOccurrence"] == series["nextDueAt"] == got["dueAt"]
+    listed = wait_for(
+        "listed", lambda: [t for t in alice.get("/api/v1/tasks").json()["items"] if t["name"] == second]
+    )
+    assert listed[0]["nextOccurrence"] == got["nextOccurrence"]
+    occurrences = wait_for(
+        "two recorded occurrences",
+        lambda: (
+            len((body := alice.get("/api/v1/recurring-tasks/plants/occurrences").json())["past"]) == 2
+            and body
+        ),
+    )
+    assert [item["name"] for item in occurrences["past"]] == [first, second]
+    assert occurrences["past"][0]["completed"] is True
+    assert len(occurrences["upcoming"]) == 10
+    assert occurrences["upcoming"][0] > occurrences["past"][1]["dueAt"]
+
+    suspended = alice.post("/api/v1/recurring-tasks/plants/suspend")
+    assert suspended.status_code == 200
+    assert suspended.json()["suspend"] is True
+    assert alice.post("/api/v1/recurring-tasks/plants/resume").json()["suspend"] is False
+    patched = alice.patch(
+        "/api/v1/recurring-tasks/plants",
+        json={"schedule": {"rrule": "FREQ=WEEKLY;BYDAY=MO", "start": "2030-01-07T09:00:00"}},
+    )
+    assert patched.status_code == 200, patched.text
+    assert "every" not in patched.json()["schedule"]
+    assert (
+        wait_for("listed", lambda: alice.get("/api/v1/recurring-tasks").json()["items"])[0]["name"]
+        == "plants"
+    )
+    assert alice.delete("/api/v1/recurring-tasks/plants").status_code == 204
+    assert alice.get("/api/v1/recurring-tasks/plants").status_code == 404
+
+
+def test_seed_features_over_recurring_instances(api: Api) -> None:
+    alice = api.as_user(ALICE)
+    assert (
+        alice.post(
+            "/api/v1/recurring-tasks",
+            json=recurring(
+                "review", title="Review", rrule="FREQ=WEEKLY;BYDAY=FR", priority="high", tags=["work"]
+            ),
+        ).status_code
+        == 201
+    )
+    assert (
+        alice.post(
+            "/api/v1/recurring-tasks", json=recurring("plants", title="Water", priority="low", tags=["home"])
+        ).status_code
+        == 201
+    )
+    soon = (datetime.now(tz=UTC) + timedelta(hours=5)).isoformat()
+    assert (
+        alice.post(
+            "/api/v1/tasks",
+            json={"name": "call", "title": "Call mum", "tags": ["home", "family"], "dueAt": soon},
+        ).status_code
+        == 201
+    )
+    review = current_task(alice, "review", 1)["currentTask"]
+    plants = current_task(alice, "plants", 1)["currentTask"]
+    wait_listed(alice, {review, plants, "call"})
+
+    def names(**params: Any) -> list[str]:
+        response = alice.get("/api/v1/tasks", params=params)
+        assert response.status_code == 200, response.text
+        return [item["name"] for item in response.json()["items"]]
+
+    assert names(priority="high") == [review]
+    assert names(tag="home", recurring="true") == [plants]
+    assert set(names(tag=["home", "work"], tagsMatch="any")) == {review, plants, "call"}
+    assert names(tag=["home", "family"]) == ["call"]
+    assert names(q="weekly") == [review]  # the schedule's text
+    assert names(q="mum") == ["call"]
+    in_a_year = (datetime.now(tz=UTC) + timedelta(days=366)).isoformat()
+    assert set(names(dueBefore=in_a_year, recurring="true")) == {review, plants}  # next occurrences
+    by_next = names(sort="next")
+    assert by_next[0] == "call"
+    assert set(by_next) == {review, plants, "call"}
+    assert names(sort="-priority")[0] == review
+    assert names(status="overdue") == []
+
+
+def test_schedule_preview_and_its_errors(api: Api) -> None:
+    alice = api.as_user(ALICE)
+    preview = alice.post(
+        "/api/v1/schedules/preview",
+        json={
+            "schedule": {
+                "rrule": "FREQ=MONTHLY;BYDAY=-1FR",
+                "start": "2027-01-01T16:00:00",
+                "timeZone": "Europe/Berlin",
+            },
+            "count": 3,
+            "after": "2027-01-01T00:00:00Z",
+        },
+    )
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["occurrences"] == [
+        "2027-01-29T16:00:00+01:00",
+        "2027-02-26T16:00:00+01:00",
+        "2027-03-26T16:00:00+01:00",
+    ]
+    never = alice.post(
+        "/api/v1/schedules/preview",
+        json={"schedule": {"rrule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "start": "2027-01-01T00:00:00"}},
+    )
+    assert never.status_code == 422
+    assert never.json()["errors"][0]["field"] == "schedule"
+    assert "30" in never.json()["detail"] or "never" in never.json()["detail"].lower()
+    too_long = alice.post(
+        "/api/v1/schedules/preview",
+        json={"schedule": {"rrule": "FREQ=DAILY;" + "BYHOUR=1;" * 100, "start": "2027-01-01T00:00:00"}},
+    )
+    assert too_long.status_code == 422
+    assert (
+        alice.post(
+            "/api/v1/schedules/preview",
+            json={"schedule": {"every": "daily", "start": "2027-01-01T00:00:00"}, "count": 5000},
+        ).status_code
+        == 422
+    )
+    bad_zone = alice.post(
+        "/api/v1/recurring-tasks",
+        json={
+            "schedule": {"every": "daily", "start": "2027-01-01T00:00:00", "timeZone": "Mars/Olympus"},
+            "taskTemplate": {"title": "x"},
+        },
+    )
+    assert bad_zone.status_code == 422
+    assert bad_zone.json()["errors"][0]["field"] == "schedule.timeZone"
