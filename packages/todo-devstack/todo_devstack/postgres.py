@@ -113,12 +113,9 @@ class ThrowawayPostgres:
 
     def start(self) -> ThrowawayPostgres:
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        socket_dir = self.base_dir / "socket"
-        socket_dir.mkdir(exist_ok=True)
         if os.geteuid() == 0:
             _let_postgres_traverse(self.base_dir)
             shutil.chown(self.base_dir, user="postgres", group="postgres")
-            shutil.chown(socket_dir, user="postgres", group="postgres")
         if not (self.data_dir / "PG_VERSION").exists():
             self._run(
                 [
@@ -138,7 +135,9 @@ class ThrowawayPostgres:
             [
                 f"-p {self.port}",
                 "-c listen_addresses=127.0.0.1",
-                f"-k {socket_dir}",
+                # TCP only: a Unix socket's path may not pass 107 bytes, and a clone in a deep
+                # folder (a CI workspace) would put it past that. Every client here uses TCP.
+                "-c unix_socket_directories=''",
                 "-c fsync=off",
                 f"-c synchronous_commit={'on' if self.commits_survive_kill else 'off'}",
                 "-c full_page_writes=off",

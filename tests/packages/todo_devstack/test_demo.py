@@ -29,6 +29,7 @@ from tests.demo_runner import (
     free_port_run,
     todo_operator_command,
 )
+from tests.packages.todo_devstack.test_postgres import deep_folder
 
 KUBECTL = shutil.which("kubectl")
 
@@ -84,7 +85,7 @@ def wait_for_reminder_of(demo: Demo, task_prefix: str) -> dict[str, Any]:
 
 @pytest.mark.usefixtures("needs_kubectl")
 def test_demo_prints_what_to_type_serves_kubectl_and_rest_and_stops_cleanly(tmp_path: pathlib.Path) -> None:
-    state = tmp_path / "demo"
+    state = deep_folder(tmp_path) / "demo"  # a clone anywhere: no path in it is too long
     with Demo(state_dir=state, port_base=free_port_run(), args=["--with-examples"], cwd=ROOT) as demo:
         printed = demo.output.splitlines()
         env = demo.env_file()

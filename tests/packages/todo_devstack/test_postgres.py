@@ -1,4 +1,5 @@
-"""The throw-away PostgreSQL stops the server it started, and never another one.
+"""The throw-away PostgreSQL stops the server it started, and never another one; it
+serves from a folder of any depth.
 
 A test run whose runner was killed can outlive it. The next run in the same
 folder wipes ``.pytest-tmp`` and starts its own server at the same path; the
@@ -14,6 +15,16 @@ import psycopg
 import pytest
 
 from todo_devstack import postgres
+
+# Deeper than a Unix socket's path may be (107 bytes on Linux), as a CI workspace can be.
+SOCKET_PATH_LIMIT = 107
+
+
+def deep_folder(base: pathlib.Path) -> pathlib.Path:
+    """A folder whose Unix socket path (``.s.PGSQL.<port>`` in it) would pass the limit."""
+    folder = base.joinpath(*["a-clone-nested-as-deep-as-a-ci-workspace"] * 3)
+    assert len(str(folder / "postgres" / ".s.PGSQL.65535")) > SOCKET_PATH_LIMIT
+    return folder
 
 
 def _serves(server: postgres.ThrowawayPostgres) -> bool:
@@ -54,3 +65,10 @@ def test_an_unreadable_pid_file_names_no_server(tmp_path: pathlib.Path, content:
     server.data_dir.mkdir(parents=True)
     (server.data_dir / "postmaster.pid").write_text(content)
     server.stop_leftover()  # nothing to stop, and no pg_ctl run that would fail
+
+
+def test_a_server_in_a_folder_nested_past_the_socket_path_limit_serves(tmp_path: pathlib.Path) -> None:
+    """TCP only: there is no Unix socket whose path could be too long."""
+    with postgres.ThrowawayPostgres(base_dir=deep_folder(tmp_path) / "postgres") as server:
+        assert _serves(server)
+        assert not list(server.base_dir.rglob(".s.PGSQL.*")), "no Unix socket anywhere"
