@@ -54,6 +54,7 @@ def test_every_with_count(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["--rrule", "FREQ=MONTHLY;BYMONTHDAY=40"], "BYMONTHDAY must be between -31 and 31, got 40"),
         (["--rrule", "FREQ=DAILY", "--time-zone", "Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
+        (["--rrule", "FREQ=DAILY", "--time-zone", "europe/london"], "did you mean 'Europe/London'?"),
         (["--rrule", "FREQ=DAILY", "--after", "yesterday"], "--after must be a date and time"),
         (["--rrule", "FREQ=DAILY", "--limit", "0"], "--limit must be at least 1"),
         (["--rrule", "FREQ=MINUTELY"], "at least 5 minutes apart"),

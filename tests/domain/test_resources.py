@@ -49,7 +49,8 @@ def test_a_valid_recurring_task_parses_with_defaults() -> None:
         ),
         (
             _recurring(every="daily", timeZone="Mars/Olympus"),
-            "spec.schedule.timeZone: unknown time zone 'Mars/Olympus'",
+            "spec.schedule.timeZone: unknown time zone 'Mars/Olympus'"
+            " (use an IANA name such as 'Europe/Berlin')",
         ),
         (
             {

@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from todo_operator.domain import recurrence, resources
+from todo_operator.domain import recurrence, resources, zones
 
 Json = Any
 Manifest = dict[str, Any]
@@ -647,7 +647,7 @@ EDGE_DATETIMES = st.one_of(
     _EDGES,
     _ANYWHEN,
 )
-_ZONES = st.one_of(st.sampled_from(resources.known_time_zones()), st.sampled_from(TIME_ZONES))
+_ZONES = st.one_of(st.sampled_from(zones.known_time_zones()), st.sampled_from(TIME_ZONES))
 
 
 @st.composite

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from todo_operator.domain import resources
+from todo_operator.domain import resources, zones
 
 JsonSchema = dict[str, Any]
 
@@ -133,10 +133,10 @@ def _structural(node: Any, defs: dict[str, JsonSchema], *, keep_defaults: bool) 
         elif key == "x-todo-time-zone":
             # A CEL membership rule rather than an enum: the API server then answers
             # "unknown time zone 'Mars/Olympus'" instead of listing 600 supported values.
-            zones = ", ".join(f"'{zone}'" for zone in resources.known_time_zones())
+            names = ", ".join(f"'{zone}'" for zone in zones.known_time_zones())
             result["x-kubernetes-validations"] = [
                 {
-                    "rule": f"self in [{zones}]",
+                    "rule": f"self in [{names}]",
                     "messageExpression": (
                         '"unknown time zone \'" + self + "\' (use an IANA name such as Europe/Berlin)"'
                     ),

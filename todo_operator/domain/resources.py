@@ -17,8 +17,6 @@ it and reports ``Ready=False``.
 
 from __future__ import annotations
 
-import functools
-import importlib.resources
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -36,6 +34,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
 from todo_operator.domain import text
+from todo_operator.domain.zones import known_time_zones, unknown_time_zone
 
 GROUP = "todo.dev"
 VERSION = "v1alpha1"
@@ -61,18 +60,6 @@ LOCAL_DATETIME_PATTERN = (
 )
 RRULE_PATTERN = r"^(?:RRULE:)?[A-Za-z0-9=;,+-]+$"
 MAX_RULE_LENGTH = 512
-
-
-@functools.cache
-def known_time_zones() -> tuple[str, ...]:
-    """The IANA zone names of the pinned ``tzdata`` package, sorted.
-
-    The CRD lists them as an enum, so an unknown zone is refused by the API
-    server with the field named; taking them from the pinned package (not the
-    host's /usr/share/zoneinfo) keeps the generated CRDs identical everywhere.
-    """
-    zones = importlib.resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
-    return tuple(sorted(set(zones) | {"UTC"}))
 
 
 def parse_duration(text: str) -> timedelta:
@@ -103,7 +90,7 @@ def _check_instant(value: datetime) -> datetime:
 
 def _check_time_zone(name: str) -> str:
     if name not in known_time_zones():
-        raise ValueError(f"unknown time zone {name!r}")
+        raise ValueError(unknown_time_zone(name))
     return name
 
 

@@ -135,7 +135,10 @@ def test_next_after_is_the_first_of_between_and_agrees_with_a_walk_from_the_star
     recurrence = compile_or_none(rule, start, zone)
     if recurrence is None:
         return
-    moment = recurrence.start + offset
+    # An instant, in UTC: the start (in its zone) plus a timedelta is wall-clock arithmetic in
+    # Python, which can land in a DST gap (02:30 on a spring-forward day), and two datetimes of
+    # one zone compare by wall clock, so 03:00 EDT would count as after the same instant's 02:00.
+    moment = recurrence.start.astimezone(UTC) + offset
     following = recurrence.next_after(moment)
     window = recurrence.between(moment + timedelta(seconds=1), moment + timedelta(days=4 * 366))
     if window:

@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.relativedelta import relativedelta
 
+from todo_operator.domain import zones
 from todo_operator.domain.recurrence import expansion, rules
 
 Every = Literal["daily", "weekly", "monthly", "yearly"]
@@ -65,7 +66,7 @@ def load_zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         # ValueError/OSError: names that are not zone keys at all ("../x", "", a folder).
-        raise rules.ScheduleError(f"unknown time zone {name!r}") from None
+        raise rules.ScheduleError(zones.unknown_time_zone(name)) from None
 
 
 class Recurrence:
