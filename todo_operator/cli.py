@@ -63,8 +63,24 @@ def _load(command: str) -> CommandModule:
     return module
 
 
+# What --help says first: plain text (the module docstring is for readers of the code).
+DESCRIPTION = (
+    "Todo tasks as Kubernetes resources: the operator, its REST API and their tools."
+    " Each command has its own --help."
+)
+
+
+def version() -> str:
+    """This installation's version (the distribution's metadata, so the image and the wheel agree)."""
+    try:
+        return importlib.metadata.version("todo-operator")
+    except importlib.metadata.PackageNotFoundError:  # sources on sys.path, never installed
+        return "unknown (not installed)"
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="todo-operator", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="todo-operator", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"todo-operator {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     chosen = next((arg for arg in argv if not arg.startswith("-")), None)
     helps = {name: help_text for name, (_, help_text) in COMMANDS.items()} | PLUGGED
