@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -415,3 +416,47 @@ def test_relay_is_scraped_like_the_operator(chart_renders: dict[str, list[render
     assert service["spec"]["selector"] == selector
     assert monitors["relay"]["spec"]["endpoints"][0]["port"] == "metrics"
     assert [p["name"] for p in service["spec"]["ports"]] == ["metrics"]
+
+
+def _secret_keys_read(objects: list[rendering.Json]) -> dict[str, set[str]]:
+    """Secret name -> the keys the rendered objects read from it ("*" for envFrom: every key),
+    also through the templates the chart hands the operator in ConfigMaps (reminder Jobs)."""
+    read: dict[str, set[str]] = {}
+    embedded = [
+        yaml.safe_load(text)
+        for item in objects
+        if item.get("kind") == "ConfigMap"
+        for name, text in (item.get("data") or {}).items()
+        if name.endswith((".yaml", ".yml"))
+    ]
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(reference := node.get("secretKeyRef"), dict):
+                read.setdefault(reference["name"], set()).add(reference["key"])
+            if isinstance(reference := node.get("secretRef"), dict):
+                read.setdefault(reference["name"], set()).add("*")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk([*objects, *embedded])
+    return read
+
+
+def test_the_secrets_the_readme_creates_are_the_ones_the_chart_reads(
+    chart_renders: dict[str, list[rendering.Json]],
+) -> None:
+    """The README's `helm install` on a new cluster: every Secret and key it creates is read,
+    and every Secret the chart reads with its defaults is created."""
+    readme = (rendering.ROOT / "README.md").read_text()
+    created = {
+        name: set(re.findall(r"--from-literal=([A-Za-z_-]+)=", line))
+        for name, line in re.findall(r"create secret generic (\S+) (.*)", readme)
+    }
+    read = _secret_keys_read(chart_renders["defaults"])
+    assert set(created) == set(read)
+    for name, keys in created.items():
+        assert keys <= read[name] or read[name] == {"*"}, f"{name}: {keys} not read ({read[name]})"

@@ -88,3 +88,17 @@ def test_an_unknown_variable_in_a_manifest_is_caught(chart_renders: dict[str, li
     )
     found = unknown_settings(objects)
     assert [problem.rsplit(": ", 1)[1] for problem in found] == ["TODO_SMTP_SENDER", "TODO_SMTP_TLS"], found
+
+
+def test_the_default_image_of_reminder_jobs_is_the_charts_image_at_this_version() -> None:
+    """Where the chart does not set it (the plain `todo-operator run` of the README)."""
+    import tomllib
+
+    import yaml
+
+    from todo_operator.operator.settings import OperatorSettings
+
+    values = yaml.safe_load((rendering.ROOT / "manifests/helm/todo-operator/values.yaml").read_text())
+    version = tomllib.loads((rendering.ROOT / "pyproject.toml").read_text())["project"]["version"]
+    default = OperatorSettings.model_fields["notify_image"].default
+    assert default == f"{values['image']['repository']}:{version}"

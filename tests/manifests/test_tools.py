@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import shutil
 import subprocess
 
 import pytest
+import yaml
 
 from tests.manifests import checks, rendering
 
 ROOT = rendering.ROOT
 BIN = ROOT / ".venv" / "bin"
-SCRIPTS = [ROOT / "scripts" / "deploy-minikube.sh"]
+SCRIPTS = [ROOT / "scripts" / "deploy-minikube.sh", ROOT / "scripts" / "release-version.sh"]
 TERRAFORM = shutil.which("terraform")
 
 
@@ -110,3 +112,51 @@ def test_terraform_is_formatted() -> None:
 def test_terraform_fmt_flags_unformatted_code(tmp_path: pathlib.Path) -> None:
     (tmp_path / "main.tf").write_text('variable "x" {\ntype=string\n}\n')
     assert _run(str(TERRAFORM), "fmt", "-check", tmp_path).returncode != 0
+
+
+def test_the_release_workflow_versions_everything_from_the_tag_alone() -> None:
+    release = yaml.safe_load((ROOT / ".github" / "workflows" / "release.yml").read_text())
+    assert release[True] == {"push": {"tags": ["v*"]}}, "a tag, and nothing else, makes a release"
+    steps = release["jobs"]["release"]["steps"]
+    runs = [step.get("run", "") for step in steps]
+    first_build = next(i for i, step in enumerate(steps) if "build-push-action" in step.get("uses", ""))
+    assert any("scripts/release-version.sh" in run for run in runs[:first_build]), "checked before building"
+    build = steps[first_build]["with"]
+    assert (build["sbom"], build["provenance"], build["push"]) == (True, "mode=max", True)
+    assert build["tags"].endswith(":${{ steps.version.outputs.version }}")
+    chart = next(run for run in runs if "helm package" in run)
+    assert '--version "$VERSION" --app-version "$VERSION"' in chart
+    assert 'helm push "dist/todo-operator-$VERSION.tgz" "$CHARTS"' in chart
+    assert release["env"]["CHARTS"].startswith("oci://")
+
+
+def _release_version(root: pathlib.Path, tag: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(root / "scripts" / "release-version.sh"), tag],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_a_release_tag_must_agree_with_pyproject_and_the_changelog(tmp_path: pathlib.Path) -> None:
+    version = re.search(r'^version = "(.+)"$', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert version is not None
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "release-version.sh", tmp_path / "scripts")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    (tmp_path / "CHANGELOG.md").write_text(
+        changelog.replace("## [Unreleased]", "## [Unreleased]\n\n## [9.9.9]")
+    )
+
+    refused = _release_version(tmp_path, f"v{version[1]}")
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert f"CHANGELOG.md has no section '## [{version[1]}] - YYYY-MM-DD'" in refused.stderr
+    assert "pyproject.toml says" in _release_version(tmp_path, "v9.9.9").stderr
+    assert "is not vX.Y.Z" in _release_version(tmp_path, version[1]).stderr
+
+    released = changelog.replace("## [Unreleased]", f"## [{version[1]}] - 2026-12-03")
+    (tmp_path / "CHANGELOG.md").write_text(released)
+    accepted = _release_version(tmp_path, f"v{version[1]}")
+    assert (accepted.returncode, accepted.stdout) == (0, f"{version[1]}\n")

@@ -113,3 +113,12 @@ def test_demo_comes_from_the_local_stack_by_entry_point() -> None:
     parser = argparse.ArgumentParser()
     found.load().configure(parser)
     assert parser.parse_args(["--keep"]).keep is True
+
+
+def test_the_license_file_is_the_license_pyproject_names() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]
+    text = (ROOT / "LICENSE").read_text()
+    assert declared == "Apache-2.0"
+    assert "Apache License" in text
+    assert "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text, "the whole text, not a pointer to it"

@@ -64,7 +64,7 @@ class OperatorSettings(BaseSettings):
         description="cronjob: one CronJob per reminder; inline: the operator sends them itself",
     )
     notify_image: str = Field(
-        default="ghcr.io/todo-operator/todo-operator:0.1.0",
+        default="ghcr.io/todo-dev/todo-operator:0.1.0",  # the chart's image at this version (a test holds it)
         description="image of reminder Jobs (keep it the operator's)",
     )
     notify_service_account: str = Field(
