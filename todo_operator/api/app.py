@@ -21,6 +21,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -298,7 +299,9 @@ def create_app(
     )
     objects = services.Objects(kube=kube_api, settings=settings)
     reads = queries.Queries(pool)
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) from assets that ship with fastapi-offline: the
+    # page works in an air-gapped cluster, where a CDN is out of reach.
+    app = FastAPIOffline(
         title="todo-operator REST API",
         version="v1",
         description="Tasks, recurring tasks and reminders of the calling user. Errors are RFC 9457 problems.",
