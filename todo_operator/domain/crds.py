@@ -7,7 +7,9 @@ test fails when the committed files drift. Pydantic emits JSON Schema (draft
 translates: references are inlined, ``anyOf [X, null]`` becomes an optional
 ``X``, ``const`` becomes a one-value ``enum``, ``additionalProperties: false``
 is dropped (structural schemas forbid it beside ``properties``; the API
-server prunes unknown fields instead) and titles go.
+server prunes unknown fields instead) and titles go. Descriptions (the models'
+field docstrings) are reflowed into one line: ``kubectl explain`` wraps them
+itself.
 """
 
 from __future__ import annotations
@@ -106,6 +108,17 @@ REMINDER = Kind(
 KINDS: tuple[Kind, ...] = (TASK, RECURRING_TASK, REMINDER)
 
 
+# What controller-gen writes for every CRD: kubectl explain shows it at the top level.
+_API_VERSION = (
+    "APIVersion defines the versioned schema of this representation of an object. Servers should "
+    "convert recognized schemas to the latest internal value, and may reject unrecognized values."
+)
+_KIND = (
+    "Kind is a string value representing the REST resource this object represents. Servers may infer "
+    "this from the endpoint the client submits requests to. Cannot be updated. In CamelCase."
+)
+
+
 def _structural(node: Any, defs: dict[str, JsonSchema], *, keep_defaults: bool) -> Any:
     """Translate one JSON Schema node (recursively) into OpenAPI v3 structural form."""
     if isinstance(node, list):
@@ -130,6 +143,8 @@ def _structural(node: Any, defs: dict[str, JsonSchema], *, keep_defaults: bool) 
             continue
         if key == "const":
             result["enum"] = [value]
+        elif key == "description" and isinstance(value, str):
+            result[key] = " ".join(value.split())
         elif key == "x-todo-time-zone":
             # A CEL membership rule rather than an enum: the API server then answers
             # "unknown time zone 'Mars/Olympus'" instead of listing 600 supported values.
@@ -198,8 +213,8 @@ def custom_resource_definition(kind: Kind) -> dict[str, Any]:
                             "description": kind.description,
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
+                                "apiVersion": {"type": "string", "description": _API_VERSION},
+                                "kind": {"type": "string", "description": _KIND},
                                 "metadata": {"type": "object"},
                                 "spec": openapi_schema(kind.spec),
                                 # Status defaults would be stamped on every status write: leave them out.
