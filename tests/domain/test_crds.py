@@ -148,6 +148,18 @@ def test_the_description_check_finds_what_is_missing_or_marked_up() -> None:
     assert undescribed(schema) == [".spec.taskTemplate.reminders[].before: no description"]
 
 
+@pytest.mark.parametrize("kind", crds.KINDS, ids=lambda kind: kind.kind)
+def test_ready_and_its_reason_are_columns_of_plain_kubectl_get(kind: crds.Kind) -> None:
+    columns = {column["name"]: column for column in kind.printer_columns}
+    names = [column["name"] for column in kind.printer_columns]
+    assert names.index("Ready") < names.index("Phase") < names.index("Reason")
+    assert columns["Ready"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
+    assert columns["Reason"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].reason'
+    # Without -o wide: a refused object shows InvalidSpec or InvalidSchedule on its row.
+    assert "priority" not in columns["Ready"]
+    assert "priority" not in columns["Reason"]
+
+
 @pytest.mark.parametrize(
     ("field", "expected"),
     [

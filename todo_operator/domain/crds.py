@@ -50,7 +50,12 @@ def _column(name: str, json_path: str, *, type_: str = "string", priority: int =
     return column
 
 
-_READY = '.status.conditions[?(@.type=="Ready")].status'
+_READY_CONDITION = '.status.conditions[?(@.type=="Ready")]'
+# Ready before Phase, as `kubectl get pods` has READY before STATUS. Reason is shown in plain
+# `kubectl get`, not only with -o wide: an object the operator refused has no phase (or an old
+# one), and Ready False alone would not say why; InvalidSpec or InvalidSchedule on its row does.
+_READY = _column("Ready", f"{_READY_CONDITION}.status")
+_REASON = _column("Reason", f"{_READY_CONDITION}.reason")
 _AGE = _column("Age", ".metadata.creationTimestamp", type_="date")
 
 TASK = Kind(
@@ -65,7 +70,9 @@ TASK = Kind(
         _column("Title", ".spec.title"),
         _column("Priority", ".spec.priority"),
         _column("Due", ".spec.dueAt"),
+        _READY,
         _column("Phase", ".status.phase"),
+        _REASON,
         _column("Owner", ".spec.owner", priority=1),
         _column("Recurring", ".status.recurringTask", priority=1),
         _AGE,
@@ -83,7 +90,9 @@ RECURRING_TASK = Kind(
         _column("Title", ".spec.taskTemplate.title"),
         _column("Next Due", ".status.nextDueAt"),
         _column("Current", ".status.currentTask"),
+        _READY,
         _column("Phase", ".status.phase"),
+        _REASON,
         _column("Occurrences", ".status.occurrences", type_="integer", priority=1),
         _column("Rule", ".status.rule", priority=1),
         _AGE,
@@ -100,7 +109,9 @@ REMINDER = Kind(
     printer_columns=(
         _column("Task", ".spec.taskRef.name"),
         _column("Fire At", ".status.fireAt"),
+        _READY,
         _column("Phase", ".status.phase"),
+        _REASON,
         _column("Attempts", ".status.attempts", type_="integer", priority=1),
         _AGE,
     ),
