@@ -7,7 +7,9 @@ test fails when the committed files drift. Pydantic emits JSON Schema (draft
 translates: references are inlined, ``anyOf [X, null]`` becomes an optional
 ``X``, ``const`` becomes a one-value ``enum``, ``additionalProperties: false``
 is dropped (structural schemas forbid it beside ``properties``; the API
-server prunes unknown fields instead) and titles go.
+server prunes unknown fields instead) and titles go. Descriptions (the models'
+field docstrings) are reflowed into one line: ``kubectl explain`` wraps them
+itself.
 """
 
 from __future__ import annotations
@@ -48,7 +50,12 @@ def _column(name: str, json_path: str, *, type_: str = "string", priority: int =
     return column
 
 
-_READY = '.status.conditions[?(@.type=="Ready")].status'
+_READY_CONDITION = '.status.conditions[?(@.type=="Ready")]'
+# Ready before Phase, as `kubectl get pods` has READY before STATUS. Reason is shown in plain
+# `kubectl get`, not only with -o wide: an object the operator refused has no phase (or an old
+# one), and Ready False alone would not say why; InvalidSpec or InvalidSchedule on its row does.
+_READY = _column("Ready", f"{_READY_CONDITION}.status")
+_REASON = _column("Reason", f"{_READY_CONDITION}.reason")
 _AGE = _column("Age", ".metadata.creationTimestamp", type_="date")
 
 TASK = Kind(
@@ -63,7 +70,9 @@ TASK = Kind(
         _column("Title", ".spec.title"),
         _column("Priority", ".spec.priority"),
         _column("Due", ".spec.dueAt"),
+        _READY,
         _column("Phase", ".status.phase"),
+        _REASON,
         _column("Owner", ".spec.owner", priority=1),
         _column("Recurring", ".status.recurringTask", priority=1),
         _AGE,
@@ -81,7 +90,9 @@ RECURRING_TASK = Kind(
         _column("Title", ".spec.taskTemplate.title"),
         _column("Next Due", ".status.nextDueAt"),
         _column("Current", ".status.currentTask"),
+        _READY,
         _column("Phase", ".status.phase"),
+        _REASON,
         _column("Occurrences", ".status.occurrences", type_="integer", priority=1),
         _column("Rule", ".status.rule", priority=1),
         _AGE,
@@ -98,12 +109,25 @@ REMINDER = Kind(
     printer_columns=(
         _column("Task", ".spec.taskRef.name"),
         _column("Fire At", ".status.fireAt"),
+        _READY,
         _column("Phase", ".status.phase"),
+        _REASON,
         _column("Attempts", ".status.attempts", type_="integer", priority=1),
         _AGE,
     ),
 )
 KINDS: tuple[Kind, ...] = (TASK, RECURRING_TASK, REMINDER)
+
+
+# What controller-gen writes for every CRD: kubectl explain shows it at the top level.
+_API_VERSION = (
+    "APIVersion defines the versioned schema of this representation of an object. Servers should "
+    "convert recognized schemas to the latest internal value, and may reject unrecognized values."
+)
+_KIND = (
+    "Kind is a string value representing the REST resource this object represents. Servers may infer "
+    "this from the endpoint the client submits requests to. Cannot be updated. In CamelCase."
+)
 
 
 def _structural(node: Any, defs: dict[str, JsonSchema], *, keep_defaults: bool) -> Any:
@@ -130,6 +154,8 @@ def _structural(node: Any, defs: dict[str, JsonSchema], *, keep_defaults: bool) 
             continue
         if key == "const":
             result["enum"] = [value]
+        elif key == "description" and isinstance(value, str):
+            result[key] = " ".join(value.split())
         elif key == "x-todo-time-zone":
             # A CEL membership rule rather than an enum: the API server then answers
             # "unknown time zone 'Mars/Olympus'" instead of listing 600 supported values.
@@ -198,8 +224,8 @@ def custom_resource_definition(kind: Kind) -> dict[str, Any]:
                             "description": kind.description,
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
+                                "apiVersion": {"type": "string", "description": _API_VERSION},
+                                "kind": {"type": "string", "description": _KIND},
                                 "metadata": {"type": "object"},
                                 "spec": openapi_schema(kind.spec),
                                 # Status defaults would be stamped on every status write: leave them out.
