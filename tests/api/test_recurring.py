@@ -57,19 +57,27 @@ def test_completing_an_occurrence_through_the_api_opens_the_next(api: Api) -> No
     occurrences = wait_for(
         "two recorded occurrences",
         lambda: (
-            len((body := alice.get("/api/v1/recurring-tasks/plants/occurrences").json())["past"]) == 2
+            len((body := alice.get("/api/v1/recurring-tasks/plants/occurrences").json())["current"]) == 1
+            and len(body["past"]) == 1
             and body
         ),
     )
-    assert [item["name"] for item in occurrences["past"]] == [first, second]
+    # Split by what happened: the completed one is past, the open one (due ahead) current.
+    assert [item["name"] for item in occurrences["past"]] == [first]
     assert occurrences["past"][0]["completed"] is True
+    assert [item["name"] for item in occurrences["current"]] == [second]
     assert len(occurrences["upcoming"]) == 10
-    assert occurrences["upcoming"][0] > occurrences["past"][1]["dueAt"]
+    assert occurrences["upcoming"][0] > occurrences["current"][0]["dueAt"]
+    # One form for every instant: UTC, "Z" (the schedule runs in another zone).
+    instants = [occurrences["current"][0]["dueAt"], *occurrences["upcoming"], got["dueAt"]]
+    assert all(instant.endswith("Z") for instant in instants), instants
 
+    # Each answer shows the state it caused, before the operator has written its status.
     suspended = alice.post("/api/v1/recurring-tasks/plants/suspend")
     assert suspended.status_code == 200
-    assert suspended.json()["suspend"] is True
-    assert alice.post("/api/v1/recurring-tasks/plants/resume").json()["suspend"] is False
+    assert (suspended.json()["suspend"], suspended.json()["phase"]) == (True, "Suspended")
+    resumed = alice.post("/api/v1/recurring-tasks/plants/resume").json()
+    assert (resumed["suspend"], resumed["phase"]) == (False, "Active")
     patched = alice.patch(
         "/api/v1/recurring-tasks/plants",
         json={"schedule": {"rrule": "FREQ=WEEKLY;BYDAY=MO", "start": "2030-01-07T09:00:00"}},
@@ -148,10 +156,11 @@ def test_schedule_preview_and_its_errors(api: Api) -> None:
         },
     )
     assert preview.status_code == 200, preview.text
+    # 16:00 in Berlin, said as every instant of the API is: in UTC, with "Z".
     assert preview.json()["occurrences"] == [
-        "2027-01-29T16:00:00+01:00",
-        "2027-02-26T16:00:00+01:00",
-        "2027-03-26T16:00:00+01:00",
+        "2027-01-29T15:00:00Z",
+        "2027-02-26T15:00:00Z",
+        "2027-03-26T15:00:00Z",
     ]
     never = alice.post(
         "/api/v1/schedules/preview",

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.api import harness
-from tests.api.harness import ALICE, BOB, Api, wait_listed
+from tests.api.harness import ALICE, BOB, Api, wait_for, wait_listed
 from tests.kubeclient import KubeClient
 from todo_operator.api import names
 
@@ -71,6 +71,18 @@ def test_create_get_list_patch_complete_delete(api: Api, kube: KubeClient, names
     assert completed.status_code == 200, completed.text
     assert completed.json()["completed"] is True
     assert completed.json()["nextOccurrence"] is None
+    assert completed.json()["phase"] == "Completed"
+    # The list and the object say an instant the same way (UTC, "Z"), whatever zone it was written in.
+    assert got.json()["dueAt"] == items[0]["dueAt"] == due.strftime("%Y-%m-%dT%H:%M:%SZ")
+    wait_for(
+        "the status says Completed",
+        lambda: alice.get("/api/v1/tasks/passport").json()["phase"] == "Completed",
+    )
+
+    # The answer shows the state the change causes, not the status written before it.
+    reopened = alice.patch("/api/v1/tasks/passport", json={"completed": False})
+    assert reopened.status_code == 200, reopened.text
+    assert (reopened.json()["completed"], reopened.json()["phase"]) == (False, "Open")
 
     deleted = alice.delete("/api/v1/tasks/passport")
     assert deleted.status_code == 204

@@ -15,7 +15,7 @@ the domain model does not check and the API server refuses in its own terms.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -24,6 +24,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -71,6 +73,26 @@ def _has_nul(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_nul(item) for item in value)
     return False
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# Every instant the API answers with has one form: RFC 3339 in UTC, with "Z" (docs/API.md).
+# A Task's dueAt is kept as written in its spec; the API says it as the same instant in UTC.
+Instant = Annotated[
+    datetime,
+    PlainSerializer(_utc, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "an instant, in UTC (RFC 3339, ending in Z)",
+        },
+        mode="serialization",
+    ),
+]
 
 
 class Wire(BaseModel):
@@ -123,15 +145,15 @@ class TaskPublic(Wire):
     owner: str
     priority: resources.Priority
     tags: list[str]
-    due_at: datetime | None
+    due_at: Instant | None
     reminders: list[dict[str, Any]]
     completed: bool
-    completed_at: datetime | None
+    completed_at: Instant | None
     phase: str
     recurring_task: str | None = None
     occurrence: int | None = None
-    next_occurrence: datetime | None = None
-    created_at: datetime | None = None
+    next_occurrence: Instant | None = None
+    created_at: Instant | None = None
     live: bool = Field(description="false: kept as history after its object was pruned from the cluster")
     resource_version: str | None = None
 
@@ -194,10 +216,10 @@ class RecurringTaskPublic(Wire):
     phase: str | None = None
     rule: str | None = None
     current_task: str | None = None
-    next_due_at: datetime | None = None
+    next_due_at: Instant | None = None
     occurrences: int = 0
-    last_completed_at: datetime | None = None
-    created_at: datetime | None = None
+    last_completed_at: Instant | None = None
+    created_at: Instant | None = None
     resource_version: str | None = None
 
 
@@ -209,15 +231,19 @@ class RecurringTaskPage(Wire):
 class Occurrence(Wire):
     name: str
     occurrence: int | None
-    due_at: datetime | None
+    due_at: Instant | None
     completed: bool
-    completed_at: datetime | None
+    completed_at: Instant | None
     live: bool
 
 
 class Occurrences(Wire):
-    past: list[Occurrence] = Field(description="recorded occurrences, oldest first (history included)")
-    upcoming: list[datetime] = Field(description="what the schedule gives after the current one")
+    past: list[Occurrence] = Field(description="completed occurrences, oldest first (history included)")
+    current: list[Occurrence] = Field(
+        description="occurrences made and not completed yet (open or overdue; one, unless the series"
+        " was edited while one was open)"
+    )
+    upcoming: list[Instant] = Field(description="what the schedule gives after the current one")
 
 
 class SchedulePreview(Request):
@@ -231,7 +257,7 @@ class SchedulePreview(Request):
 class SchedulePreviewResult(Wire):
     rule: str
     time_zone: str
-    occurrences: list[datetime]
+    occurrences: list[Instant]
 
 
 # ---------------------------------------------------------------------- reminders
@@ -251,11 +277,11 @@ class ReminderPublic(Wire):
     name: str
     task: str
     before: str | None = None
-    at: datetime | None = None
+    at: Instant | None = None
     message: str = ""
     phase: str | None = None
-    fire_at: datetime | None = None
-    sent_at: datetime | None = None
+    fire_at: Instant | None = None
+    sent_at: Instant | None = None
     attempts: int = 0
     last_error: str | None = None
 
@@ -273,7 +299,7 @@ class ActivityItem(Wire):
     type: str
     subject: str
     summary: str
-    occurred_at: datetime
+    occurred_at: Instant
 
 
 class ActivityPage(Wire):
@@ -291,8 +317,8 @@ class DeadLetterPublic(Wire):
     partition_key: str | None
     attempts: int
     last_error: str | None
-    failed_at: datetime
-    retried_at: datetime | None
+    failed_at: Instant
+    retried_at: Instant | None
     payload: dict[str, Any]
 
 

@@ -169,7 +169,9 @@ def test_keep_reuses_objects_database_and_mail_and_a_plain_run_starts_afresh(tmp
             headers={"Authorization": f"Bearer {env['TOKEN']}"},
             timeout=10,
         )
-        assert [past["occurrence"] for past in history.json()["past"]] == [1, 2], history.text
+        occurrences = history.json()
+        assert [item["occurrence"] for item in occurrences["past"]] == [1], history.text
+        assert [item["occurrence"] for item in occurrences["current"]] == [2], history.text
     assert kept.returncode == 0, kept.output
     assert (state / "mail" / "00001.eml").exists()
 

@@ -26,6 +26,16 @@ from todo_operator.schedule_engine import ScheduleEngine
 from todo_operator.store import queries
 
 
+def _phase_caused(spec: Body, status: Body) -> str | None:
+    """The phase the spec leads to, not the status written before the last change: suspending
+    answers Suspended and resuming Active (an ended series stays Ended; the operator writes
+    Ended anew on its next status when the schedule has run out meanwhile)."""
+    phase = status.get("phase")
+    if spec.get("suspend"):
+        return "Suspended"
+    return "Active" if phase == "Suspended" else phase
+
+
 def recurring_task_from_body(body: Body, *, user: User) -> m.RecurringTaskPublic:
     spec = body.get("spec") or {}
     status = body.get("status") or {}
@@ -40,7 +50,7 @@ def recurring_task_from_body(body: Body, *, user: User) -> m.RecurringTaskPublic
         suspend=bool(spec.get("suspend", False)),
         history_limit=int(spec.get("historyLimit", 5)),
         task_template=template,
-        phase=status.get("phase"),
+        phase=_phase_caused(spec, status),
         rule=status.get("rule"),
         current_task=names.public_name(owner=user.id, name=current) if current else None,
         next_due_at=status.get("nextDueAt"),
@@ -213,7 +223,7 @@ class RecurringTasks:
             after=None,
             limit=self._settings.max_page_size,
         )
-        past = [
+        recorded = [
             m.Occurrence(
                 name=names.public_name(owner=user.id, name=row.name),
                 occurrence=row.occurrence,
@@ -243,7 +253,11 @@ class RecurringTasks:
                 inclusive=inclusive,
                 field="upcoming",
             )
-        return m.Occurrences(past=past, upcoming=coming)
+        return m.Occurrences(
+            past=[row for row in recorded if row.completed],
+            current=[row for row in recorded if not row.completed],
+            upcoming=coming,
+        )
 
     async def preview(self, body: m.SchedulePreview, *, user: User) -> m.SchedulePreviewResult:
         if body.count > self._settings.preview_max_occurrences:

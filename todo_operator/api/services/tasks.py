@@ -24,14 +24,17 @@ from todo_operator.api.services.common import (
 )
 from todo_operator.api.settings import ApiSettings
 from todo_operator.clock import Clock
-from todo_operator.domain import crds, resources
+from todo_operator.domain import crds, resources, tasks
 from todo_operator.kube import owners
 from todo_operator.store import queries
 
 logger = logging.getLogger(__name__)
 
 
-def task_from_body(body: Body, *, user: User) -> m.TaskPublic:
+def task_from_body(body: Body, *, user: User, now: datetime) -> m.TaskPublic:
+    """The live object as the API shows it. Its phase is the one the operator gives this spec
+    at ``now`` (domain.tasks.task_phase), not the status it wrote before the last change: the
+    answer to ``PATCH {"completed": false}`` says Open (or Overdue), never Completed."""
     spec = resources.TaskSpec.model_validate(body.get("spec") or {})
     status = body.get("status") or {}
     meta = body["metadata"]
@@ -48,7 +51,7 @@ def task_from_body(body: Body, *, user: User) -> m.TaskPublic:
         reminders=[reminder.to_wire() for reminder in spec.reminders],
         completed=spec.completed,
         completed_at=status.get("completedAt"),
-        phase="Completed" if spec.completed else status.get("phase") or "Open",
+        phase=tasks.task_phase(spec, now=now),
         recurring_task=names.public_name(owner=user.id, name=recurring) if recurring else None,
         occurrence=status.get("occurrence"),
         created_at=meta.get("creationTimestamp"),
@@ -146,7 +149,7 @@ class Tasks:
         A one-off task's is its due time while it is open; an occurrence's is its
         series' next due, as the operator recorded it (the object does not carry it).
         """
-        value = task_from_body(body, user=user)
+        value = task_from_body(body, user=user, now=self._clock.now())
         controller = owners.controller_of(body, kind="RecurringTask")
         series = str(controller["uid"]) if controller and controller.get("uid") else None
         if series is None:
