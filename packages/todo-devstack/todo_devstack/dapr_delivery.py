@@ -199,14 +199,14 @@ class Deliverer:
         self._subscribing = asyncio.create_task(self._subscribe(), name="dapr-double-subscribe")
 
     async def stop(self) -> None:
+        # Counted first: a cancelled delivery leaves the set as it ends.
+        undone = len(self._tasks) + len(self._early)
         waiting = [*self._tasks, *([self._subscribing] if self._subscribing is not None else [])]
         for task in waiting:
             task.cancel()
         await asyncio.gather(*waiting, return_exceptions=True)
-        if self._tasks or self._early:
-            logger.warning(
-                "the Dapr double stopped with %d deliveries undone", len(self._tasks) + len(self._early)
-            )
+        if undone:
+            logger.warning("the Dapr double stopped with %d deliveries undone: they are lost", undone)
         if self._session is not None:
             await self._session.close()
             self._session = None
