@@ -6,6 +6,11 @@ API reference") with their status codes and bodies, records every CloudEvent
 it accepts (the demo logs them), and misbehaves on demand: refuse (4xx), fail
 (5xx), poison chosen events (per-entry ``failedEntries`` in a bulk request),
 stall, or stop listening and come back on the same port.
+
+Given an ``app`` it is also the subscriber's sidecar: it reads the app's
+``/dapr/subscribe`` and delivers every event it accepts to the subscribed
+routes, asynchronously (a publish never waits for a delivery), retrying and
+dead-lettering as daprd does (``dapr_delivery``, which states that contract).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -22,6 +28,9 @@ import orjson
 from aiohttp import web
 
 from kube_emulator import loopthread
+from todo_devstack.dapr_delivery import App, Deliverer, Delivery, RetryPolicy
+
+__all__ = ["App", "DaprDouble", "DaprThread", "Delivery", "Received", "RetryPolicy"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,7 +69,13 @@ class DaprDouble:
     """The server, inside an event loop (use :class:`DaprThread` from synchronous code)."""
 
     def __init__(
-        self, *, host: str = "127.0.0.1", port: int = 0, pubsubs: tuple[str, ...] = ("pubsub",)
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        pubsubs: tuple[str, ...] = ("pubsub",),
+        app: App | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -75,10 +90,26 @@ class DaprDouble:
         self._faults = _Faults()
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
+        self._deliverer = (
+            Deliverer(app, pubsubs=self.pubsubs, retry=retry or RetryPolicy(), dead_letter=self._dead_letter)
+            if app is not None
+            else None
+        )
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """What became of each delivery to the app so far (empty without an app)."""
+        return self._deliverer.deliveries if self._deliverer is not None else []
+
+    async def delivered(self) -> None:
+        """Until the app's subscriptions are read and every accepted event is delivered, dropped or
+        dead-lettered (wrap it in a timeout: an app that never listens keeps it waiting)."""
+        if self._deliverer is not None:
+            await self._deliverer.idle()
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -90,6 +121,9 @@ class DaprDouble:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await self._listen()
+        if self._deliverer is not None:
+            # As daprd at sidecar start: the app's subscriptions are read once it listens.
+            await self._deliverer.start()
 
     async def _listen(self) -> None:
         assert self._runner is not None
@@ -101,6 +135,8 @@ class DaprDouble:
 
     async def stop(self) -> None:
         self.heal()
+        if self._deliverer is not None:
+            await self._deliverer.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -175,6 +211,13 @@ class DaprDouble:
             )
         if self.log_events:
             logger.info("CloudEvent on %s: %s", topic, json.dumps(event, sort_keys=True))
+        if self._deliverer is not None:
+            self._deliverer.accept(pubsub, topic, event)
+
+    def _dead_letter(self, pubsub: str, topic: str, event: Mapping[str, Any]) -> None:
+        # daprd publishes an undeliverable message to the dead-letter topic through the component:
+        # the broker (this double) takes it like any other, and delivers it to that topic's subscribers.
+        self._record(pubsub=pubsub, topic=topic, event=event, metadata={}, bulk=False)
 
     async def _publish(self, request: web.Request) -> web.Response:
         failed = await self._common(request)
@@ -242,8 +285,15 @@ class DaprDouble:
 class DaprThread:
     """The double in its own thread and event loop, for synchronous tests and the demo."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._double = DaprDouble(host=host, port=port)
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        app: App | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._double = DaprDouble(host=host, port=port, app=app, retry=retry)
 
         @contextlib.asynccontextmanager
         async def serve() -> AsyncIterator[DaprDouble]:
@@ -273,6 +323,18 @@ class DaprThread:
     def events(self, topic: str | None = None) -> list[Received]:
         return self.call(lambda d: [r for r in d.received if topic is None or r.topic == topic])
 
+    def deliveries(self) -> list[Delivery]:
+        return self.call(lambda d: list(d.deliveries))
+
+    def wait_delivered(self, *, timeout: float = 20.0) -> None:
+        """Until every event accepted so far is delivered, dropped or dead-lettered (under 30 s)."""
+
+        async def delivered() -> None:
+            async with asyncio.timeout(timeout):
+                await self._double.delivered()
+
+        self._thread.run(delivered())
+
     def fail(self, status: int = 500) -> None:
         self.call(lambda d: d.fail(status))
 
@@ -292,8 +354,8 @@ class DaprThread:
         self._thread.run(self._double.come_back())
 
 
-async def _serve(*, host: str, port: int, log_events: bool, keep_events: bool) -> None:
-    double = DaprDouble(host=host, port=port)
+async def _serve(*, host: str, port: int, log_events: bool, keep_events: bool, app: App | None) -> None:
+    double = DaprDouble(host=host, port=port, app=app)
     double.log_events = log_events
     double.keep_events = keep_events
     await double.start()
@@ -318,12 +380,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--count-only", action="store_true", help="count the CloudEvents received, keep none (benchmarks)"
     )
+    parser.add_argument(
+        "--app-url",
+        help="deliver to the subscriptions of the app at this URL (http://host:appPort), as its sidecar;"
+        " the app token is read from APP_API_TOKEN, as daprd reads it",
+    )
     args = parser.parse_args(argv)
+    app = App(url=args.app_url, token=os.environ.get("APP_API_TOKEN") or None) if args.app_url else None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             _serve(
-                host=args.host, port=args.port, log_events=args.log_events, keep_events=not args.count_only
+                host=args.host,
+                port=args.port,
+                log_events=args.log_events,
+                keep_events=not args.count_only,
+                app=app,
             )
         )
 

@@ -3,8 +3,10 @@
 Starts, on loopback, on five consecutive ports from ``port_base``: the
 Kubernetes API emulator with our CRDs (+0), a throw-away PostgreSQL, migrated
 (+1), an SMTP sink that saves each e-mail as an ``.eml`` file and prints a
-line about it (+2), a Dapr publish endpoint that logs every CloudEvent the
-outbox relay sends (+3) and the REST API (+4); and the operator, with inline
+line about it (+2), a Dapr sidecar double that logs every CloudEvent the
+outbox relay publishes and delivers it to the REST API's subscriptions, with
+the app token the API checks, so the activity feed fills (+3), and the REST
+API (+4); and the operator, with inline
 reminder delivery because there is no CronJob controller here. It writes a
 kubeconfig and an ``env`` file (``KUBECONFIG``, ``API_URL`` and a demo
 user's ``TOKEN``, ready for ``source``) into the state directory and prints
@@ -50,7 +52,7 @@ from pydantic import SecretStr
 import kube_emulator as apiserver
 from kube_emulator import journal, loopthread
 from todo_devstack import postgres
-from todo_devstack.dapr import DaprDouble, DaprThread
+from todo_devstack.dapr import App, DaprDouble, DaprThread
 from todo_devstack.operator_thread import OperatorThread
 from todo_devstack.smtp import SmtpSink
 from todo_operator.api import server as api_server
@@ -319,6 +321,7 @@ def next_steps(*, env_file: pathlib.Path, env_lines: list[str], mail: pathlib.Pa
             f"or with curl, as {DEMO_USER} (the token is valid for 30 days):",
             "",
             '  curl -s "$API_URL/tasks" -H "Authorization: Bearer $TOKEN"',
+            '  curl -s "$API_URL/activity" -H "Authorization: Bearer $TOKEN"   # what happened, newest first',
             "",
             f"E-mails land in {mail}/ (a line here for each); each CloudEvent published is logged here.",
             f"PostgreSQL: psql {database_url}",
@@ -355,13 +358,19 @@ def run(
     def tell_mail(message: EmailMessage, saved_as: pathlib.Path | None) -> None:
         say(f"e-mail      to {message['To']}: {message['Subject']}  ({saved_as})")
 
+    # Dapr's app API token (APP_API_TOKEN): the double sends it with each delivery and the REST API
+    # checks it. A new one each run: nothing outside this process needs to know it.
+    app_token = secrets.token_urlsafe(32)
+    rest_port = port_base + 4
     with (
         apiserver.ApiServerThread(crds=crds.all_crds(), port=port_base, journal=objects) as api,
         postgres.ThrowawayPostgres(
             base_dir=state_dir / "postgres", port=port_base + 1, commits_survive_kill=keep
         ) as database,
         SmtpSink(folder=mail, port=port_base + 2, on_message=tell_mail) as smtp,
-        DaprThread(port=port_base + 3) as dapr,
+        # The sidecar reads the API's subscriptions once the API listens, as daprd waits for its app;
+        # what the relay publishes before that is delivered then.
+        DaprThread(port=port_base + 3, app=App(url=f"http://127.0.0.1:{rest_port}", token=app_token)) as dapr,
     ):
         database_url = _ensure_database(database, "todo")
         schema.migrate_up(database_url)
@@ -374,13 +383,13 @@ def run(
             smtp_port=smtp.port,
             smtp_from="todo-operator@demo.local",
         )
-        # The relay publishes every recorded change to the Dapr double, which logs each CloudEvent.
+        # The relay publishes every recorded change to the Dapr double, which logs each CloudEvent
+        # and delivers it to the REST API's activity consumer.
         dapr.call(_log_events)
         publishing = RelaySettings(database_url=database_url, dapr_http_endpoint=dapr.url)
         secret = _jwt_secret(state_dir)
         # The demo token lives 30 days, longer than the API's default limit (a day): raised here only.
-        # No Dapr app token and not the insecure setting: nothing delivers events to the API here
-        # (the Dapr double only takes what the relay publishes), so /events/* refuses, as it should.
+        # The Dapr app token the double sends: /events/* takes deliveries from it and from nobody else.
         rest_settings = ApiSettings(
             namespace=NAMESPACE,
             jwt_secret=SecretStr(secret),
@@ -388,18 +397,19 @@ def run(
             issuer=None,
             audience=AUDIENCE,
             max_token_lifetime_seconds=TOKEN_LIFETIME_SECONDS,
+            dapr_app_token=SecretStr(app_token),
         )
         try:
             with (
                 OperatorThread(settings, relay_settings=publishing),
                 RestApiThread(
-                    rest_settings, database_url=database_url, kube_api_url=api.url, port=port_base + 4
+                    rest_settings, database_url=database_url, kube_api_url=api.url, port=rest_port
                 ) as rest,
             ):
                 say(f"API server  {api.url}")
                 say(f"PostgreSQL  {database_url}")
                 say(f"SMTP sink   127.0.0.1:{smtp.port}, e-mails saved in {mail}")
-                say(f"Dapr        {dapr.url} (publish API; each CloudEvent is logged)")
+                say(f"Dapr        {dapr.url} (each CloudEvent published is logged and delivered to the API)")
                 say(f"REST API    {rest.url}/api/v1 (OpenAPI: {rest.url}/docs)")
                 if keep:
                     kept, *remarks = _describe_kept(objects)

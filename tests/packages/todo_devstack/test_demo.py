@@ -83,6 +83,22 @@ def wait_for_reminder_of(demo: Demo, task_prefix: str) -> dict[str, Any]:
     raise AssertionError(f"expected one scheduled reminder on {task_prefix}*, got {found}")
 
 
+def wait_for_activity(env: dict[str, str]) -> list[dict[str, Any]]:
+    """Poll (with a deadline) the demo user's activity feed until it shows something."""
+    items: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        response = httpx.get(
+            env["API_URL"] + "/activity", headers={"Authorization": f"Bearer {env['TOKEN']}"}, timeout=10
+        )
+        assert response.status_code == 200, response.text
+        items = response.json()["items"]
+        if items:
+            return items
+        time.sleep(0.1)
+    raise AssertionError("the demo user's activity feed stayed empty")
+
+
 @pytest.mark.usefixtures("needs_kubectl")
 def test_demo_prints_what_to_type_serves_kubectl_and_rest_and_stops_cleanly(tmp_path: pathlib.Path) -> None:
     state = deep_folder(tmp_path) / "demo"  # a clone anywhere: no path in it is too long
@@ -124,6 +140,10 @@ def test_demo_prints_what_to_type_serves_kubectl_and_rest_and_stops_cleanly(tmp_
         assert response.status_code == 200, response.text
         names = {item["name"] for item in response.json()["items"]}
         assert names == {"daily-standup", "weekly-review", "stretch-break"}
+
+        # The relay's CloudEvents go through the Dapr double to the API's activity consumer.
+        activity = wait_for_activity(env)
+        assert any("stretch-break" in item["subject"] for item in activity), activity
 
         # --with-examples applies as kubectl apply does, so applying the files again is quiet.
         applied = subprocess.run(
