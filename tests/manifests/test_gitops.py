@@ -182,6 +182,14 @@ def test_the_chart_values_of_both_tools_render(tmp_path: pathlib.Path) -> None:
         "argocd": "list",
         "flux": "list",
     }
+    # The controller that applies the tasks folder may name their owners (the admission policy).
+    appliers = {
+        "argocd": "system:serviceaccount:argocd:argocd-application-controller",
+        "flux": "system:serviceaccount:flux-system:kustomize-controller",
+    }
+    for tool, user in appliers.items():
+        assert jobs[tool]["admissionPolicy"]["trustedUsers"] == [user]
+        assert user in yaml.safe_dump(results[tool]), f"{tool}: the admission policy does not name {user}"
 
 
 def test_the_teams_tasks_are_valid_resources() -> None:
