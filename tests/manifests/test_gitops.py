@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pathlib
 import tomllib
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,23 +19,21 @@ from lupa import lua51
 
 from tests import ROOT
 from tests.manifests import rendering
-from todo_operator.domain import crds, resources
+from todo_operator.domain import conditions, crds, resources
 
 GITOPS = ROOT / "examples" / "gitops"
 HEALTH = GITOPS / "argocd" / "health.lua"
+NOW = datetime(2026, 12, 3, 9, tzinfo=UTC)
 STATUS_MODELS = {kind.kind: kind.status for kind in crds.KINDS}
 SPEC_MODELS = {kind.kind: kind.spec for kind in crds.KINDS}
 
 
-def _ready(status: str, reason: str, message: str = "", generation: int = 1) -> dict[str, Any]:
-    return {
-        "type": "Ready",
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": "2026-12-03T09:00:00Z",
-        "observedGeneration": generation,
-    }
+def _ready(status: str, reason: str, message: str = "", *, phase: str | None = None) -> list[dict[str, Any]]:
+    """The conditions as the operator writes them (its own domain.conditions.readiness)."""
+    written = conditions.readiness(
+        [], ready=status == "True", reason=reason, message=message, now=NOW, generation=1, phase=phase
+    )
+    return [condition.model_dump(mode="json", by_alias=True) for condition in written]
 
 
 def _object(kind: str, *, generation: int = 1, status: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -54,63 +53,63 @@ CASES = [
     (
         "an edit the operator has not seen",
         _object("Task", generation=2, status={"phase": "Open", "observedGeneration": 1,
-                                              "conditions": [_ready("True", "Open")]}),
+                                              "conditions": _ready("True", "Open")}),
         "Progressing",
         "Waiting for the operator to see generation 2",
     ),
     (
         "an open task",
         _object("Task", status={"phase": "Open", "observedGeneration": 1,
-                                "conditions": [_ready("True", "Open")]}),
+                                "conditions": _ready("True", "Open")}),
         "Healthy",
         "Open",
     ),
     (
         "a refused task",
-        _object("Task", status={"observedGeneration": 1, "conditions": [
-            _ready("False", "InvalidSpec", "spec.dueAt: is in the year 0")]}),
+        _object("Task", status={"observedGeneration": 1,
+            "conditions": _ready("False", "InvalidSpec", "spec.dueAt: is in the year 0")}),
         "Degraded",
         "InvalidSpec: spec.dueAt: is in the year 0",
     ),
     (
         "a refused schedule",
-        _object("RecurringTask", status={"observedGeneration": 1, "conditions": [
-            _ready("False", "InvalidSchedule", "produces no occurrence")]}),
+        _object("RecurringTask", status={"observedGeneration": 1,
+            "conditions": _ready("False", "InvalidSchedule", "produces no occurrence")}),
         "Degraded",
         "InvalidSchedule: produces no occurrence",
     ),
     (
         "an active schedule",
         _object("RecurringTask", status={"phase": "Active", "observedGeneration": 1, "occurrences": 3,
-                                         "conditions": [_ready("True", "Active", "next due 2026-12-07")]}),
+                                         "conditions": _ready("True", "Active", "next due 2026-12-07")}),
         "Healthy",
         "Active: next due 2026-12-07",
     ),
     (
         "a reminder of an invalid task",
-        _object("Reminder", status={"phase": "Pending", "observedGeneration": 1, "conditions": [
-            _ready("False", "InvalidTask", "task 't' is invalid")]}),
+        _object("Reminder", status={"phase": "Pending", "observedGeneration": 1,
+            "conditions": _ready("False", "InvalidTask", "task 't' is invalid")}),
         "Degraded",
         "InvalidTask: task 't' is invalid",
     ),
     (
         "a reminder that failed",
-        _object("Reminder", status={"phase": "Failed", "observedGeneration": 1, "conditions": [
-            _ready("False", "TaskNotFound", "task 't' not found")]}),
+        _object("Reminder", status={"phase": "Failed", "observedGeneration": 1,
+            "conditions": _ready("False", "TaskNotFound", "task 't' not found", phase="Failed")}),
         "Degraded",
         "TaskNotFound: task 't' not found",
     ),
     (
         "a reminder on its way",
-        _object("Reminder", status={"phase": "Pending", "observedGeneration": 1, "conditions": [
-            _ready("False", "Pending")]}),
+        _object("Reminder", status={"phase": "Pending", "observedGeneration": 1,
+            "conditions": _ready("False", "Pending")}),
         "Progressing",
         "Pending",
     ),
     (
         "a reminder sent",
-        _object("Reminder", status={"phase": "Sent", "observedGeneration": 1, "conditions": [
-            _ready("True", "Sent", "sent at 2026-12-03T09:00:00+00:00")]}),
+        _object("Reminder", status={"phase": "Sent", "observedGeneration": 1,
+            "conditions": _ready("True", "Sent", "sent at 2026-12-03T09:00:00+00:00")}),
         "Healthy",
         "Sent: sent at 2026-12-03T09:00:00+00:00",
     ),

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests import kstatus
 from tests.domain.recurrence.test_compile_budget import WORST_VALID_RULE
 from tests.kubeclient import ApiError, KubeClient, condition
 from tests.operator.test_operator_loop import recurring_task, wait_current
@@ -86,10 +87,14 @@ def test_a_rule_that_never_matches_is_reported_not_retried(kube: KubeClient, nam
         ],
     )
     assert warnings[0]["message"] == ready["message"]
+    # Flux's health checks (kstatus) see it failed, with the reason a person can act on.
+    assert kstatus.compute(body) == ("Failed", ready["message"])
 
     # Other objects are unaffected; by the time a later one is done, the bad one was not retried.
     kube.create("recurringtasks", namespace, recurring_task("fine"))
-    wait_current(kube, namespace, "fine", occurrences=1)
+    fine = wait_current(kube, namespace, "fine", occurrences=1)
+    assert kstatus.compute(fine) == ("Current", "Resource is current")
+    assert [c["type"] for c in fine["status"]["conditions"]] == ["Ready"], "no Stalled left behind"
     assert len([e for e in kube.events(namespace, "never") if e["reason"] == "InvalidSchedule"]) == 1
     assert [t["metadata"]["ownerReferences"][0]["name"] for t in kube.list("tasks", namespace)] == ["fine"]
 
@@ -137,6 +142,9 @@ def test_fixing_the_rule_recovers(kube: KubeClient, namespace: str) -> None:
     )
     body = wait_current(kube, namespace, "never", occurrences=1)
     assert body["status"]["observedGeneration"] == 2
+    # Fixed: Stalled is gone, not left False beside Ready (kstatus reads it as Current).
+    assert [c["type"] for c in body["status"]["conditions"]] == ["Ready"]
+    assert kstatus.compute(body)[0] == "Current"
 
 
 def _task(name: str, **spec: Any) -> dict[str, Any]:

@@ -51,8 +51,6 @@ from todo_operator.telemetry.metrics import OperatorMetrics
 
 logger = logging.getLogger(__name__)
 
-READY = "Ready"
-
 
 class InvalidSpec(Exception):
     """The spec cannot be acted on (it got past the schema): report it, don't retry."""
@@ -168,11 +166,12 @@ def observed[StatusT: (resources.TaskStatus, resources.RecurringTaskStatus, reso
     now: datetime,
     **changes: Any,
 ) -> StatusT:
-    """``status`` with ``changes``, this generation observed and its Ready condition set."""
-    condition = conditions.with_condition(
+    """``status`` with ``changes``, this generation observed and its conditions set
+    (Ready, and Stalled or Reconciling while not ready: domain.conditions.readiness)."""
+    condition = conditions.readiness(
         status.conditions,
-        type_=READY,
-        status="True" if ready else "False",
+        ready=ready,
+        phase=changes.get("phase", status.phase),
         reason=reason,
         message=message,
         now=now,

@@ -4,19 +4,19 @@
 -- the language of Argo CD's gopher-lua, against statuses the operator writes.
 local hs = {}
 
-local function ready_condition(status)
+local function condition_of(status, type)
   if status == nil or status.conditions == nil then
     return nil
   end
   for _, condition in ipairs(status.conditions) do
-    if condition.type == "Ready" then
+    if condition.type == type then
       return condition
     end
   end
   return nil
 end
 
-local ready = ready_condition(obj.status)
+local ready = condition_of(obj.status, "Ready")
 if ready == nil then
   hs.status = "Progressing"
   hs.message = "Waiting for the operator to reconcile it"
@@ -35,12 +35,12 @@ hs.message = ready.reason
 if ready.message ~= nil and ready.message ~= "" then
   hs.message = ready.reason .. ": " .. ready.message
 end
--- A refused spec (InvalidSpec, InvalidSchedule, a reminder of an InvalidTask) and a failed
--- reminder stay as they are until someone edits them: Degraded. Any other Ready=False (a
--- reminder whose CronJob is not made yet) is on its way: Progressing.
+-- Stalled (beside Ready=False) is the operator saying only a person can change it: a refused
+-- spec or a failed reminder. Flux reads the same condition through kstatus (Failed).
+local stalled = condition_of(obj.status, "Stalled")
 if ready.status == "True" then
   hs.status = "Healthy"
-elseif string.sub(ready.reason, 1, 7) == "Invalid" or obj.status.phase == "Failed" then
+elseif stalled ~= nil and stalled.status == "True" then
   hs.status = "Degraded"
 else
   hs.status = "Progressing"
