@@ -8,8 +8,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # checkov pins many packages of its own: it gets a virtual environment to itself.
 CHECKOV_VENV := .venv-checkov
+# So does the OpenAPI client generator (and the clients it generates: httpx, attrs), which
+# tests/api/test_generated_client.py runs against our own openapi.json.
+OPENAPI_VENV := .venv-openapi
 
-.PHONY: all venv test lint typecheck unit soak demo crds clean checkov
+.PHONY: all venv test lint typecheck unit soak demo crds clean checkov openapi-client
 
 all: test
 
@@ -24,6 +27,12 @@ venv: $(STAMP)
 
 checkov: $(CHECKOV_VENV)/bin/checkov
 
+openapi-client: $(OPENAPI_VENV)/bin/openapi-python-client
+
+$(OPENAPI_VENV)/bin/openapi-python-client: $(STAMP)
+	$(PY) -m venv $(OPENAPI_VENV)
+	$(OPENAPI_VENV)/bin/pip install --quiet openapi-python-client==0.29.1
+
 $(CHECKOV_VENV)/bin/checkov: $(STAMP)
 	$(PY) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet checkov==3.3.30
@@ -37,7 +46,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collected no test: that is a broken set-up, not a pass.
-test: lint typecheck checkov
+test: lint typecheck checkov openapi-client
 	$(PY) -m pytest -p no:cacheprovider --basetemp=.pytest-tmp; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests — the set-up is broken"; exit 1; fi; \
 	  exit $$rc
@@ -63,4 +72,4 @@ demo: $(STAMP)
 	$(VENV)/bin/todo-operator demo $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .pytest-tmp .demo .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(OPENAPI_VENV) .pytest-tmp .demo .mypy_cache .ruff_cache

@@ -78,3 +78,22 @@ def test_the_documentation_pages_load_only_what_the_api_serves(
                 asset = anonymous.get(url)
                 assert asset.status_code == 200, url
                 assert len(asset.content) > 10_000, f"{url} is the real bundle"
+
+
+def _references(node: object) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [ref for value in node.values() for ref in _references(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _references(value)]
+    return []
+
+
+def test_every_reference_in_the_document_resolves(make_api: Callable[..., Api], namespace: str) -> None:
+    """The error answers named ProblemDocument, which the document did not hold."""
+    document = make_api(namespace).anonymous().get("/openapi.json").json()
+    references = set(_references(document))
+    assert "#/components/schemas/ProblemDocument" in references
+    schemas = document["components"]["schemas"]
+    assert sorted(ref for ref in references if ref.removeprefix("#/components/schemas/") not in schemas) == []
+    assert {"ProblemDocument", "FieldError"} <= set(schemas)

@@ -247,6 +247,26 @@ def _log_how_deliveries_are_checked(settings: ApiSettings) -> None:
         logger.info("no TODO_API_DAPR_APP_TOKEN: /events/* refuses every delivery (401)")
 
 
+def _document_problems(app: FastAPI) -> None:
+    """Put the error answers' schema in the OpenAPI document.
+
+    Routes name it by reference (``problems.responses``: ``#/components/schemas/ProblemDocument``),
+    but FastAPI registers only the models of success answers: without this the reference
+    dangles, and a generated client leaves every error answer out.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()  # FastAPI keeps it as app.openapi_schema: completed in place
+            schema = problems.ProblemDocument.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update({**schema.pop("$defs", {}), "ProblemDocument": schema})
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the document
+
+
 def _answer_errors_as_problems(app: FastAPI) -> None:
     """Every error an RFC 9457 problem: ours mapped at this edge, anything else a 500 without details."""
 
@@ -302,6 +322,9 @@ def create_app(
     # Swagger UI (/docs) and ReDoc (/redoc) from assets that ship with fastapi-offline: the
     # page works in an air-gapped cluster, where a CDN is out of reach.
     app = FastAPIOffline(
+        # operationId = the route's function name (create_task, list_occurrences ...): what a
+        # generated client calls its functions.
+        generate_unique_id_function=lambda route: route.name,
         title="todo-operator REST API",
         version="v1",
         description="Tasks, recurring tasks and reminders of the calling user. Errors are RFC 9457 problems.",
@@ -325,6 +348,7 @@ def create_app(
         app.include_router(module.router)
 
     _answer_errors_as_problems(app)
+    _document_problems(app)
     _metrics(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     # A server span per request (continuing the caller's traceparent); the objects the
