@@ -51,12 +51,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 async def sidecar() -> AsyncIterator[DaprDouble]:
-    double = DaprDouble()
-    await double.start()
-    try:
+    async with DaprDouble() as double:
         yield double
-    finally:
-        await double.stop()
 
 
 @pytest.fixture

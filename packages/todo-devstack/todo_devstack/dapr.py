@@ -141,6 +141,13 @@ class DaprDouble:
             await self._runner.cleanup()
             self._runner = None
 
+    async def __aenter__(self) -> DaprDouble:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
     async def go_away(self) -> None:
         """Stop listening (connections are refused) until :meth:`come_back`."""
         if self._site is not None:
@@ -358,15 +365,12 @@ async def _serve(*, host: str, port: int, log_events: bool, keep_events: bool, a
     double = DaprDouble(host=host, port=port, app=app)
     double.log_events = log_events
     double.keep_events = keep_events
-    await double.start()
-    print(f"Dapr double listening on {double.url}", flush=True)
-    try:
+    async with double:
+        print(f"Dapr double listening on {double.url}", flush=True)
         while True:
             # A demo runs for days: keep the last hour's events, not all of them.
             await asyncio.sleep(3600)
             double.received.clear()
-    finally:
-        await double.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

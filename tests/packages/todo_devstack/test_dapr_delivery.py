@@ -94,12 +94,8 @@ async def serving(subscriber: Subscriber, *, port: int | None = None) -> AsyncIt
 
 @contextlib.asynccontextmanager
 async def sidecar(app_url: str, *, token: str | None = TOKEN) -> AsyncIterator[DaprDouble]:
-    double = DaprDouble(app=App(url=app_url, token=token), retry=FAST)
-    await double.start()
-    try:
+    async with DaprDouble(app=App(url=app_url, token=token), retry=FAST) as double:
         yield double
-    finally:
-        await double.stop()
 
 
 @pytest.fixture
