@@ -24,6 +24,7 @@ from kube_emulator import validation
 from todo_operator.domain import crds
 from todo_operator.domain.events import Event
 from todo_operator.kube import AlreadyExists, Body, Conflict, KubeError, NotFound
+from todo_operator.store.claims import LiveRow, OccurrenceRow, Table
 from todo_operator.store.records import RecordNotFound, RecurringTaskWrite, TaskWrite
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -174,6 +175,33 @@ class FakeRecords:
     def events(self) -> list[str]:
         """The types of the events recorded, in order."""
         return [event.type for _, events in self.saved for event in events]
+
+
+@dataclasses.dataclass
+class FakeClaims:
+    """The live rows of names (``store/claims.py``): none unless a test records one."""
+
+    rows: dict[tuple[str, str, str], LiveRow] = dataclasses.field(default_factory=dict)  # (table, ns, name)
+    occurrences: dict[str, list[OccurrenceRow]] = dataclasses.field(default_factory=dict)  # series uid
+    moved: list[tuple[str, str, str, int]] = dataclasses.field(default_factory=list)  # (table, old, new, gen)
+
+    async def live(self, table: Table, *, namespace: str, name: str) -> LiveRow | None:
+        return self.rows.get((table, namespace, name))
+
+    async def rekey(
+        self, table: Table, *, namespace: str, name: str, old_uid: str, new_uid: str, generation: int
+    ) -> LiveRow | None:
+        row = self.rows.get((table, namespace, name))
+        if row is None or row.uid not in (old_uid, new_uid):
+            return None
+        moved = dataclasses.replace(row, uid=new_uid, generation=generation)
+        self.rows[table, namespace, name] = moved
+        self.moved.append((table, old_uid, new_uid, generation))
+        self.occurrences[new_uid] = self.occurrences.pop(old_uid, [])
+        return moved
+
+    async def live_occurrences(self, *, series_uid: str) -> list[OccurrenceRow]:
+        return self.occurrences.get(series_uid, [])
 
 
 @dataclasses.dataclass

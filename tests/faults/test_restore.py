@@ -10,13 +10,11 @@ fresh operator starts on it, against a fresh emulator, and the two objects
 are applied again as a GitOps tool would: the same names and specs, and, as
 on any new cluster, new uids.
 
-What a whole recovery would be is ``test_a_restore_with_reapplied_objects_converges``:
-the series goes on at its second occurrence, the objects are recorded under
-their new uids, nothing is done twice. It fails today (``xfail(strict=True)``):
-rows are keyed by uid and names are unique among live rows, so every handler
-of a re-applied object fails on the live-name index and is retried without
-end. ``test_what_a_restore_with_reapplied_objects_does_today`` pins exactly
-what happens instead, so that a change of it is seen and the docs follow.
+Each re-applied object takes up the record of its name (``operator/claims.py``):
+the series goes on at its second occurrence, the completed first occurrence
+is made again completed, the sent reminder stays sent, every row moves to
+its object's new uid, and nothing is recorded, published or mailed a second
+time. The reminder still pending is sent at its minute, once.
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ import collections
 import copy
 import pathlib
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +42,7 @@ SERIES = "chores"
 TASK = "passport"
 REMINDER = [{"before": "1h"}]
 SETTLE = 20.0  # seconds a restored stack is given to converge
+QUIET = 0.5  # seconds a converged stack is watched for a late duplicate
 
 
 def occurrence_name(due: datetime) -> str:
@@ -137,76 +137,18 @@ def restored(
         )
 
 
-def test_what_a_restore_with_reapplied_objects_does_today(restored: Restored) -> None:
-    stack, before = restored.stack, restored.before
-    first_occurrence = occurrence_name(tomorrow_at_nine())
-    second_occurrence = occurrence_name(tomorrow_at_nine() + timedelta(days=1))
-    # The re-applied series starts again from occurrence 1: the completed occurrence is made
-    # again, open, under its old name (its due time is the first slot after the new object's
-    # creation), and the series waits for it to be recorded.
-    occurrence = stack.wait_for("occurrence 1 made again", lambda: stack.get("tasks", first_occurrence))
-    assert not occurrence["spec"].get("completed")
-    status = (stack.get("recurringtasks", SERIES) or {})["status"]
-    assert status.get("occurrences", 0) == 0
-    assert status["pending"]["index"] == 1
-    assert status["pending"]["task"] == first_occurrence
-    # It is never recorded: every handler of a re-applied object (new uid, a live row of the
-    # same name) fails on the live-name index and is retried, without end.
-    for kind in ("RecurringTask", "Task"):
-
-        def failures(kind: str = kind) -> float:
-            return stack.metric("todo_reconcile_errors_total", kind=kind, reason="transient")
-
-        failed = stack.wait_for(f"{kind} handlers failing", failures)
-        stack.wait_for(
-            f"{kind} handlers failing again", lambda failed=failed, failures=failures: failures() > failed
-        )
-    now = Record.snapshot(stack.sources, NAMESPACE)
-    for name in (SERIES, TASK, first_occurrence):
-        body = stack.get("recurringtasks" if name == SERIES else "tasks", name)
-        assert not ready((body or {}).get("status") or {}), f"{name} is Ready"
-    assert second_occurrence not in now.tasks  # occurrence 2 exists only as a row
-    assert now.reminders == {}  # no Reminder object is made for a Task that is never recorded
-    # PostgreSQL holds the backup's rows, keyed by the old uids; nothing was added or changed.
-    assert now.recurring_task_rows == before.recurring_task_rows != now.recurring_tasks
-    assert as_set(now.task_rows) == as_set(before.task_rows)
-    assert as_set(now.reminder_rows) == as_set(before.reminder_rows)
-    assert now.outbox == before.outbox  # no event appended, every restored one already published
-    assert stack.dapr.events() == []  # so nothing is published again
-    assert [message["Message-ID"] for message in stack.smtp.messages] == []  # nor mailed again
-
-    # The pending reminders are rows, and inline delivery works from the rows: occurrence 2's
-    # reminder (an occurrence that no longer exists as an object) is sent at its minute, once.
-    reminder = next(row for row in before.reminder_rows if row["name"] == f"{second_occurrence}-before-1h")
-    stack.clock.set(tomorrow_at_nine() + timedelta(days=1, minutes=-59))
-    stack.wait_for("occurrence 2's reminder sent", lambda: stack.smtp.messages)
-    stack.wait_for("its event published", lambda: stack.dapr.events())
-    after = Record.snapshot(stack.sources, NAMESPACE)
-    assert [str(message["Message-ID"]) for message in stack.smtp.messages] == [
-        f"<{reminder['uid']}@todo-operator>"
-    ]
-    assert [str(message["Message-ID"]) for message in stack.smtp.messages] != restored.mails_before
-    sent = [entry for entry in after.outbox if entry not in before.outbox]
-    assert [(entry.event_type, entry.subject) for entry in sent] == [
-        ("reminder.sent", f"{NAMESPACE}/{second_occurrence}-before-1h")
-    ]
-    published = collections.Counter(received.event["id"] for received in stack.dapr.events())
-    assert published == {sent[0].event_id: 1}
-    assert sent[0].event_id not in restored.events_before  # a new fact, not a second copy of one
+def taken_up(stack: Stack) -> set[str]:
+    """The objects whose ``kubectl describe`` tells that they took up a restored record."""
+    return {
+        event["involvedObject"]["name"]
+        for event in stack.api.objects("v1/events", NAMESPACE)
+        if event.get("reason") == "RecordTakenUp"
+    }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "rows are keyed by object uid and (namespace, name) is unique among live rows: a restored"
-        " database holds live rows of the old uids, so a re-applied object (new uid) is never"
-        " recorded (UniqueViolation on *_live_name, retried without end), and a re-applied"
-        " RecurringTask starts again at occurrence 1 (docs/OPERATIONS.md, 'Restore')"
-    ),
-)
 def test_a_restore_with_reapplied_objects_converges(restored: Restored) -> None:
     stack, before = restored.stack, restored.before
+    first_occurrence = occurrence_name(tomorrow_at_nine())
     second_occurrence = occurrence_name(tomorrow_at_nine() + timedelta(days=1))
 
     def series_goes_on() -> Json | None:
@@ -218,21 +160,80 @@ def test_a_restore_with_reapplied_objects_converges(restored: Restored) -> None:
         )
         return status if whole else None
 
+    def reminders_settled() -> dict[str, str] | None:
+        phases = {
+            name: (reminder.get("status") or {}).get("phase")
+            for name, reminder in Record.snapshot(stack.sources, NAMESPACE).reminders.items()
+        }
+        return phases if len(phases) == 3 and all(phases.values()) else None
+
     stack.wait_for("the series going on at occurrence 2, Ready", series_goes_on, timeout=SETTLE)
     stack.wait_for("the Task Ready", lambda: ready(((stack.get("tasks", TASK) or {}).get("status")) or {}))
+    # Occurrence 1 is made again as it was recorded: completed, not as a new open task.
+    done = stack.wait_for(
+        "occurrence 1 made again, Completed",
+        lambda: (stack.get("tasks", first_occurrence) or {}).get("status", {}).get("phase") == "Completed",
+    )
+    assert done
+    assert (stack.get("tasks", first_occurrence) or {})["spec"]["completed"] is True
+    phases = stack.wait_for("the three reminders settled", reminders_settled, timeout=SETTLE)
+    assert phases == {
+        f"{first_occurrence}-before-1h": "Sent",  # sent before the backup: not again
+        f"{second_occurrence}-before-1h": "Pending",
+        f"{TASK}-before-1h": "Pending",
+    }
+    stack.wait_for("every object told it took up its record", lambda: len(taken_up(stack)) == 7)
+    assert taken_up(stack) == {SERIES, TASK, first_occurrence, second_occurrence, *phases}
+
+    time.sleep(QUIET)  # a late duplicate would arrive now
     now = Record.snapshot(stack.sources, NAMESPACE)
-    assert now.recurring_task_rows == now.recurring_tasks  # recorded under the object's uid
+    # Every row is the object's now, and no row was added: the history carried over.
+    assert now.recurring_task_rows == now.recurring_tasks
     assert {row["name"]: row["uid"] for row in now.task_rows if not row["deleted"]} == {
         name: task["metadata"]["uid"] for name, task in now.tasks.items()
     }
-    occurrences = [row for row in now.task_rows if row["name"].startswith(f"{SERIES}-")]
-    assert sorted(row["occurrence"] for row in occurrences) == [1, 2]  # none made twice
-    assert len(now.outbox) >= len(before.outbox)
-    mails = collections.Counter(str(message["Message-ID"]) for message in stack.smtp.messages)
-    assert not set(mails) & set(restored.mails_before)  # no second e-mail of a reminder already sent
-    published = {received.event["id"] for received in stack.dapr.events()}
-    assert not published & restored.events_before  # no CloudEvent published a second time
+    assert {row["name"]: row["uid"] for row in now.reminder_rows if not row["deleted"]} == {
+        name: reminder["metadata"]["uid"] for name, reminder in now.reminders.items()
+    }
+    assert shape(now.task_rows) == shape(before.task_rows)
+    assert shape(now.reminder_rows) == shape(before.reminder_rows)
+    series_uid = now.recurring_tasks[SERIES]
+    assert {row["recurring_task_uid"] for row in now.task_rows if row["occurrence"]} == {series_uid}
+    # Nothing was told, published or mailed a second time.
+    assert now.outbox == before.outbox
+    assert stack.dapr.events() == []
+    assert stack.smtp.messages == []
 
 
-def as_set(rows: list[Json]) -> set[frozenset[tuple[str, Any]]]:
-    return {frozenset(row.items()) for row in rows}
+def test_the_series_reminders_go_on_from_the_restored_record(restored: Restored) -> None:
+    stack, before = restored.stack, restored.before
+    second_occurrence = occurrence_name(tomorrow_at_nine() + timedelta(days=1))
+    reminder = f"{second_occurrence}-before-1h"
+    stack.wait_for("occurrence 2's reminder taken up", lambda: reminder in taken_up(stack), timeout=SETTLE)
+    stack.clock.set(tomorrow_at_nine() + timedelta(days=1, minutes=-59))
+    stack.wait_for("occurrence 2's reminder sent", lambda: stack.smtp.messages)
+    stack.wait_for("its event published", lambda: stack.dapr.events())
+    time.sleep(QUIET)
+    after = Record.snapshot(stack.sources, NAMESPACE)
+    uid = after.reminders[reminder]["metadata"]["uid"]
+    assert [str(message["Message-ID"]) for message in stack.smtp.messages] == [f"<{uid}@todo-operator>"]
+    assert not {str(message["Message-ID"]) for message in stack.smtp.messages} & set(restored.mails_before)
+    sent = [entry for entry in after.outbox if entry not in before.outbox]
+    assert [(entry.event_type, entry.subject) for entry in sent] == [
+        ("reminder.sent", f"{NAMESPACE}/{reminder}")
+    ]
+    published = collections.Counter(received.event["id"] for received in stack.dapr.events())
+    assert published == {sent[0].event_id: 1}
+    assert sent[0].event_id not in restored.events_before  # a new fact, not a second copy of one
+    assert stack.wait_for(
+        "its status Sent",
+        lambda: (stack.get("reminders", reminder) or {}).get("status", {}).get("phase") == "Sent",
+    )
+
+
+def shape(rows: list[Json]) -> set[tuple[Any, ...]]:
+    """Rows without their uids: what was recorded, whichever object it is recorded for."""
+    return {
+        tuple(value for key, value in sorted(row.items()) if key not in ("uid", "recurring_task_uid"))
+        for row in rows
+    }

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from kube_emulator import errors, validation
 from kube_emulator import resources as api_resources
-from tests.fakes import SCHEMAS, FakeKube, FakeRecords, RecordingEvents
+from tests.fakes import SCHEMAS, FakeClaims, FakeKube, FakeRecords, RecordingEvents
 from todo_operator.clock import ManualClock
 from todo_operator.domain import crds, resources, timing
 from todo_operator.operator import reconciling
@@ -175,10 +175,15 @@ def _reconcilers(
     """The operator's two reconcilers as ``main.py`` builds them, over the fakes."""
     clock = ManualClock(NOW)
     recurring = reconciling.RecurringTaskReconciler(
-        kube=kube, records=records, clock=clock, cluster_events=events, engine=_ENGINE
+        kube=kube, records=records, claims=FakeClaims(), clock=clock, cluster_events=events, engine=_ENGINE
     )
     tasks = reconciling.TaskReconciler(
-        kube=kube, records=records, clock=clock, cluster_events=events, recurring=recurring
+        kube=kube,
+        records=records,
+        claims=FakeClaims(),
+        clock=clock,
+        cluster_events=events,
+        recurring=recurring,
     )
     return tasks, recurring
 

@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from tests.fakes import FakeKube, FakeRecords, RecordingEvents
+from tests.fakes import FakeClaims, FakeKube, FakeRecords, RecordingEvents
 from todo_operator.clock import ManualClock
 from todo_operator.domain import crds, resources
 from todo_operator.kube import Body
 from todo_operator.operator import reconciling
 from todo_operator.schedule_engine import ScheduleEngine
+from todo_operator.store.claims import LiveRow, OccurrenceRow
 
 NOW = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 NAMESPACE = "default"
@@ -30,11 +31,13 @@ class Operator:
 
     def __init__(self) -> None:
         self.kube, self.records, self.posted = FakeKube(), FakeRecords(), RecordingEvents()
+        self.claims = FakeClaims()
         self.clock = ManualClock(NOW)
         self.engine = ScheduleEngine()
         self.recurring = reconciling.RecurringTaskReconciler(
             kube=self.kube,
             records=self.records,
+            claims=self.claims,
             clock=self.clock,
             cluster_events=self.posted,
             engine=self.engine,
@@ -42,6 +45,7 @@ class Operator:
         self.tasks = reconciling.TaskReconciler(
             kube=self.kube,
             records=self.records,
+            claims=self.claims,
             clock=self.clock,
             cluster_events=self.posted,
             recurring=self.recurring,
@@ -183,3 +187,78 @@ def test_an_invalid_schedule_is_refused_on_the_object_and_nothing_is_made(operat
     assert operator.kube.created == []
     assert operator.records.saved == []
     assert [(kind, reason) for kind, reason, _ in operator.posted.posted] == [("Warning", "InvalidSchedule")]
+
+
+# --- a restored record (operator/claims.py) -------------------------------------------------------
+
+RENT = {"title": "Pay rent", "owner": "alice@example.com", "completed": True}
+
+
+def _restored(
+    operator: Operator, table: str, name: str, *, spec: dict[str, Any], status: dict[str, Any]
+) -> None:
+    """A live row of ``name`` recorded for an object that is gone (uid ``old``), as a restore leaves it."""
+    operator.claims.rows[table, NAMESPACE, name] = LiveRow(uid="old", generation=4, spec=spec, status=status)
+
+
+def test_a_reapplied_task_takes_up_its_record_and_tells_nothing_twice(operator: Operator) -> None:
+    _restored(operator, "tasks", "rent", spec=RENT, status={"phase": "Completed", "observedGeneration": 4})
+    task = operator.add(crds.TASK, "rent", RENT, uid="t-new")
+    asyncio.run(operator.tasks.reconcile(task))
+
+    assert operator.claims.moved == [("tasks", "old", "t-new", 1)]  # at the object's generation
+    assert operator.records.events() == []  # created and completed were told before the backup
+    assert operator.get(crds.TASK, "rent")["status"]["phase"] == "Completed"
+    assert ("Normal", "RecordTakenUp") in [(kind, reason) for kind, reason, _ in operator.posted.posted]
+    assert ("Normal", "Completed") not in [(kind, reason) for kind, reason, _ in operator.posted.posted]
+
+
+def test_a_task_reapplied_with_another_spec_is_told_as_updated(operator: Operator) -> None:
+    _restored(operator, "tasks", "rent", spec={**RENT, "completed": False}, status={"phase": "Open"})
+    task = operator.add(crds.TASK, "rent", RENT, uid="t-new")
+    asyncio.run(operator.tasks.reconcile(task))
+
+    assert operator.claims.moved == [("tasks", "old", "t-new", 0)]
+    assert operator.records.events() == ["task.updated", "task.completed"]
+
+
+def test_a_late_handler_of_a_replaced_object_takes_nothing_up(operator: Operator) -> None:
+    """The name is another object's in the cluster now: the row stays where it is, nothing is written."""
+    _restored(operator, "tasks", "rent", spec=RENT, status={"phase": "Completed"})
+    operator.add(crds.TASK, "rent", RENT, uid="t-newer")
+    gone = operator.get(crds.TASK, "rent")
+    gone["metadata"]["uid"] = "t-gone"
+    asyncio.run(operator.tasks.reconcile(gone))
+
+    assert operator.claims.moved == []
+    assert operator.records.saved == []
+    assert operator.kube.statuses == []
+
+
+def test_a_reapplied_series_makes_its_live_occurrences_again_as_recorded(operator: Operator) -> None:
+    first = {"title": "Water the plants", "owner": "alice@example.com", "dueAt": "2026-12-07T09:00:00Z"}
+    second = {**first, "dueAt": "2026-12-08T09:00:00Z"}
+    status = {
+        "phase": "Active",
+        "occurrences": 2,
+        "currentTask": "plants-20261208t0900",
+        "nextDueAt": "2026-12-08T09:00:00Z",
+        "rule": "FREQ=DAILY",
+    }
+    _restored(operator, "recurring_tasks", "plants", spec=daily(), status=status)
+    operator.claims.occurrences["old"] = [
+        OccurrenceRow(name="plants-20261207t0900", index=1, spec={**first, "completed": True}),
+        OccurrenceRow(name="plants-20261208t0900", index=2, spec=second),
+    ]
+    series = operator.add(crds.RECURRING_TASK, "plants", daily(), uid="s-new")
+    operator.clock.set(datetime(2026, 12, 8, 8, 0, tzinfo=UTC))
+    asyncio.run(operator.recurring.reconcile(series))
+
+    made = {body["metadata"]["name"]: body for body in operator.kube.created}
+    assert sorted(made) == ["plants-20261207t0900", "plants-20261208t0900"]  # nothing new made
+    assert made["plants-20261207t0900"]["spec"]["completed"] is True
+    assert made["plants-20261208t0900"]["metadata"]["ownerReferences"][0]["uid"] == "s-new"
+    assert made["plants-20261208t0900"]["metadata"]["labels"]["todo.dev/occurrence"] == "2"
+    restored = operator.get(crds.RECURRING_TASK, "plants")["status"]
+    assert (restored["occurrences"], restored["currentTask"]) == (2, "plants-20261208t0900")
+    assert operator.records.events() == []

@@ -34,6 +34,7 @@ from todo_operator.operator.settings import OperatorSettings
 from todo_operator.schedule_engine import ScheduleEngine
 from todo_operator.store import pool as pools
 from todo_operator.store import schema, stats
+from todo_operator.store.claims import RecordClaims
 from todo_operator.store.records import Records
 from todo_operator.telemetry import figures, metrics, server
 from todo_operator.telemetry.settings import TelemetrySettings
@@ -130,12 +131,13 @@ def build_runtime(
 ) -> Runtime:
     measured = measured or metrics.OperatorMetrics(metrics.new_registry())
     cluster_events = reconciling.ClusterEvents(kube=kube_api, clock=clock, component="todo-operator")
-    records = Records(pool)
+    records, claims = Records(pool), RecordClaims(pool)
     doorbell = Doorbell()
     engine = ScheduleEngine(recurrence.Limits(min_spacing=settings.min_occurrence_spacing))
     recurring = reconciling.RecurringTaskReconciler(
         kube=kube_api,
         records=records,
+        claims=claims,
         clock=clock,
         cluster_events=cluster_events,
         engine=engine,
@@ -152,6 +154,7 @@ def build_runtime(
     tasks = reconciling.TaskReconciler(
         kube=kube_api,
         records=records,
+        claims=claims,
         clock=clock,
         cluster_events=cluster_events,
         recurring=recurring,

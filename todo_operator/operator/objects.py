@@ -31,12 +31,41 @@ def occurrence_task(
     *, recurring_task: dict[str, Any], spec: resources.RecurringTaskSpec, due_at: datetime, index: int
 ) -> dict[str, Any]:
     """The manifest of occurrence number ``index`` (1-based) of a RecurringTask."""
+    return _occurrence(
+        recurring_task=recurring_task,
+        spec=spec,
+        name=occurrences.occurrence_name(recurring_task["metadata"]["name"], due_at),
+        index=index,
+        task=occurrences.occurrence_spec(spec, due_at=due_at).to_wire(),
+    )
+
+
+def recorded_occurrence(
+    *,
+    recurring_task: dict[str, Any],
+    spec: resources.RecurringTaskSpec,
+    name: str,
+    index: int,
+    task: dict[str, Any],
+) -> dict[str, Any]:
+    """The manifest of an occurrence made again as PostgreSQL recorded it (its name and its spec)."""
+    return _occurrence(recurring_task=recurring_task, spec=spec, name=name, index=index, task=task)
+
+
+def _occurrence(
+    *,
+    recurring_task: dict[str, Any],
+    spec: resources.RecurringTaskSpec,
+    name: str,
+    index: int,
+    task: dict[str, Any],
+) -> dict[str, Any]:
     meta = recurring_task["metadata"]
     return {
         "apiVersion": resources.API_VERSION,
         "kind": "Task",
         "metadata": {
-            "name": occurrences.occurrence_name(meta["name"], due_at),
+            "name": name,
             "namespace": meta["namespace"],
             "labels": {
                 **occurrence_labels(recurring_task_uid=meta["uid"], index=index),
@@ -46,7 +75,7 @@ def occurrence_task(
             "annotations": {ANNOTATION_TIME_ZONE: spec.schedule.time_zone},
             "ownerReferences": [owners.controller_reference(recurring_task, kind="RecurringTask")],
         },
-        "spec": occurrences.occurrence_spec(spec, due_at=due_at).to_wire(),
+        "spec": task,
     }
 
 

@@ -45,7 +45,9 @@ from todo_operator.kube import (
     owners,
 )
 from todo_operator.operator import objects
+from todo_operator.operator.claims import Superseded, take_up_record
 from todo_operator.schedule_engine import ScheduleEngine
+from todo_operator.store.claims import RecordClaims
 from todo_operator.store.records import RecordDeleted, RecordNotFound, Records, RecurringTaskWrite, TaskWrite
 from todo_operator.telemetry.metrics import OperatorMetrics
 
@@ -189,12 +191,24 @@ def status_wire(status: resources.Model) -> dict[str, Any]:
     return {key: value for key, value in wire.items() if value != []}
 
 
+def _recorded[StatusT: (resources.TaskStatus, resources.RecurringTaskStatus)](
+    model: type[StatusT], recorded: dict[str, Any], *, generation: int
+) -> StatusT | None:
+    """A row's status as the object's, observed at the row's generation; None if it no longer parses."""
+    try:
+        status = model.model_validate(recorded)
+    except ValidationError:
+        return None
+    return status.model_copy(update={"observed_generation": generation})
+
+
 class TaskReconciler:
     def __init__(
         self,
         *,
         kube: Kube,
         records: Records,
+        claims: RecordClaims,
         clock: Clock,
         cluster_events: ClusterEventRecorder,
         recurring: RecurringTaskReconciler,
@@ -202,6 +216,7 @@ class TaskReconciler:
     ) -> None:
         self._kube = kube
         self._records = records
+        self._claims = claims
         self._clock = clock
         self._cluster_events = cluster_events
         self._recurring = recurring
@@ -212,6 +227,10 @@ class TaskReconciler:
         status = resources.TaskStatus.model_validate(body.get("status") or {})
         now = self._clock.now()
         spec = await self._valid_spec(body, meta=meta, status=status, now=now)
+        if status.observed_generation is None:
+            if (taken := await self._taken_up(body, spec, status)) is None:
+                return  # another object holds the name now
+            status = taken
         phase = tasks.task_phase(spec, now=now)
         owner_reference = owners.controller_of(body, kind="RecurringTask")
         events = tasks.task_events(
@@ -262,6 +281,28 @@ class TaskReconciler:
 
         if spec.completed:
             await self._advance_series(body, only_if_current=False)
+
+    async def _taken_up(
+        self, body: Body, spec: resources.TaskSpec, status: resources.TaskStatus
+    ) -> resources.TaskStatus | None:
+        """The status last recorded for this Task's name, if PostgreSQL has it (``operator/claims.py``);
+        None if another object holds the name now."""
+        try:
+            row = await take_up_record(
+                body,
+                kind=crds.TASK,
+                table="tasks",
+                kube=self._kube,
+                claims=self._claims,
+                cluster_events=self._cluster_events,
+                spec=spec,
+            )
+        except Superseded as gone:
+            logger.info("%s", gone)
+            return None
+        if row is None:
+            return status
+        return _recorded(resources.TaskStatus, row.status, generation=row.generation) or status
 
     async def _valid_spec(
         self, body: Body, *, meta: ObjectMeta, status: resources.TaskStatus, now: datetime
@@ -390,6 +431,7 @@ class RecurringTaskReconciler:
         *,
         kube: Kube,
         records: Records,
+        claims: RecordClaims,
         clock: Clock,
         cluster_events: ClusterEventRecorder,
         engine: ScheduleEngine,
@@ -397,6 +439,7 @@ class RecurringTaskReconciler:
     ) -> None:
         self._kube = kube
         self._records = records
+        self._claims = claims
         self._clock = clock
         self._cluster_events = cluster_events
         self._engine = engine
@@ -433,6 +476,10 @@ class RecurringTaskReconciler:
         first = status = resources.RecurringTaskStatus.model_validate(body.get("status") or {})
         now = self._clock.now()
         spec, schedule = await self._valid_spec(body, meta=meta, status=status, now=now)
+        if status.observed_generation is None:
+            if (taken := await self._taken_up(body, spec, status)) is None:
+                return  # another object holds the name now
+            first = status = taken
         made = False
         while True:
             series = await self._observe(body, meta=meta, spec=spec, status=status, made=made)
@@ -494,6 +541,46 @@ class RecurringTaskReconciler:
                 message = f"spec.schedule: {error}"
             await self._reject(body, meta=meta, status=status, message=message, now=now)
             raise InvalidSpec(message) from error
+
+    async def _taken_up(
+        self, body: Body, spec: resources.RecurringTaskSpec, status: resources.RecurringTaskStatus
+    ) -> resources.RecurringTaskStatus | None:
+        """The status last recorded for this series' name, with its live occurrences made again;
+        None if another object holds the name now.
+
+        A series taken up from a restored row goes on from its count: the occurrences the row's
+        history holds as live are made again as they were recorded (a completed one completed),
+        each of which then takes up its own row (``operator/claims.py``).
+        """
+        try:
+            row = await take_up_record(
+                body,
+                kind=crds.RECURRING_TASK,
+                table="recurring_tasks",
+                kube=self._kube,
+                claims=self._claims,
+                cluster_events=self._cluster_events,
+                spec=spec,
+            )
+        except Superseded as gone:
+            logger.info("%s", gone)
+            return None
+        if row is None:
+            return status
+        meta = ObjectMeta.of(body)
+        for occurrence in await self._claims.live_occurrences(series_uid=meta.uid):
+            if await self._kube.get(crds.TASK, namespace=meta.namespace, name=occurrence.name) is not None:
+                continue
+            manifest = objects.recorded_occurrence(
+                recurring_task=body,
+                spec=spec,
+                name=occurrence.name,
+                index=occurrence.index,
+                task=occurrence.spec,
+            )
+            with contextlib.suppress(AlreadyExists):
+                await self._kube.create(crds.TASK, manifest)
+        return _recorded(resources.RecurringTaskStatus, row.status, generation=row.generation) or status
 
     @staticmethod
     def _observed(

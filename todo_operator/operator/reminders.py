@@ -36,8 +36,10 @@ from todo_operator.domain import crds, lifecycle, resources, timing
 from todo_operator.domain.events import Event
 from todo_operator.kube import AlreadyExists, Body, Kube, owners
 from todo_operator.operator import objects
+from todo_operator.operator.claims import Superseded, take_up_record
 from todo_operator.operator.reconciling import ClusterEventRecorder, ObjectMeta, observed, status_wire
 from todo_operator.store import reminder_rows
+from todo_operator.store.claims import RecordClaims
 
 logger = logging.getLogger(__name__)
 
@@ -276,6 +278,10 @@ class ReminderReconciler:
             message = resources.describe_validation_error(error)
             await self._fail(body, meta=meta, status=status, reason="InvalidSpec", message=message)
             return
+        if status.observed_generation is None:
+            if (taken := await self._taken_up(body, spec, status)) is None:
+                return  # another object holds the name now
+            status = taken
         if status.phase in ("Sent", "Failed", "Cancelled") and status.observed_generation == meta.generation:
             async with self._pool.connection() as connection:
                 rows = reminder_rows.ReminderRows(connection)
@@ -314,6 +320,39 @@ class ReminderReconciler:
             await self._schedule(
                 body, meta=meta, spec=spec, status=status, task=task, task_spec=task_spec, step=step
             )
+
+    async def _taken_up(
+        self, body: Body, spec: resources.ReminderSpec, status: resources.ReminderStatus
+    ) -> resources.ReminderStatus | None:
+        """The moment last recorded for this Reminder's name, if PostgreSQL has it; None if
+        another object holds the name now.
+
+        A reminder that takes up its record (``operator/claims.py``) goes on from its row: one
+        sent or failed stays so (the row is terminal: scheduling it again writes that back), one
+        waiting keeps its moment, so ``reminder.scheduled`` is not told again.
+        """
+        try:
+            row = await take_up_record(
+                body,
+                kind=crds.REMINDER,
+                table="reminders",
+                kube=self._kube,
+                claims=RecordClaims(self._pool),
+                cluster_events=self._cluster_events,
+                spec=spec,
+            )
+        except Superseded as gone:
+            logger.info("%s", gone)
+            return None
+        if row is None:
+            return status
+        async with self._pool.connection() as connection:
+            state = await reminder_rows.ReminderRows(connection).find(
+                namespace=body["metadata"]["namespace"], name=body["metadata"]["name"]
+            )
+        if state is None:
+            return status
+        return status.model_copy(update={"fire_at": state.fire_at, "attempts": state.attempts})
 
     async def _schedule(
         self,
