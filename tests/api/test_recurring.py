@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.api import harness
 from tests.api.harness import ALICE, Api, wait_for, wait_listed
+from tests.kubeclient import KubeClient
 
 # The harness fixtures, offered to this module.
 api = harness.api
@@ -190,3 +191,68 @@ def test_schedule_preview_and_its_errors(api: Api) -> None:
     )
     assert bad_zone.status_code == 422
     assert bad_zone.json()["errors"][0]["field"] == "schedule.timeZone"
+
+
+def test_a_name_made_with_kubectl_and_one_made_through_the_api_never_show_twice(
+    api: Api, kube: KubeClient, namespace: str
+) -> None:
+    """The issue's case: ``water-plants`` from kubectl and from the API listed twice, GET finding one."""
+    alice = api.as_user(ALICE)
+
+    def applied(name: str, title: str) -> None:
+        manifest = recurring(name, title=title)
+        spec = {
+            "schedule": manifest["schedule"],
+            "taskTemplate": {**manifest["taskTemplate"], "owner": ALICE},
+        }
+        kube.create(
+            "recurringtasks",
+            namespace,
+            {
+                "apiVersion": "todo.dev/v1alpha1",
+                "kind": "RecurringTask",
+                "metadata": {"name": name},
+                "spec": spec,
+            },
+        )
+
+    # Made with kubectl first: the API refuses the name instead of hiding the kubectl-made series.
+    applied("water-plants", "From Git")
+    wait_listed(alice, {"water-plants"}, "/api/v1/recurring-tasks")
+    refused = alice.post("/api/v1/recurring-tasks", json=recurring("water-plants", title="From the API"))
+    assert refused.status_code == 409, refused.text
+    assert (
+        refused.json()["detail"]
+        == "you already have a recurring task named 'water-plants' (made with kubectl)"
+    )
+    assert alice.get("/api/v1/recurring-tasks/water-plants").json()["taskTemplate"]["title"] == "From Git"
+
+    # Made through the API first, then kubectl applies the same name: one ``herbs`` in the list, the one
+    # GET finds; the kubectl-made series comes back into view once the API-made one is deleted.
+    assert (
+        alice.post("/api/v1/recurring-tasks", json=recurring("herbs", title="From the API")).status_code
+        == 201
+    )
+    applied("herbs", "From Git")
+    kube.wait_for_status(
+        "recurringtasks", namespace, "herbs", lambda status: bool(status.get("phase")), what="phase"
+    )
+    listed = [
+        item for item in wait_listed(alice, {"herbs"}, "/api/v1/recurring-tasks") if item["name"] == "herbs"
+    ]
+    assert [item["taskTemplate"]["title"] for item in listed] == ["From the API"]
+    assert alice.get("/api/v1/recurring-tasks/herbs").json()["taskTemplate"]["title"] == "From the API"
+    assert alice.delete("/api/v1/recurring-tasks/herbs").status_code == 204
+    back = wait_for(
+        "the kubectl-made herbs listed",
+        lambda: (
+            [
+                item["taskTemplate"]["title"]
+                for item in alice.get("/api/v1/recurring-tasks").json()["items"]
+                if item["name"] == "herbs"
+            ]
+            == ["From Git"]
+        ),
+    )
+    assert back
+    assert alice.get("/api/v1/recurring-tasks/herbs").json()["taskTemplate"]["title"] == "From Git"

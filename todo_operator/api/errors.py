@@ -29,8 +29,9 @@ class NotFound(Refused):
 
 
 class AlreadyExists(Refused):
-    def __init__(self, what: str, name: str | None) -> None:
-        super().__init__(f"you already have a {what} named {name!r}")
+    def __init__(self, what: str, name: str | None, *, made_with: str | None = None) -> None:
+        how = f" (made with {made_with})" if made_with else ""
+        super().__init__(f"you already have a {what} named {name!r}{how}")
 
 
 class Frozen(Refused):

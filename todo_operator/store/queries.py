@@ -38,6 +38,19 @@ _NEXT = (
     "COALESCE(t.next_occurrence, CASE WHEN t.recurring_task_uid IS NOT NULL THEN r.next_due_at"
     " WHEN NOT t.completed THEN t.due_at END)"
 )
+# One user's view shows each name once, as the API's GET resolves it (names.candidates):
+# a live object before history, and of two alike the API-made ``<prefix><name>`` before
+# the kubectl-made ``<name>``. A row that such a twin outranks is left out of lists.
+_TASK_NOT_OUTRANKED = """NOT EXISTS (
+  SELECT 1 FROM tasks twin WHERE twin.owner = t.owner AND twin.namespace = t.namespace AND (
+    (twin.name = %(owner_prefix)s || t.name AND (twin.deleted_at IS NULL
+      OR (t.deleted_at IS NOT NULL AND twin.completed AND twin.recurring_task_uid IS NOT NULL)))
+    OR (t.name = %(owner_prefix)s || twin.name AND twin.deleted_at IS NULL AND t.deleted_at IS NOT NULL)))"""
+# Lists of live rows only: a kubectl-made row is left out while its API-made twin lives.
+_LIVE_NOT_OUTRANKED = (
+    "NOT EXISTS (SELECT 1 FROM {table} twin WHERE twin.owner = x.owner AND twin.namespace = x.namespace"
+    " AND twin.deleted_at IS NULL AND twin.name = %(owner_prefix)s || x.name)"
+)
 _PRIORITY_RANK = "CASE t.priority WHEN 'urgent' THEN 4 WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END"
 
 
@@ -80,8 +93,14 @@ class TaskQuery:
     recurring: bool | None = None
     text: str | None = None
     recurring_task_uid: str | None = None
+    # The owner's API name prefix: when set, rows another of theirs outranks by name are left out.
+    owner_prefix: str | None = None
     sort: SortKey = "created"
     descending: bool = True
+
+    def __post_init__(self) -> None:
+        if self.owner_prefix == "":
+            raise ValueError("owner_prefix must not be empty")  # every row would be its own twin
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,6 +177,9 @@ def _task_conditions(query: TaskQuery) -> tuple[list[str], dict[str, Any]]:
     if query.recurring_task_uid is not None:
         conditions.append("t.recurring_task_uid = %(recurring_task_uid)s")
         params["recurring_task_uid"] = query.recurring_task_uid
+    if query.owner_prefix is not None:
+        conditions.append(_TASK_NOT_OUTRANKED)
+        params["owner_prefix"] = query.owner_prefix
     return conditions, params
 
 
@@ -263,17 +285,32 @@ class Queries(Repository):
         table: str,
         columns: str,
         owner: str,
+        owner_prefix: str,
         namespace: str,
         after_name: str | None,
         limit: int,
     ) -> list[R]:
         """A page of the owner's live rows of ``table``, by name after ``after_name``."""
+        if not owner_prefix:
+            # With no prefix every row would be its own twin, and the list empty.
+            raise ValueError("owner_prefix must not be empty")
         statement = sql.SQL(
-            "SELECT {columns} FROM {table}"
-            " WHERE owner = %(owner)s AND namespace = %(namespace)s AND deleted_at IS NULL"
-            " AND (%(after)s::text IS NULL OR name > %(after)s) ORDER BY name LIMIT %(limit)s"
-        ).format(columns=sql.SQL(columns), table=sql.Identifier(table))
-        params = {"owner": owner, "namespace": namespace, "after": after_name, "limit": limit}
+            "SELECT {columns} FROM {table} x"
+            " WHERE x.owner = %(owner)s AND x.namespace = %(namespace)s AND x.deleted_at IS NULL"
+            " AND (%(after)s::text IS NULL OR x.name > %(after)s) AND {not_outranked}"
+            " ORDER BY x.name LIMIT %(limit)s"
+        ).format(
+            columns=sql.SQL(columns),
+            table=sql.Identifier(table),
+            not_outranked=sql.SQL(_LIVE_NOT_OUTRANKED).format(table=sql.Identifier(table)),
+        )
+        params = {
+            "owner": owner,
+            "owner_prefix": owner_prefix,
+            "namespace": namespace,
+            "after": after_name,
+            "limit": limit,
+        }
         async with (
             self._connection() as connection,
             connection.cursor(row_factory=class_row(record)) as cursor,
@@ -282,7 +319,7 @@ class Queries(Repository):
             return await cursor.fetchall()
 
     async def list_recurring_tasks(
-        self, *, owner: str, namespace: str, after_name: str | None, limit: int
+        self, *, owner: str, owner_prefix: str, namespace: str, after_name: str | None, limit: int
     ) -> list[RecurringTaskRead]:
         return await self._owned_by_name(
             RecurringTaskRead,
@@ -291,13 +328,14 @@ class Queries(Repository):
             " next_due_at,"
             " occurrences, last_completed_at, spec, created_at",
             owner=owner,
+            owner_prefix=owner_prefix,
             namespace=namespace,
             after_name=after_name,
             limit=limit,
         )
 
     async def list_reminders(
-        self, *, owner: str, namespace: str, after_name: str | None, limit: int
+        self, *, owner: str, owner_prefix: str, namespace: str, after_name: str | None, limit: int
     ) -> list[ReminderRead]:
         return await self._owned_by_name(
             ReminderRead,
@@ -305,6 +343,7 @@ class Queries(Repository):
             columns="name, task_name, recipient, fire_at, phase, attempts, sent_at, last_error,"
             " spec, created_at",
             owner=owner,
+            owner_prefix=owner_prefix,
             namespace=namespace,
             after_name=after_name,
             limit=limit,

@@ -121,6 +121,7 @@ from tests.faults.lifecycle.stack import OWNER, Json, Stack, running_stack, sche
 from tests.faults.record import ONCE_PER_SUBJECT, Sources, assert_nothing_lost_nothing_twice
 from tests.kubeclient import ApiError, KubeClient
 from todo_devstack import postgres
+from todo_operator.api import names
 from todo_operator.domain import occurrences, recurrence, resources
 from todo_operator.kube import owners
 from todo_operator.operator import objects
@@ -861,7 +862,11 @@ def live_list_problems(world: World, stack: Stack, namespace: str) -> list[str]:
         async with AsyncConnectionPool(stack.database_url, min_size=1, max_size=1, open=False) as pool:
             reads = queries.Queries(pool)
             recurring = await reads.list_recurring_tasks(
-                owner=OWNER, namespace=namespace, after_name=None, limit=100
+                owner=OWNER,
+                owner_prefix=names.owner_prefix(OWNER),
+                namespace=namespace,
+                after_name=None,
+                limit=100,
             )
             tasks = {
                 series.name: await reads.list_tasks(

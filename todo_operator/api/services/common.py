@@ -94,6 +94,7 @@ class Objects:
         if public is None:
             metadata["generateName"] = names.owner_prefix(user.id) + kind.kind.lower() + "-"
         else:
+            await self._refuse_kubectl_twin(kind, user=user, public=public, what=what)
             metadata["name"] = names.object_name(owner=user.id, public=public)
         manifest = {
             "apiVersion": resources.API_VERSION,
@@ -106,6 +107,20 @@ class Objects:
         except kube.AlreadyExists:
             # Names carry the caller's prefix: only the caller's own object can be in the way.
             raise errors.AlreadyExists(what, public) from None
+
+    async def _refuse_kubectl_twin(self, kind: crds.Kind, *, user: User, public: str, what: str) -> None:
+        """Refuse a name the caller already uses for an object made with kubectl.
+
+        The API shows a kubectl-made object by its own name; an API-made twin of the same
+        public name would outrank it and hide it from this user's view (see store.queries).
+        """
+        plain = await self.kube.get(kind, namespace=self.namespace, name=public)
+        if (
+            plain is not None
+            and not plain["metadata"].get("deletionTimestamp")
+            and owner_of(kind, plain) == user.id
+        ):
+            raise errors.AlreadyExists(what, public, made_with="kubectl")
 
     async def patch(self, kind: crds.Kind, *, live: Body, spec: Body, if_match: str | None) -> Body:
         name = live["metadata"]["name"]

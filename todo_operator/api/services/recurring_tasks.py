@@ -145,6 +145,7 @@ class RecurringTasks:
         position = self._pager.position(cursor, user=user, digest=digest)
         rows = await self._reads.list_recurring_tasks(
             owner=user.id,
+            owner_prefix=names.owner_prefix(user.id),
             namespace=self._settings.namespace,
             after_name=None if position is None else position.key,
             limit=limit + 1,

@@ -67,6 +67,7 @@ class Reminders:
         position = self._pager.position(cursor, user=user, digest=digest)
         rows = await self._reads.list_reminders(
             owner=user.id,
+            owner_prefix=names.owner_prefix(user.id),
             namespace=self._namespace,
             after_name=None if position is None else position.key,
             limit=limit + 1,

@@ -130,7 +130,13 @@ class Tasks:
         digest = query.digest()
         position = self._pager.position(cursor, user=user, digest=digest)
         rows = await self._reads.list_tasks(
-            queries.TaskQuery(owner=user.id, namespace=self._namespace, now=self._clock.now(), **vars(query)),
+            queries.TaskQuery(
+                owner=user.id,
+                owner_prefix=names.owner_prefix(user.id),
+                namespace=self._namespace,
+                now=self._clock.now(),
+                **vars(query),
+            ),
             after=None if position is None else queries.After(value=position.value, uid=position.key),
             limit=limit + 1,
         )
