@@ -27,6 +27,11 @@ EXISTING_NAMESPACES = ("team-a", "team-b")
 REFUSED: dict[str, tuple[dict[str, object], str]] = {
     "unknown-key": ({"operatr": {"replicas": 1}}, "operatr"),
     "replicas-without-peering": ({"operator": {"replicas": 2}}, "peering"),
+    # Kopf finds its peering object by this name: it must be one Kubernetes accepts.
+    "peering-name-not-a-name": (
+        {"operator": {"peering": {"enabled": True, "name": "Todo_HA"}}},
+        "/operator/peering/name",
+    ),
     "relay-without-dapr": ({"relay": {"enabled": True}, "dapr": {"enabled": False}}, "dapr.enabled"),
     "bad-service-type": ({"api": {"service": {"type": "ExternalName"}}}, "type"),
     "relay-batch-too-large": ({"relay": {"batchSize": 20000}}, "batchSize"),

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import yaml
+from kopf._cogs.structs import references
 
 from tests.manifests import checks, conftest, rendering
 
@@ -51,8 +52,10 @@ def test_objects_match_the_kubernetes_schemas(
     _, objects = target
     errors, warnings = checks.schema_errors(checks.with_notify_jobs(objects), kubernetes_version)
     assert not errors
-    # Only custom resources (ServiceMonitor) may lack a schema.
-    assert all("ServiceMonitor" in warning for warning in warnings), warnings
+    # Only custom resources may lack a schema: ServiceMonitor, and Kopf's peering objects (their
+    # CRDs are the chart's crds/, which the real `helm install` of each render applied first).
+    custom = ("ServiceMonitor", "kopf.dev/v1 KopfPeering", "kopf.dev/v1 ClusterKopfPeering")
+    assert all(any(kind in warning for kind in custom) for warning in warnings), warnings
 
 
 def test_rbac_has_no_wildcards(target: tuple[str, list[rendering.Json]]) -> None:
@@ -460,3 +463,53 @@ def test_the_secrets_the_readme_creates_are_the_ones_the_chart_reads(
     assert set(created) == set(read)
     for name, keys in created.items():
         assert keys <= read[name] or read[name] == {"*"}, f"{name}: {keys} not read ({read[name]})"
+
+
+def _peerings(objects: list[rendering.Json]) -> set[tuple[str, str | None, str]]:
+    return {
+        (o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
+        for o in objects
+        if o["apiVersion"].startswith("kopf.dev/")
+    }
+
+
+def test_peering_ships_the_object_kopf_looks_for(chart_renders: dict[str, list[rendering.Json]]) -> None:
+    """Kopf finds its peering object by kind and name (kopf.references, the selectors it watches):
+    cluster-wide a ClusterKopfPeering, namespaced a KopfPeering in each watched namespace. The
+    renders are real `helm install`s, so the kopf.dev kinds resolved: Helm installed crds/ first."""
+    assert _peerings(chart_renders["defaults"]) == set()
+    assert _peerings(chart_renders["ci/full-values.yaml"]) == {("ClusterKopfPeering", None, "todo-operator")}
+    assert _peerings(chart_renders["ci/namespaced-peering-values.yaml"]) == {
+        ("KopfPeering", "team-a", "todo-operator-ha"),
+        ("KopfPeering", "team-b", "todo-operator-ha"),
+    }
+
+
+def test_the_peering_crds_are_the_ones_kopf_uses() -> None:
+    """Kopf's own selectors (what its peering watches) match the kinds crds/ defines, and no others."""
+    crds = [
+        doc for doc in yaml.safe_load_all((conftest.CHART / "crds" / "kopf-peering.yaml").read_text()) if doc
+    ]
+    served = {}
+    for crd in crds:
+        spec = crd["spec"]
+        (version,) = spec["versions"]
+        resource = references.Resource(
+            group=spec["group"],
+            version=version["name"],
+            plural=spec["names"]["plural"],
+            kind=spec["names"]["kind"],
+            singular=spec["names"]["singular"],
+            namespaced=spec["scope"] == "Namespaced",
+        )
+        assert crd["metadata"]["name"] == f"{resource.plural}.{resource.group}"
+        # Kopf writes each replica's entry under status, through the main resource.
+        assert "subresources" not in version
+        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+        assert status == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        served[resource.kind] = resource
+    assert references.CLUSTER_PEERINGS_K.check(served["ClusterKopfPeering"])
+    assert not served["ClusterKopfPeering"].namespaced
+    assert references.NAMESPACED_PEERINGS_K.check(served["KopfPeering"])
+    assert served["KopfPeering"].namespaced
+    assert not references.CLUSTER_PEERINGS_K.check(served["KopfPeering"])

@@ -14,17 +14,18 @@ What the code supports today:
   index, which ``ON CONFLICT (uid)`` does not settle; that is retried as
   transient now, instead of Kopf's one-minute backoff for unexpected errors.)
 * Kopf peering (``operator.peering.enabled``, the chart's way to run
-  ``replicas: 2``): meant to let only one act. Kopf pauses every operator
-  that sees a peer of the *same* priority (docs.kopf.dev, "Peering": "If two
-  operators run with the same priority, all operators issue a warning and
-  freeze"), and the operator sets no priority, so both replicas freeze and
-  nothing is served. Tested below, marked as the known failure it is.
+  ``replicas: 2``): only one acts. Kopf pauses every operator that sees a
+  peer of a higher priority, and freezes all of them on a tie (docs.kopf.dev,
+  "Peering"), so each replica takes a random priority. The peering CRD and
+  object are the ones the Helm chart installs: its crds/ file and the object
+  a real ``helm install`` of the chart renders.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import pathlib
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -33,9 +34,11 @@ import httpx2 as httpx
 import kopf
 import psycopg
 import pytest
+import yaml
 
 from tests.faults.apiserver.conftest import NAMESPACE, Stack, running_stack, scrape, tomorrow_at_nine
 from tests.faults.record import assert_nothing_lost_nothing_twice
+from tests.manifests import rendering
 from todo_operator.operator import handlers
 
 REMINDER = [{"before": "1h"}]
@@ -104,37 +107,18 @@ def test_a_unique_violation_from_racing_upserts_is_retried_soon() -> None:
     assert raised.value.delay == 0.5
 
 
-def peering_crd() -> dict[str, Any]:
-    """Kopf's ClusterKopfPeering CRD (docs.kopf.dev, "Peering"), which Kopf does not install itself."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "clusterkopfpeerings.kopf.dev"},
-        "spec": {
-            "scope": "Cluster",
-            "group": "kopf.dev",
-            "names": {
-                "kind": "ClusterKopfPeering",
-                "plural": "clusterkopfpeerings",
-                "singular": "clusterkopfpeering",
-            },
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+def chart_peering(workdir: pathlib.Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Kopf's peering CRDs as the chart ships them (crds/) and its peering object, as a real
+    `helm install` with ``operator.peering.enabled`` renders it."""
+    crds = [
+        doc for doc in yaml.safe_load_all((rendering.CHART / "crds" / "kopf-peering.yaml").read_text()) if doc
+    ]
+    values = rendering.load_values(rendering.CHART / "values.yaml")
+    values["operator"] |= {"replicas": 2, "peering": {"enabled": True, "name": PEERING}}
+    rendered = rendering.render_charts({"peering": values}, workdir=workdir)["peering"]
+    assert not isinstance(rendered, str), rendered
+    (peering,) = [obj for obj in rendered if obj["apiVersion"] == "kopf.dev/v1"]
+    return crds, peering
 
 
 def post(stack: Stack, path: str, body: dict[str, Any]) -> None:
@@ -149,10 +133,11 @@ def peers(stack: Stack) -> dict[str, Any]:
 
 
 @pytest.fixture
-def two_peered_replicas(database_url: str) -> Iterator[Stack]:
+def two_peered_replicas(database_url: str, tmp_path: pathlib.Path) -> Iterator[Stack]:
+    crds, peering = chart_peering(tmp_path)
     with running_stack(database_url, replicas=0, standalone=False, peering_name=PEERING) as stack:
-        post(stack, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", peering_crd())
-        peering = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": PEERING}}
+        for crd in crds:
+            post(stack, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
         post(stack, "/apis/kopf.dev/v1/clusterkopfpeerings", peering)
         stack.start_operator()
         stack.start_operator()
