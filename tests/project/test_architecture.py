@@ -108,6 +108,7 @@ NOT_MIRRORED = {
     "faults": "docs/RELIABILITY.md's faults, injected into the whole running stack",
     "hostile": "generated attacker input against every edge",
     "project": "the repository as a whole: the layers, the distributions, the README",
+    "oracle": "an RFC 5545 engine no one here wrote (Node.js) that the recurrence engine is checked against",
 }
 
 

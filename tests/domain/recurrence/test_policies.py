@@ -175,13 +175,37 @@ class TestTimeZones:
         assert [f"{occurrence:%d}" for occurrence in recurrence.first(10)] == ["05", "06", "07"]
 
 
-class TestLibicalReadings:
-    def test_yearly_on_the_29th_from_february_29_means_leap_years(self) -> None:
+class TestReadings:
+    def test_yearly_bymonthday_without_bymonth_is_that_day_of_every_month(self) -> None:
+        # RFC 5545 §3.3.10's table: BYMONTHDAY expands a YEARLY rule (rrule-temporal agrees).
         recurrence = compile_rule("FREQ=YEARLY;BYMONTHDAY=29", "2024-02-29T09:00")
         assert [f"{occurrence:%Y-%m-%d}" for occurrence in recurrence.first(3)] == [
             "2024-02-29",
-            "2028-02-29",
-            "2032-02-29",
+            "2024-03-29",
+            "2024-04-29",
+        ]
+
+    def test_yearly_bymonthday_with_byhour_and_bysetpos_picks_from_the_whole_year(self) -> None:
+        # Issue #18: refused as never matching while the 15th was read as the start's month only.
+        # The year's set is the 15th of each month at 06:00 and 18:00: 24 times, of which
+        # the 3rd is 15 February 06:00 and the 3rd from last 15 November 18:00.
+        recurrence = compile_rule("FREQ=YEARLY;BYMONTHDAY=15;BYHOUR=6,18;BYSETPOS=3,-3", "2027-01-01T09:00")
+        assert [f"{occurrence:%Y-%m-%d %H:%M}" for occurrence in recurrence.first(4)] == [
+            "2027-02-15 06:00",
+            "2027-11-15 18:00",
+            "2028-02-15 06:00",
+            "2028-11-15 18:00",
+        ]
+
+    def test_byweekno_with_interval_keeps_the_rules_calendar_years(self) -> None:
+        # Issue #18: 1 January 2027 lies in week 53 of 2026; counting the rule's years from the
+        # start's week-numbering year (2026) gave 2032, 2048… The rule's years are 2027, 2029…,
+        # and of those only 2037, 2043 and 2065 have a week 53 (rrule-temporal agrees).
+        recurrence = compile_rule("FREQ=YEARLY;BYWEEKNO=53;INTERVAL=2;BYDAY=TH", "2027-01-01T09:00")
+        assert [f"{occurrence:%Y-%m-%d}" for occurrence in recurrence.first(3)] == [
+            "2037-12-31",
+            "2043-12-31",
+            "2065-12-31",
         ]
 
     def test_byweekno_without_byday_keeps_the_start_weekday(self) -> None:

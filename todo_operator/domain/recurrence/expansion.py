@@ -40,12 +40,14 @@ fixes what it gets wrong or leaves open, and nothing else:
   counts only the rest of that week. Restarting at period boundaries (the
   same mechanism) makes every period whole; results before the real start are
   dropped by the caller.
-* **libical readings** where RFC 5545 leaves room: BYWEEKNO without BYDAY
-  keeps the start's weekday (dateutil yields all seven days); YEARLY with
-  BYMONTHDAY but no BYMONTH keeps the start's month (dateutil uses every
-  month); BYWEEKNO with INTERVAL counts week-numbering years (dateutil counts
+* **Readings** where RFC 5545 leaves room or dateutil strays from it:
+  BYWEEKNO without BYDAY keeps the start's weekday (as libical and
+  rrule-temporal; dateutil yields all seven days); BYWEEKNO with INTERVAL
+  keeps the weeks numbered in the rule's years, the start's calendar year and
+  every INTERVAL-th after it (dateutil keeps the days that fall in those
   calendar years, so the days of week 1 that fall in December belong to the
-  wrong year).
+  wrong year). YEARLY with BYMONTHDAY but no BYMONTH means that day of every
+  month (RFC 5545's table: BYMONTHDAY expands a YEARLY rule), as dateutil does.
 
 Time zones are not handled here at all: dateutil is given naive wall-clock
 times and returns naive wall-clock times (it would otherwise emit nonexistent
@@ -297,8 +299,6 @@ def make_explicit(rule: rules.Rule, *, start_wall: datetime) -> ExplicitRule:
         if no_day_parts:
             by_month = by_month or (start_wall.month,)
             by_month_day = (start_wall.day,)
-        elif rule.by_month_day and not (rule.by_month or rule.by_week_number or rule.by_year_day):
-            by_month = (start_wall.month,)  # libical: "yearly on the 29th" stays in the start's month
         if rule.by_week_number and not (rule.by_day or rule.by_month_day or rule.by_year_day):
             by_day = start_weekday  # libical: week 20 means the start's weekday of week 20
     elif rule.frequency == "MONTHLY" and no_day_parts:
@@ -392,7 +392,11 @@ class WallClockExpansion:
     def __init__(self, *, rule: ExplicitRule, start_wall: datetime, search_horizon: timedelta) -> None:
         self.rule = rule
         self._start_period = self._period_floor(start_wall)
-        self._start_numbering_year = week_numbering_year(start_wall.date(), week_start=rule.week_start)
+        # The rule's years are the start's calendar year and every INTERVAL-th after it (RFC 5545:
+        # YEARLY periods are calendar years); a day belongs to the year its week is numbered in.
+        # Not the start's week-numbering year: a start on 1 January can lie in the last week of
+        # the year before, which would shift every year of the rule by one.
+        self._first_rule_year = start_wall.year
         rebuild_every = max(_SHORTEST_PERIOD[rule.frequency] * rule.interval, timedelta(days=28))
         self._rebuilds = math.ceil(search_horizon / rebuild_every) + 2
         try:
@@ -446,7 +450,7 @@ class WallClockExpansion:
                 return
             if numbering_interval > 1:
                 year = week_numbering_year(wall_time.date(), week_start=self.rule.week_start)
-                if (year - self._start_numbering_year) % numbering_interval:
+                if (year - self._first_rule_year) % numbering_interval:
                     # Not an occurrence, so it does not renew the budget: otherwise a rule
                     # that never matches in its own years (INTERVAL=10000) is scanned to 9998.
                     continue
