@@ -49,6 +49,47 @@ def test_every_with_count(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(capsys.readouterr().out) == ["2026-01-05T09:00:00-05:00", "2026-01-19T09:00:00-05:00"]
 
 
+def test_without_the_operators_limits_a_refused_rule_is_shown_with_a_note(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    arguments = ["preview", "--rrule", "FREQ=MINUTELY;INTERVAL=2;BYHOUR=9", "--start", "2026-12-07T09:00",
+                 "--limit", "3", "--output", "json"]  # fmt: skip
+    assert cli.main(arguments) == 2  # the operator's limits: refused
+    assert "at least 5 minutes apart" in capsys.readouterr().err
+    assert cli.main([*arguments, "--limits", "none"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == [
+        "2026-12-07T09:00:00+00:00",
+        "2026-12-07T09:02:00+00:00",
+        "2026-12-07T09:04:00+00:00",
+    ]
+    assert captured.err == (
+        "note: the operator would refuse this schedule: occurrences must be at least 5 minutes apart;"
+        " FREQ=MINUTELY without BYMINUTE has them 2 minutes apart in every hour it matches\n"
+    )
+
+
+def test_without_the_operators_limits_a_schedule_it_accepts_has_no_note(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["preview", "--every", "daily", "--start", "2026-12-07T09:00", "--limits", "none"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30",  # never matches: no limit makes it mean something
+        "FREQ=MINUTELY;BYMONTH=2;BYMONTHDAY=29;COUNT=10000",  # the compile's work budget still holds
+    ],
+)
+def test_without_the_operators_limits_the_engines_own_bounds_hold(
+    rule: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["preview", "--rrule", rule, "--start", "2026-01-05T09:00", "--limits", "none"]) == 2
+    assert capsys.readouterr().err.startswith("todo-operator preview: ")
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -39,27 +40,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--after", help="show occurrences strictly after this moment")
     parser.add_argument("--limit", type=int, default=10, help="how many occurrences to print (default 10)")
     parser.add_argument("--output", choices=["text", "json"], default="text", help="text (default) or json")
+    parser.add_argument(
+        "--limits",
+        choices=["operator", "none"],
+        default="operator",
+        help="operator (default): refuse what the operator refuses; none: the engine's own answer"
+        " for any rule, with a note on stderr naming the operator's limit it breaks",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     zone = _zone(args.time_zone)
-    try:
-        schedule = recurrence.Recurrence.compile(
-            recurrence.ScheduleSpec(
-                rrule=args.rrule,
-                every=args.every,
-                interval=args.interval,
-                start=_moment("--start", args.start),
-                time_zone=args.time_zone,
-                until=None if args.until is None else _moment("--until", args.until),
-                count=args.count,
-                exdates=tuple(_moment("--exdate", exdate) for exdate in args.exdate),
-            )
-        )
-    except recurrence.ScheduleError as error:
-        raise UsageError(str(error)) from None
+    spec = recurrence.ScheduleSpec(
+        rrule=args.rrule,
+        every=args.every,
+        interval=args.interval,
+        start=_moment("--start", args.start),
+        time_zone=args.time_zone,
+        until=None if args.until is None else _moment("--until", args.until),
+        count=args.count,
+        exdates=tuple(_moment("--exdate", exdate) for exdate in args.exdate),
+    )
+    schedule = _compile(spec, limits=recurrence.Limits() if args.limits == "operator" else None)
     if args.after is None:
         occurrences = schedule.first(args.limit)
     else:
@@ -75,6 +79,26 @@ def run(args: argparse.Namespace) -> int:
         for occurrence in occurrences:
             print(f"{occurrence.isoformat()}  {occurrence:%a %d %b %Y %H:%M} {occurrence.tzname()}")
     return 0
+
+
+def _compile(spec: recurrence.ScheduleSpec, *, limits: recurrence.Limits | None) -> recurrence.Recurrence:
+    """The schedule under ``limits``; with None, under the engine's own bounds only.
+
+    Without the operator's limits, a schedule the operator would refuse is still
+    shown, after a note (on stderr, so --output json stays one document) that
+    says which of its limits the schedule breaks.
+    """
+    try:
+        if limits is not None:
+            return recurrence.Recurrence.compile(spec, limits=limits)
+        schedule = recurrence.Recurrence.compile(spec, limits=recurrence.Limits.engine_only())
+    except recurrence.ScheduleError as error:
+        raise UsageError(str(error)) from None
+    try:
+        recurrence.Recurrence.compile(spec)
+    except recurrence.ScheduleError as error:
+        print(f"note: the operator would refuse this schedule: {error}", file=sys.stderr)
+    return schedule
 
 
 def _first_after(schedule: recurrence.Recurrence, *, after: datetime, limit: int) -> list[datetime]:

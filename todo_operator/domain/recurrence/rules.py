@@ -71,6 +71,17 @@ class Limits:
     # rule found, takes 470,000; FREQ=MINUTELY;BYYEARDAY=20;BYHOUR=18;BYMINUTE=2,57 would take 3.3 M.
     max_compile_work: int = 750_000
 
+    @classmethod
+    def engine_only(cls) -> Limits:
+        """The engine's own bounds, without the operator's policy on how close occurrences may be.
+
+        For seeing what a rule means (``todo-operator preview --limits none``, the
+        differential test against another engine): any spacing and any number of
+        times a day. Still bounded, as every expansion must be: the rule's length,
+        COUNT, UNTIL, the search horizons and the compile's work budget.
+        """
+        return cls(min_spacing=timedelta(0))
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class WeekdayRule:

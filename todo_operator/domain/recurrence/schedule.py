@@ -439,6 +439,8 @@ class Recurrence:
         flood, and min_spacing exists against floods.
         """
         minimum = self._limits.min_spacing
+        if minimum <= timedelta(0):
+            return  # Limits.engine_only(): nothing to check
         explicit = self._expansion.rule
         if explicit.frequency in ("YEARLY", "MONTHLY", "WEEKLY", "DAILY"):
             # How many times of day there are was checked before the expansion was built.
