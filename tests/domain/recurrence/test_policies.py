@@ -225,6 +225,37 @@ class TestReadings:
             "2028-01-03",
         ]
 
+    def test_a_negative_week_keeps_its_days_in_the_december_before(self) -> None:
+        # Week -53 of 2009 (a year of 53 weeks) is its week 1, which begins on Monday 29 December 2008.
+        recurrence = compile_rule("FREQ=YEARLY;BYWEEKNO=2,-53;BYDAY=TU,WE,FR", "2008-05-17T09:00")
+        assert [f"{occurrence:%Y-%m-%d}" for occurrence in recurrence.first(4)] == [
+            "2008-12-30",
+            "2008-12-31",
+            "2009-01-02",
+            "2009-01-06",
+        ]
+
+    def test_week_53_is_only_in_years_that_have_one(self) -> None:
+        # 1 January 2039 is in week 52 of 2038 (dateutil calls it week 53); 2 January 2044 is in
+        # week 53 of 2043.
+        recurrence = compile_rule("FREQ=YEARLY;BYWEEKNO=53;BYDAY=SA", "2038-06-01T09:00")
+        assert [f"{occurrence:%Y-%m-%d}" for occurrence in recurrence.first(2)] == [
+            "2044-01-02",
+            "2049-01-02",
+        ]
+
+    def test_a_week_of_the_year_before_the_start_is_not_the_rules(self) -> None:
+        # 1 January 2033 is in the last week of 2032; the rule's first year is 2033.
+        recurrence = compile_rule("FREQ=YEARLY;BYWEEKNO=-1", "2033-01-01T09:00")
+        assert [f"{occurrence:%Y-%m-%d}" for occurrence in recurrence.first(2)] == [
+            "2033-12-31",
+            "2034-12-30",
+        ]
+
+    def test_bysetpos_with_byweekno_is_refused_rather_than_answered_wrongly(self) -> None:
+        with pytest.raises(ScheduleError, match="BYSETPOS together with BYWEEKNO is not supported"):
+            compile_rule("FREQ=YEARLY;BYWEEKNO=10,52;BYDAY=SA,FR;BYSETPOS=1", "2026-01-07T09:00")
+
     def test_weekly_bysetpos_counts_whole_weeks_from_wkst(self) -> None:
         # The first week's first day (Monday 5th) is before the start: that week has no occurrence.
         recurrence = compile_rule("FREQ=WEEKLY;BYDAY=MO,WE,FR;BYSETPOS=1", "2026-01-07T09:00")

@@ -386,6 +386,44 @@ def week_numbering_year(day: date, *, week_start: int) -> int:
     return (first_day_of_week + timedelta(days=3)).year
 
 
+def _week_index(day: date, *, year: int, week_start: int) -> int:
+    """The number of ``day``'s week in ``year``'s numbering (week 1 holds 4 January)."""
+
+    def first_day_of_week(some_day: date) -> date:
+        return some_day - timedelta(days=(some_day.weekday() - week_start) % 7)
+
+    return (first_day_of_week(day) - first_day_of_week(date(year, 1, 4))).days // 7 + 1
+
+
+def in_weeks(day: date, weeks: tuple[int, ...], *, week_start: int) -> bool:
+    """Whether ``day`` lies in one of ``weeks`` (BYWEEKNO: negative counts from the end) of its year.
+
+    Its year is the one its week is numbered in, so 30 December 2008 is in week 1
+    (and week -53) of 2009. 28 December is always in the last week of its year.
+    """
+    year = week_numbering_year(day, week_start=week_start)
+    week = _week_index(day, year=year, week_start=week_start)
+    weeks_in_year = _week_index(date(year, 12, 28), year=year, week_start=week_start)
+    return week in weeks or week - weeks_in_year - 1 in weeks
+
+
+def dateutil_week_numbers(weeks: tuple[int, ...]) -> tuple[int, ...]:
+    """BYWEEKNO as dateutil is given it: each week in both spellings, for a year of 52 and of 53 weeks.
+
+    dateutil misses the days of a negative week that fall in the December before
+    (week -53 of 2009 begins on 29 December 2008) and yields January days as week 53
+    of a year that has only 52 (1 January 2039). Asked for every spelling, it yields
+    a superset; :func:`in_weeks` then keeps exactly the days of the weeks asked for.
+    """
+    spelled = set(weeks)
+    for week in weeks:
+        for weeks_in_year in (52, 53):
+            other = week - weeks_in_year - 1 if week > 0 else week + weeks_in_year + 1
+            if 1 <= abs(other) <= 53:
+                spelled.add(other)
+    return tuple(sorted(spelled))
+
+
 class WallClockExpansion:
     """The naive wall-clock times a rule produces, restartable anywhere at a cost independent of the past."""
 
@@ -411,7 +449,14 @@ class WallClockExpansion:
                 byweekday=[_dateutil_weekday(day) for day in rule.by_day] or None,
                 bymonthday=rule.by_month_day or None,
                 byyearday=rule.by_year_day or None,
-                byweekno=rule.by_week_number or None,
+                # With BYSETPOS the set it picks from must stay dateutil's own (a known limit, see
+                # docs/RECURRENCE.md); otherwise every spelling, filtered below.
+                byweekno=(
+                    rule.by_week_number
+                    if rule.by_set_position
+                    else dateutil_week_numbers(rule.by_week_number)
+                )
+                or None,
                 bymonth=rule.by_month or None,
                 bysetpos=rule.by_set_position or None,
             )
@@ -437,6 +482,7 @@ class WallClockExpansion:
         expansion = self._template.restarted(period_start=period_start, rebuilds=self._rebuilds, meter=meter)
         times = iter(expansion)
         numbering_interval = self.rule.week_numbering_year_interval
+        weeks = () if self.rule.by_set_position else self.rule.by_week_number
         while True:
             try:
                 wall_time = next(times)
@@ -448,9 +494,13 @@ class WallClockExpansion:
             expansion.charge_produced(wall_time)
             if wall_time.year > LAST_YEAR:
                 return
-            if numbering_interval > 1:
+            if weeks and not in_weeks(wall_time.date(), weeks, week_start=self.rule.week_start):
+                continue  # one of dateutil_week_numbers()'s extra spellings: not an occurrence
+            if self.rule.by_week_number:
+                # A week's days belong to the year it is numbered in: 1 January 2033 is in the last
+                # week of 2032, which is not one of the rule's years when the rule starts in 2033.
                 year = week_numbering_year(wall_time.date(), week_start=self.rule.week_start)
-                if (year - self._first_rule_year) % numbering_interval:
+                if year < self._first_rule_year or (year - self._first_rule_year) % numbering_interval:
                     # Not an occurrence, so it does not renew the budget: otherwise a rule
                     # that never matches in its own years (INTERVAL=10000) is scanned to 9998.
                     continue

@@ -324,6 +324,13 @@ def _check_combinations(rule: Rule) -> None:
         raise ScheduleError("BYWEEKNO can only be used with FREQ=YEARLY")
     if rule.by_week_number and any(day.ordinal is not None for day in rule.by_day):
         raise ScheduleError("BYDAY cannot have numbered weekdays (like 1MO) together with BYWEEKNO")
+    if rule.by_set_position and rule.by_week_number:
+        # Not an RFC rule: our expansion (dateutil) picks BYSETPOS's positions within calendar
+        # years, while a BYWEEKNO year begins and ends with its weeks. Refused, never a wrong date.
+        raise ScheduleError(
+            "BYSETPOS together with BYWEEKNO is not supported (the positions would be counted in"
+            " calendar years, not in the weeks of the year); list the days with BYDAY instead"
+        )
     if rule.by_set_position and not (
         rule.by_second
         or rule.by_minute
