@@ -12,7 +12,13 @@ CHECKOV_VENV := .venv-checkov
 # tests/api/test_generated_client.py runs against our own openapi.json.
 OPENAPI_VENV := .venv-openapi
 
-.PHONY: all venv test lint typecheck unit soak demo crds clean checkov openapi-client
+# The recurrence oracle (tests/oracle): rrule-temporal from the npm registry, run by Node.js, which
+# tests/domain/recurrence/test_oracle.py checks our engine against. `npm ci` installs exactly the
+# versions package-lock.json pins.
+ORACLE := tests/oracle
+ORACLE_STAMP := $(ORACLE)/node_modules/.package-lock.json
+
+.PHONY: all venv test lint typecheck unit soak demo crds clean checkov openapi-client oracle
 
 all: test
 
@@ -37,6 +43,14 @@ $(CHECKOV_VENV)/bin/checkov: $(STAMP)
 	$(PY) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet checkov==3.3.30
 
+oracle: $(ORACLE_STAMP)
+
+$(ORACLE_STAMP): $(ORACLE)/package.json $(ORACLE)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "make: Node.js and npm are needed for the recurrence oracle (Debian: apt-get install nodejs npm; .ci/run does)"; exit 1; }
+	npm ci --prefix $(ORACLE) --no-audit --no-fund --loglevel=error
+	touch $(ORACLE_STAMP)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check todo_operator packages tests benchmarks
 	$(VENV)/bin/ruff format --check todo_operator packages tests benchmarks
@@ -46,7 +60,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collected no test: that is a broken set-up, not a pass.
-test: lint typecheck checkov openapi-client
+test: lint typecheck checkov openapi-client oracle
 	$(PY) -m pytest -p no:cacheprovider --basetemp=.pytest-tmp; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests — the set-up is broken"; exit 1; fi; \
 	  exit $$rc
@@ -72,4 +86,4 @@ demo: $(STAMP)
 	$(VENV)/bin/todo-operator demo $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) $(OPENAPI_VENV) .pytest-tmp .demo .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(OPENAPI_VENV) $(ORACLE)/node_modules .pytest-tmp .demo .mypy_cache .ruff_cache
