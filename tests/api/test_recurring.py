@@ -8,6 +8,7 @@ from typing import Any
 from tests.api import harness
 from tests.api.harness import ALICE, Api, wait_for, wait_listed
 from tests.kubeclient import KubeClient
+from todo_operator.api import names
 
 # The harness fixtures, offered to this module.
 api = harness.api
@@ -256,3 +257,52 @@ def test_a_name_made_with_kubectl_and_one_made_through_the_api_never_show_twice(
     )
     assert back
     assert alice.get("/api/v1/recurring-tasks/herbs").json()["taskTemplate"]["title"] == "From Git"
+
+
+def test_an_rdate_is_an_occurrence_through_the_api_and_in_the_cluster(
+    api: Api, kube: KubeClient, namespace: str
+) -> None:
+    """RDATE end to end: the preview shows it between the rule's times, the object keeps it, and the
+    series opens it in its turn: the 09:00 occurrence, then the 11:00 rdate, then 09:00 next day."""
+    alice = api.as_user(ALICE)
+    nine = tomorrow_at_nine()
+    eleven = nine + timedelta(hours=2)
+    schedule = {
+        "every": "daily",
+        "start": nine.strftime("%Y-%m-%dT%H:%M:%S"),
+        "rdates": [eleven.strftime("%Y-%m-%dT%H:%M:%S")],
+    }
+    preview = alice.post("/api/v1/schedules/preview", json={"schedule": schedule, "count": 3})
+    assert preview.status_code == 200, preview.text
+    day_after = nine + timedelta(days=1)
+    assert preview.json()["occurrences"] == [
+        f"{instant:%Y-%m-%dT%H:%M:%S}Z" for instant in (nine, eleven, day_after)
+    ]
+    duplicate = alice.post(
+        "/api/v1/schedules/preview", json={"schedule": {**schedule, "rdates": [schedule["rdates"][0]] * 2}}
+    )
+    assert duplicate.status_code == 422
+    assert duplicate.json()["errors"][0]["field"] == "schedule.rdates"
+    early = alice.post(
+        "/api/v1/schedules/preview",
+        json={"schedule": {**schedule, "rdates": [(nine - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")]}},
+    )
+    assert early.status_code == 422
+    assert "is before the start" in early.json()["detail"]
+
+    created = alice.post(
+        "/api/v1/recurring-tasks",
+        json={"name": "extra-round", "schedule": schedule, "taskTemplate": {"title": "Extra round"}},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["schedule"]["rdates"] == schedule["rdates"]
+    object_name = names.object_name(owner=ALICE, public="extra-round")
+    assert (
+        kube.get("recurringtasks", namespace, object_name)["spec"]["schedule"]["rdates"] == schedule["rdates"]
+    )
+    due = []
+    for number in (1, 2, 3):
+        current = current_task(alice, "extra-round", number)["currentTask"]
+        due.append(alice.get(f"/api/v1/tasks/{current}").json()["dueAt"])
+        assert alice.post(f"/api/v1/tasks/{current}/complete").status_code == 200
+    assert due == [f"{instant:%Y-%m-%dT%H:%M:%S}Z" for instant in (nine, eleven, day_after)]

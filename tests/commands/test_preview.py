@@ -142,3 +142,16 @@ def test_preview_imports_no_operator_machinery() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stderr.strip() == ""
+
+
+def test_rdates_join_the_rules_occurrences(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(
+        ["preview", "--rrule", "FREQ=WEEKLY;BYDAY=MO", "--start", "2026-12-07T09:00", "--time-zone",
+         "Europe/Berlin", "--rdate", "2026-12-10T18:00", "--limit", "3", "--output", "json"]
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(capsys.readouterr().out) == [
+        "2026-12-07T09:00:00+01:00",
+        "2026-12-10T18:00:00+01:00",
+        "2026-12-14T09:00:00+01:00",
+    ]

@@ -55,7 +55,7 @@ KNOWN_SCHEMA_GAPS: tuple[tuple[str, str, str], ...] = (
         "a duration overflowing Python's timedelta: the pattern allows 16 digits",
     ),
     (
-        r"schedule\.(start|until|exdates\.\d+)",
+        r"schedule\.(start|until|exdates\.\d+|rdates\.\d+)",
         r"is not a valid date and time",
         "LocalDateTime: the pattern checks the shape, not the calendar (2026-04-31T09:00, 25:00)",
     ),

@@ -224,7 +224,7 @@ INSTANTS = [
     "+002026-12-04T16:00:00Z",
     "2026-W49-5T16:00:00Z",
 ]
-# Wall-clock times of a schedule (start, until, exdates), without or with an offset.
+# Wall-clock times of a schedule (start, until, exdates, rdates), without or with an offset.
 LOCAL_TIMES = [
     "2026-01-05T09:00",
     "2026-01-05T09:00:00",
@@ -434,6 +434,7 @@ def valid_schedule() -> st.SearchStrategy[dict[str, Any]]:
             "timeZone": st.sampled_from(TIME_ZONES[:8]),
             "until": st.just("2030-01-01T00:00"),
             "exdates": st.just(["2026-01-12T09:00"]),
+            "rdates": st.just(["2026-01-14T18:00"]),
         },
     )
     return st.one_of(by_rule, by_every)
@@ -527,6 +528,7 @@ def _field_values(kind: str) -> dict[str, st.SearchStrategy[Json]]:
                 lambda size: [f"2026-01-05T09:{minute % 60:02d}:{minute // 60:02d}" for minute in range(size)]
             ),
         )
+        values["schedule.rdates"] = values["schedule.exdates"]
         values["schedule.timeZone"] = st.one_of(st.sampled_from(TIME_ZONES), confusable("Europe/Berlin"))
         values["anchor"] = st.sampled_from(["completion ", "none", "Schedule"])
         values["historyLimit"] = st.sampled_from(ABSURD_INTEGERS)
@@ -678,4 +680,5 @@ def schedule_spec(draw: st.DrawFn) -> recurrence.ScheduleSpec:
         until=draw(st.none() | EDGE_DATETIMES),
         count=draw(st.none() | st.integers(1, 30) | st.sampled_from(ABSURD_INTEGERS)),
         exdates=tuple(draw(st.lists(EDGE_DATETIMES, max_size=3))),
+        rdates=tuple(draw(st.lists(EDGE_DATETIMES, max_size=3))),
     )

@@ -11,8 +11,8 @@
 // that produces nothing for `horizonDays` after an occurrence (or its start) has ended.
 //
 // Protocol: one JSON request per line on stdin, one JSON answer per line on stdout.
-//   request: {id, rule, start, zone, n, count, until, exdates, horizonDays}
-//     rule: RRULE text without COUNT or UNTIL; start and exdates: wall times
+//   request: {id, rule, start, zone, n, count, until, exdates, rdates, horizonDays}
+//     rule: RRULE text without COUNT or UNTIL; start, exdates and rdates: wall times
 //     "YYYY-MM-DDTHH:MM:SS" in the zone; until: an instant, epoch milliseconds.
 //   answer: {id, instants: [epoch milliseconds, ...]} or {id, error: "..."}
 import { RRuleTemporal } from 'rrule-temporal';
@@ -82,6 +82,12 @@ function expand(request) {
   }
   let set = request.count == null ? found : found.slice(0, request.count);
   if (request.until != null) set = set.filter((instant) => instant <= request.until);
+  // RDATEs join the set after COUNT and UNTIL, which belong to the rule (RFC 5545 §3.8.5.2).
+  const rdates = (request.rdates ?? []).map(
+    (wall) => Temporal.PlainDateTime.from(wall).toZonedDateTime(request.zone, { disambiguation: 'compatible' })
+      .epochMilliseconds,
+  );
+  set = [...new Set([...set, ...rdates.filter((instant) => instant >= startInstant)])].sort((a, b) => a - b);
   const excluded = new Set(
     request.exdates.map(
       (wall) => Temporal.PlainDateTime.from(wall).toZonedDateTime(request.zone, { disambiguation: 'compatible' })

@@ -8,7 +8,7 @@ refuses exactly what the CRD refuses, with the same words, before the API
 server is asked. What the API adds: ``owner`` is never accepted (it is the
 caller), names are the caller's short names (see :mod:`.names`), text
 must not contain NUL characters, which PostgreSQL cannot store, and the
-lists the CRD declares sets (tags, exdates) must not repeat a value, which
+lists the CRD declares sets (tags, exdates, rdates) must not repeat a value, which
 the domain model does not check and the API server refuses in its own terms.
 """
 
@@ -174,10 +174,10 @@ class ScheduleIn(resources.Schedule):
 
     time_zone: resources.TimeZoneName = Field(default="UTC", description="an IANA time zone name")
 
-    @field_validator("exdates")
+    @field_validator("exdates", "rdates")
     @classmethod
-    def _distinct_exdates(cls, exdates: list[str]) -> list[str]:
-        return _distinct(exdates)
+    def _distinct_dates(cls, dates: list[str]) -> list[str]:
+        return _distinct(dates)
 
 
 class TemplateIn(Request):

@@ -37,6 +37,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="an occurrence to skip (repeatable)",
     )
+    parser.add_argument(
+        "--rdate",
+        action="append",
+        default=[],
+        help="an extra occurrence beside the rule's (repeatable)",
+    )
     parser.add_argument("--after", help="show occurrences strictly after this moment")
     parser.add_argument("--limit", type=int, default=10, help="how many occurrences to print (default 10)")
     parser.add_argument("--output", choices=["text", "json"], default="text", help="text (default) or json")
@@ -62,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         until=None if args.until is None else _moment("--until", args.until),
         count=args.count,
         exdates=tuple(_moment("--exdate", exdate) for exdate in args.exdate),
+        rdates=tuple(_moment("--rdate", rdate) for rdate in args.rdate),
     )
     schedule = _compile(spec, limits=recurrence.Limits() if args.limits == "operator" else None)
     if args.after is None:

@@ -29,6 +29,7 @@ def schedule_spec(schedule: Schedule) -> recurrence.ScheduleSpec:
         until=parse_local_datetime(schedule.until) if schedule.until else None,
         count=schedule.count,
         exdates=tuple(parse_local_datetime(exdate) for exdate in schedule.exdates),
+        rdates=tuple(parse_local_datetime(rdate) for rdate in schedule.rdates),
     )
 
 

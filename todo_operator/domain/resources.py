@@ -339,6 +339,11 @@ class Schedule(Model):
     ] = []
     """Occurrences to skip, at most 366: each must name an occurrence's time exactly, to the second,
     as wall-clock time in timeZone or as an instant with an offset."""
+    rdates: Annotated[
+        list[LocalDateTime], Field(max_length=366, json_schema_extra={"x-kubernetes-list-type": "set"})
+    ] = []
+    """Extra occurrences beside the rule's (RFC 5545 RDATE), at most 366, none before start: written
+    like start. count and until bound the rule only; an exdate removes an rdate too."""
 
     @model_validator(mode="after")
     def _one_form(self) -> Schedule:

@@ -3,7 +3,7 @@
 The arbiter where the oracle (rrule-temporal) is known to misread a YEARLY
 rule (test_oracle.py): each rule year's set is every day that belongs to that
 year (its week's year when BYWEEKNO is given) and keeps every BY* part, times
-the times of day; BYSETPOS picks from that set; then COUNT, UNTIL and EXDATE.
+the times of day; BYSETPOS picks from that set; then COUNT, UNTIL, RDATE and EXDATE.
 Slow on purpose (each candidate day is tested against every part) and written
 for this check only.
 """
@@ -144,6 +144,7 @@ def yearly_by_the_book(
     count: int | None = None,
     until: datetime | None = None,
     exdates: tuple[datetime, ...] = (),
+    rdates: tuple[datetime, ...] = (),
 ) -> list[int]:
     """The occurrences of a YEARLY rule from ``start`` (wall time) through rule year ``until_year``,
     as epoch milliseconds (instants: aware datetimes of one zone compare by wall time, PEP 495).
@@ -162,6 +163,8 @@ def yearly_by_the_book(
         ordered = ordered[:count]
     if until is not None:
         ordered = [instant for instant in ordered if instant <= until.timestamp() * 1000]
+    # RDATEs join after COUNT and UNTIL, which belong to the rule; EXDATE removes from both.
+    ordered = sorted({*ordered, *(instant for rdate in rdates if (instant := _instant(rdate, tz)) >= first)})
     excluded = {_instant(exdate, tz) for exdate in exdates}
     return [instant for instant in ordered if instant not in excluded]
 

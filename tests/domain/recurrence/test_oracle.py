@@ -70,6 +70,7 @@ class Case:
     count: int | None
     until: datetime | None  # an instant
     exdates: tuple[datetime, ...]  # wall-clock times in `zone`
+    rdates: tuple[datetime, ...] = ()  # wall-clock times in `zone`
 
     def spec(self) -> ScheduleSpec:
         return ScheduleSpec(
@@ -79,6 +80,7 @@ class Case:
             count=self.count,
             until=self.until,
             exdates=self.exdates,
+            rdates=self.rdates,
         )
 
     def text(self) -> str:
@@ -87,7 +89,10 @@ class Case:
         exdates = (
             f" EXDATE {','.join(f'{day:%Y%m%dT%H%M%S}' for day in self.exdates)}" if self.exdates else ""
         )
-        return f"DTSTART;TZID={self.zone}:{self.start:%Y%m%dT%H%M%S} RRULE:{self.rule}{bounds}{exdates}"
+        rdates = f" RDATE {','.join(f'{day:%Y%m%dT%H%M%S}' for day in self.rdates)}" if self.rdates else ""
+        return (
+            f"DTSTART;TZID={self.zone}:{self.start:%Y%m%dT%H%M%S} RRULE:{self.rule}{bounds}{exdates}{rdates}"
+        )
 
 
 # --------------------------------------------------------------------------------------- the rules
@@ -186,6 +191,20 @@ def _rule(draw: random.Random) -> str:
     return ";".join(parts)
 
 
+def _rdates(draw: random.Random, start: datetime) -> tuple[datetime, ...]:
+    """One rule in ten gets extra dates (RDATE), some at the start's time of day, some not.
+
+    Drawn from a stream of their own, so the rules of a seed stay what they were without them.
+    """
+    if draw.random() >= 0.1:
+        return ()
+    return tuple(
+        start
+        + timedelta(days=draw.randint(0, 60), hours=draw.choice([0, 0, 1, 5]), minutes=draw.choice([0, 30]))
+        for _ in range(draw.randint(1, 3))
+    )
+
+
 def generate(seed: int, total: int) -> Iterator[Case]:
     draw = random.Random(seed)
     for case_id in range(total):
@@ -210,6 +229,7 @@ def generate(seed: int, total: int) -> Iterator[Case]:
             count=count,
             until=until,
             exdates=exdates,
+            rdates=_rdates(random.Random(seed * 100_003 + case_id), start),
         )
 
 
@@ -255,6 +275,7 @@ def _request(case: Case) -> dict[str, Any]:
         "count": case.count,
         "until": None if case.until is None else int(case.until.timestamp() * 1000),
         "exdates": [exdate.isoformat() for exdate in case.exdates],
+        "rdates": [rdate.isoformat() for rdate in case.rdates],
         "horizonDays": horizon_of(case).days,
     }
 
@@ -325,8 +346,23 @@ def the_oracle_misreads_a_yearly_rule(case: Case, mine: Ours, theirs: list[int])
         count=case.count,
         until=case.until,
         exdates=case.exdates,
+        rdates=case.rdates,
     )[:FIRST]
     return instants == by_the_book or beyond_the_horizon(case, mine, by_the_book)
+
+
+def a_rule_without_occurrences_is_refused_rdates_or_not(case: Case, mine: Ours, theirs: list[int]) -> bool:
+    """We refuse a schedule whose rule has no occurrence (within the horizon, or before UNTIL), even
+    when it has rdates (docs/RECURRENCE.md, "Extra dates"): the oracle's times are then its rdates alone."""
+    if mine.instants is not None or not case.rdates:
+        return False
+    if "produces no occurrence" not in mine.refusal and "before its first occurrence" not in mine.refusal:
+        return False
+    zone = ZoneInfo(case.zone)
+    rdates = {int(rdate.replace(tzinfo=zone).timestamp() * 1000) for rdate in case.rdates}
+    # What else the oracle gives must be its misreading of the rule (checked as above, by the book).
+    rest = [instant for instant in theirs if instant not in rdates]
+    return not rest or the_oracle_misreads_a_yearly_rule(dataclasses.replace(case, rdates=()), mine, rest)
 
 
 # What we refuse on purpose (docs/RECURRENCE.md): counted, not compared.
@@ -335,6 +371,7 @@ ACCEPTED = ("too costly for us", "refused: BYSETPOS with BYWEEKNO")
 KNOWN: dict[str, Callable[[Case, Ours, list[int]], bool]] = {
     "search horizon": beyond_the_horizon,
     "the oracle misreads a yearly rule": the_oracle_misreads_a_yearly_rule,
+    "refused: a rule without occurrences, rdates or not": a_rule_without_occurrences_is_refused_rdates_or_not,
 }
 
 

@@ -609,3 +609,57 @@ class TestRareRules:
             limits=Limits(search_horizon=timedelta(days=366 * 20)),
         )
         assert recurrence.first(5) == [at("2044-02-29T09:00+00:00")]  # 2072 is 28 years further
+
+
+class TestRdates:
+    def days(self, recurrence: Recurrence, n: int = 10) -> list[str]:
+        return [f"{occurrence:%m-%d %H:%M}" for occurrence in recurrence.first(n)]
+
+    def test_rdates_join_the_rules_occurrences_in_order(self) -> None:
+        recurrence = compile_rule(
+            "FREQ=WEEKLY;BYDAY=MO", "2026-12-07T09:00", "Europe/Berlin", rdates=(datetime(2026, 12, 10, 18),)
+        )
+        assert self.days(recurrence, 3) == ["12-07 09:00", "12-10 18:00", "12-14 09:00"]
+        assert recurrence.next_after(at("2026-12-07T09:00+01:00")) == at("2026-12-10T18:00+01:00")
+
+    def test_count_and_until_bound_the_rule_only(self) -> None:
+        late = datetime(2027, 3, 1, 9)
+        counted = compile_rule("FREQ=WEEKLY;BYDAY=MO;COUNT=2", "2026-12-07T09:00", rdates=(late,))
+        assert self.days(counted) == ["12-07 09:00", "12-14 09:00", "03-01 09:00"]
+        bounded = compile_rule(
+            "FREQ=WEEKLY;BYDAY=MO", "2026-12-07T09:00", until=datetime(2026, 12, 14, 9), rdates=(late,)
+        )
+        assert self.days(bounded) == ["12-07 09:00", "12-14 09:00", "03-01 09:00"]
+
+    def test_an_exdate_removes_an_rdate_and_a_shared_time_is_one_occurrence(self) -> None:
+        recurrence = compile_rule(
+            "FREQ=WEEKLY;BYDAY=MO;COUNT=2",
+            "2026-12-07T09:00",
+            rdates=(datetime(2026, 12, 7, 9), datetime(2026, 12, 9, 9)),
+            exdates=(datetime(2026, 12, 9, 9),),
+        )
+        assert self.days(recurrence) == ["12-07 09:00", "12-14 09:00"]
+
+    def test_an_rdate_before_the_start_is_refused(self) -> None:
+        with pytest.raises(ScheduleError, match="rdate 2026-12-01T09:00:00"):
+            compile_rule("FREQ=DAILY", "2026-12-07T09:00", rdates=(datetime(2026, 12, 1, 9),))
+
+    def test_a_rule_without_occurrences_is_refused_even_with_rdates(self) -> None:
+        with pytest.raises(ScheduleError, match="produces no occurrence"):
+            compile_rule(
+                "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "2026-12-07T09:00", rdates=(datetime(2027, 1, 1),)
+            )
+
+    def test_under_completion_anchor_the_next_rdate_comes_first_when_earlier(self) -> None:
+        recurrence = compile_rule(
+            "FREQ=WEEKLY;BYDAY=MO", "2026-12-07T09:00", rdates=(datetime(2026, 12, 9, 18),)
+        )
+        common = {
+            "anchor": "completion",
+            "previous_due": at("2026-12-07T09:00+00:00"),
+            "occurrences_so_far": 1,
+        }
+        early = next_due(recurrence, completed_at=at("2026-12-07T10:00+00:00"), **common)  # type: ignore[arg-type]
+        assert early == at("2026-12-09T18:00+00:00")
+        later = next_due(recurrence, completed_at=at("2026-12-10T10:00+00:00"), **common)  # type: ignore[arg-type]
+        assert later == at("2026-12-14T09:00+00:00")

@@ -58,6 +58,8 @@ class ScheduleSpec:
     until: datetime | None = None
     count: int | None = None
     exdates: tuple[datetime, ...] = ()
+    # Extra occurrences beside the rule's (RFC 5545 RDATE): not counted by COUNT nor bounded by UNTIL.
+    rdates: tuple[datetime, ...] = ()
 
 
 def load_zone(name: str) -> ZoneInfo:
@@ -94,6 +96,7 @@ class Recurrence:
         until_utc: datetime | None,
         exdates_utc: frozenset[datetime],
         limits: rules.Limits,
+        rdates_utc: tuple[datetime, ...] = (),
     ) -> None:
         # Not for callers: use compile(), which validates. next_due() builds restarted copies this way.
         self._rule = rule
@@ -103,6 +106,7 @@ class Recurrence:
         self._start_utc = _resolve(start_wall, zone)
         self._until_utc = until_utc
         self._exdates_utc = exdates_utc
+        self._rdates_utc = tuple(sorted(set(rdates_utc) - exdates_utc))  # EXDATE wins (RFC 5545 §3.8.5.1)
         self.count = rule.count
         self.every = every
         self.rule_text = dataclasses.replace(rule, until_utc=until_utc, until_wall=None).text()
@@ -145,6 +149,16 @@ class Recurrence:
             )
             for exdate in spec.exdates
         )
+        rdates = tuple(
+            _spec_instant(
+                _wall_clock(rdate, zone=zone, what="rdate").replace(microsecond=0), zone, what="rdate"
+            )
+            for rdate in spec.rdates
+        )
+        if too_early := [rdate for rdate in rdates if rdate < start_utc]:
+            raise rules.ScheduleError(
+                f"rdate {_show(too_early[0].replace(tzinfo=UTC).astimezone(zone))} is before the start"
+            )
         recurrence = cls(
             rule=dataclasses.replace(rule, count=count, until_utc=None, until_wall=None),
             every=spec.every,
@@ -153,6 +167,7 @@ class Recurrence:
             until_utc=until_utc,
             exdates_utc=exdates,
             limits=limits,
+            rdates_utc=rdates,
         )
         # The compile's work budget, passed down explicitly: the schedule, once returned, is shared
         # by threads and carries none (its queries are bounded by the search horizon).
@@ -238,7 +253,18 @@ class Recurrence:
         return _utc(instant) in self._exdates_utc
 
     def next_after_completion(self, completed_at: datetime) -> datetime | None:
-        """The next due under ``anchor: completion``, ignoring COUNT (see :func:`next_due`)."""
+        """The next due under ``anchor: completion``, ignoring COUNT (see :func:`next_due`).
+
+        The earlier of the rule measured from the completion and the next rdate after it.
+        """
+        after_rule = self._rule_after_completion(completed_at)
+        completed_utc = _utc(completed_at)
+        rdate = next((rdate for rdate in self._rdates_utc if rdate > completed_utc), None)
+        if rdate is not None and (after_rule is None or rdate < _utc(after_rule)):
+            return self._aware(rdate)
+        return after_rule
+
+    def _rule_after_completion(self, completed_at: datetime) -> datetime | None:
         completed_wall = _wall_of(_utc(completed_at), self.zone)
         restart_wall = completed_wall.replace(
             hour=self._start_wall.hour,
@@ -284,10 +310,16 @@ class Recurrence:
     def _occurrences_from(
         self, earliest_utc: datetime, *, meter: expansion.WorkMeter | None = None
     ) -> Iterator[datetime]:
-        """Occurrences at or after ``earliest_utc``: the rule's instants within COUNT, minus exdates."""
+        """Occurrences at or after ``earliest_utc``: the rule's instants within COUNT, and the rdates,
+        minus exdates (RFC 5545 §3.8.5: COUNT and UNTIL belong to the rule, EXDATE removes from both)."""
         count_end = self._count_end(meter)
         end = self._until_utc if count_end is None else count_end
-        return self._rule_instants_from(earliest_utc, end=end, excluded=self._exdates_utc, meter=meter)
+        ruled = self._rule_instants_from(earliest_utc, end=end, excluded=self._exdates_utc, meter=meter)
+        if not self._rdates_utc:
+            return ruled
+        lower = max(earliest_utc, self._start_utc)
+        extra = (rdate for rdate in self._rdates_utc if rdate >= lower)
+        return (instant for instant, _ in itertools.groupby(heapq.merge(ruled, extra)))
 
     def _count_end(self, meter: expansion.WorkMeter | None = None) -> datetime | None:
         """The COUNT-th distinct instant: with COUNT, the schedule is the rule up to it.
@@ -495,12 +527,14 @@ def next_due(
     completion. COUNT counts spawned occurrences (``occurrences_so_far``),
     since a restarted rule cannot count for itself.
 
-    Under both anchors UNTIL is an absolute end and exdates are skipped.
+    Under both anchors UNTIL is an absolute end of the rule, exdates are
+    skipped and rdates come on top (under ``schedule`` COUNT does not count
+    them, as RFC 5545 says; under ``completion`` every spawned occurrence counts).
     """
-    if recurrence.count is not None and occurrences_so_far >= recurrence.count:
-        return None
     if anchor == "schedule":
         return recurrence.next_after(max(previous_due, completed_at, key=_utc))
+    if recurrence.count is not None and occurrences_so_far >= recurrence.count:
+        return None
     return recurrence.next_after_completion(completed_at)
 
 
