@@ -143,12 +143,17 @@ _RECURRING_TASK_DELETED = "SELECT deleted_at IS NOT NULL FROM recurring_tasks WH
 # FOR SHARE: the occurrences of one series may be saved at once; its deletion (an UPDATE) waits for them.
 _SERIES_OF_TASK_DELETED = "SELECT deleted_at IS NOT NULL FROM recurring_tasks WHERE uid = %s FOR SHARE"
 
-# A series deleted between committing its next occurrence and promoting it never recorded that
-# occurrence in its count, though its Task was made and recorded: the last word is the history.
+# A deleted series counts the occurrences recorded for it: the last word is the history. Either
+# way the count can be off when the deletion comes between an occurrence and its record: deleted
+# between committing its next occurrence and promoting it, the series never counted an occurrence
+# whose Task was made and recorded; deleted after promoting it but before its Task's handler ran,
+# it counted one whose row is then refused (its series is deleted) and never written. The lock
+# taken first (FOR UPDATE, against the FOR SHARE of every occurrence being saved) makes the count
+# see every row that will ever be written for the series.
 _SERIES_DELETE = """
 UPDATE recurring_tasks SET deleted_at = %s,
-    occurrences = GREATEST(occurrences, (SELECT count(DISTINCT occurrence) FROM tasks
-                                         WHERE tasks.recurring_task_uid = recurring_tasks.uid))
+    occurrences = (SELECT count(DISTINCT occurrence) FROM tasks
+                   WHERE tasks.recurring_task_uid = recurring_tasks.uid AND tasks.occurrence IS NOT NULL)
 WHERE uid = %s AND deleted_at IS NULL
 """
 
