@@ -31,7 +31,7 @@ def occurrence_task(
     *, recurring_task: dict[str, Any], spec: resources.RecurringTaskSpec, due_at: datetime, index: int
 ) -> dict[str, Any]:
     """The manifest of occurrence number ``index`` (1-based) of a RecurringTask."""
-    return _occurrence(
+    return recorded_occurrence(
         recurring_task=recurring_task,
         spec=spec,
         name=occurrences.occurrence_name(recurring_task["metadata"]["name"], due_at),
@@ -48,18 +48,8 @@ def recorded_occurrence(
     index: int,
     task: dict[str, Any],
 ) -> dict[str, Any]:
-    """The manifest of an occurrence made again as PostgreSQL recorded it (its name and its spec)."""
-    return _occurrence(recurring_task=recurring_task, spec=spec, name=name, index=index, task=task)
-
-
-def _occurrence(
-    *,
-    recurring_task: dict[str, Any],
-    spec: resources.RecurringTaskSpec,
-    name: str,
-    index: int,
-    task: dict[str, Any],
-) -> dict[str, Any]:
+    """The manifest of an occurrence named ``name`` with Task spec ``task``: as
+    :func:`occurrence_task` computes it, or made again as PostgreSQL recorded it."""
     meta = recurring_task["metadata"]
     return {
         "apiVersion": resources.API_VERSION,
