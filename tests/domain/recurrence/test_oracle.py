@@ -4,7 +4,7 @@ The oracle is rrule-temporal (tests/oracle/expand.mjs, run by the machine's
 Node.js): a TypeScript RFC 5545 engine on the Temporal API that does not
 derive from python-dateutil, with Node's own time zone data. Each rule is
 drawn from every FREQ and BY* part, INTERVAL, COUNT, UNTIL, negative
-positions, BYSETPOS, WKST and EXDATE, in IANA zones with DST gaps and
+positions, BYSETPOS, WKST, EXDATE and RDATE, in IANA zones with DST gaps and
 overlaps (and half-hour and 45-minute offsets), with starts near year ends,
 leap days and DST changes. Both engines are asked for the first occurrences
 as instants. Every disagreement must be one of the documented differences in
@@ -256,11 +256,6 @@ def ours(case: Case) -> Ours:
         return Ours(None, f"too costly: {error}", horizon_days=horizon.days)
     except ScheduleError as error:
         return Ours(None, str(error), horizon_days=horizon.days)
-    horizon = (
-        LIMITS.sub_daily_search_horizon
-        if "FREQ=HOURLY" in case.rule or "FREQ=MINUTELY" in case.rule
-        else LIMITS.search_horizon
-    )
     instants = [int(occurrence.timestamp() * 1000) for occurrence in recurrence.first(FIRST)]
     return Ours(instants, horizon_days=horizon.days)
 
@@ -528,3 +523,17 @@ def test_a_search_ended_near_the_horizon_is_told_from_a_lost_occurrence() -> Non
     assert beyond_the_horizon(case, Ours(shared, horizon_days=horizon), [*shared, thirty_three_years_on])
     assert beyond_the_horizon(case, Ours([*shared, thirty_three_years_on], horizon_days=horizon), shared)
     assert not beyond_the_horizon(case, Ours(shared, horizon_days=horizon), [*shared, one_year_on])
+
+
+def test_a_rule_without_occurrences_is_refused_even_with_rdates_while_the_oracle_lists_them() -> None:
+    case = dataclasses.replace(
+        _case("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "2026-12-07T09:00"), rdates=(datetime(2026, 12, 9, 9),)
+    )
+    mine = ours(case)
+    assert mine.instants is None
+    assert "produces no occurrence" in mine.refusal
+    theirs = ask_the_oracle([_request(case)])[0]["instants"]
+    assert _days(theirs) == ["2026-12-09"]
+    assert classify(case, mine, {"instants": theirs}) == "refused: a rule without occurrences, rdates or not"
+    # An oracle time that is not an rdate (nor the oracle's misreading) is not explained away.
+    assert classify(case, mine, {"instants": [*theirs, theirs[0] + 86_400_000]}) == "unexplained"
