@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,15 +26,8 @@ class Store:
 
 
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        database_url, open=False, kwargs={"autocommit": True}
-    )
-    await pool.open(wait=True)
-    try:
-        yield Store(records=Records(pool), claims=RecordClaims(pool))
-    finally:
-        await pool.close()
+def store(pool: AsyncConnectionPool[Any]) -> Store:
+    return Store(records=Records(pool), claims=RecordClaims(pool))
 
 
 def _series(uid: str) -> RecurringTaskWrite:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,17 +35,8 @@ class Store:
 
 
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        database_url, open=False, kwargs={"autocommit": True}
-    )
-    await pool.open(wait=True)
-    try:
-        yield Store(
-            records=Records(pool), reads=queries.Queries(pool), owner=f"{uuid.uuid4().hex[:8]}-{ALICE}"
-        )
-    finally:
-        await pool.close()
+def store(pool: AsyncConnectionPool[Any]) -> Store:
+    return Store(records=Records(pool), reads=queries.Queries(pool), owner=f"{uuid.uuid4().hex[:8]}-{ALICE}")
 
 
 def _task(store: Store, name: str, *, history: bool = False, owner: str | None = None) -> TaskWrite:

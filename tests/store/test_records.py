@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,15 +18,8 @@ NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def records(database_url: str) -> AsyncIterator[Records]:
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        database_url, open=False, kwargs={"autocommit": True}
-    )
-    await pool.open(wait=True)
-    try:
-        yield Records(pool)
-    finally:
-        await pool.close()
+def records(pool: AsyncConnectionPool[Any]) -> Records:
+    return Records(pool)
 
 
 def _task(**changes: Any) -> TaskWrite:

@@ -20,6 +20,7 @@ no observed generation, its reconcile starts from the live row of its name.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Protocol
 
@@ -32,8 +33,11 @@ from todo_operator.store.claims import LiveRow, RecordClaims, Table
 logger = logging.getLogger(__name__)
 
 
-class Superseded(Exception):
-    """Another object holds this name in the cluster now: this one is gone (a late handler call)."""
+@dataclasses.dataclass(frozen=True)
+class TakenUp:
+    """This object's claim on its name's record: ``row`` is the live row, now its own (None: new)."""
+
+    row: LiveRow | None
 
 
 class _Recorder(Protocol):
@@ -57,31 +61,35 @@ async def take_up_record(
     claims: RecordClaims,
     cluster_events: _Recorder,
     spec: resources.Model,
-) -> LiveRow | None:
-    """The live row of ``body``'s name, moved to its uid if it was another's; None without one.
+) -> TakenUp | None:
+    """The live row of ``body``'s name, moved to its uid if it was another's (``TakenUp.row`` is
+    None without one); None, logged, when another object holds the name now (a late handler call
+    of an object that is gone: its reconcile stops).
 
     A row moved from another uid is recorded at the object's generation when its recorded
     spec is ``spec``, else at generation 0, so the reconcile tells of the
-    change as an update. Raises :class:`Superseded` when another object holds the name now.
+    change as an update.
     """
     meta = body["metadata"]
     namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
     row = await claims.live(table, namespace=namespace, name=name)
     if row is None or row.uid == uid:
-        return row
+        return TakenUp(row)
     holder = await kube.get(kind, namespace=namespace, name=name)
     if holder is None or holder["metadata"].get("uid") != uid:
-        raise Superseded(f"{kind.kind} {namespace}/{name} {uid} is no longer the object of that name")
+        logger.info("%s %s/%s %s is no longer the object of that name", kind.kind, namespace, name, uid)
+        return None
     generation = int(meta.get("generation") or 1) if _same_spec(spec, row.spec) else 0
     moved = await claims.rekey(
         table, namespace=namespace, name=name, old_uid=row.uid, new_uid=uid, generation=generation
     )
     if moved is None:
-        raise Superseded(f"the record of {kind.kind} {namespace}/{name} changed hands while it was taken up")
+        logger.info("the record of %s %s/%s changed hands while it was taken up", kind.kind, namespace, name)
+        return None
     logger.info("%s %s/%s takes up the record of uid %s", kind.kind, namespace, name, row.uid)
     cluster_events.normal(
         body,
         reason="RecordTakenUp",
         message=f"recorded before under uid {row.uid} (restored): its history and state carry over",
     )
-    return moved
+    return TakenUp(moved)

@@ -45,7 +45,7 @@ from todo_operator.kube import (
     owners,
 )
 from todo_operator.operator import objects
-from todo_operator.operator.claims import Superseded, take_up_record
+from todo_operator.operator.claims import take_up_record
 from todo_operator.schedule_engine import ScheduleEngine
 from todo_operator.store.claims import RecordClaims
 from todo_operator.store.records import RecordDeleted, RecordNotFound, Records, RecurringTaskWrite, TaskWrite
@@ -287,19 +287,18 @@ class TaskReconciler:
     ) -> resources.TaskStatus | None:
         """The status last recorded for this Task's name, if PostgreSQL has it (``operator/claims.py``);
         None if another object holds the name now."""
-        try:
-            row = await take_up_record(
-                body,
-                kind=crds.TASK,
-                table="tasks",
-                kube=self._kube,
-                claims=self._claims,
-                cluster_events=self._cluster_events,
-                spec=spec,
-            )
-        except Superseded as gone:
-            logger.info("%s", gone)
-            return None
+        taken = await take_up_record(
+            body,
+            kind=crds.TASK,
+            table="tasks",
+            kube=self._kube,
+            claims=self._claims,
+            cluster_events=self._cluster_events,
+            spec=spec,
+        )
+        if taken is None:
+            return None  # another object holds the name now
+        row = taken.row
         if row is None:
             return status
         return _recorded(resources.TaskStatus, row.status, generation=row.generation) or status
@@ -552,19 +551,18 @@ class RecurringTaskReconciler:
         history holds as live are made again as they were recorded (a completed one completed),
         each of which then takes up its own row (``operator/claims.py``).
         """
-        try:
-            row = await take_up_record(
-                body,
-                kind=crds.RECURRING_TASK,
-                table="recurring_tasks",
-                kube=self._kube,
-                claims=self._claims,
-                cluster_events=self._cluster_events,
-                spec=spec,
-            )
-        except Superseded as gone:
-            logger.info("%s", gone)
-            return None
+        taken = await take_up_record(
+            body,
+            kind=crds.RECURRING_TASK,
+            table="recurring_tasks",
+            kube=self._kube,
+            claims=self._claims,
+            cluster_events=self._cluster_events,
+            spec=spec,
+        )
+        if taken is None:
+            return None  # another object holds the name now
+        row = taken.row
         if row is None:
             return status
         meta = ObjectMeta.of(body)

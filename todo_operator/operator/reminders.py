@@ -36,7 +36,7 @@ from todo_operator.domain import crds, lifecycle, resources, timing
 from todo_operator.domain.events import Event
 from todo_operator.kube import AlreadyExists, Body, Kube, owners
 from todo_operator.operator import objects
-from todo_operator.operator.claims import Superseded, take_up_record
+from todo_operator.operator.claims import take_up_record
 from todo_operator.operator.reconciling import ClusterEventRecorder, ObjectMeta, observed, status_wire
 from todo_operator.store import reminder_rows
 from todo_operator.store.claims import RecordClaims
@@ -331,19 +331,18 @@ class ReminderReconciler:
         sent or failed stays so (the row is terminal: scheduling it again writes that back), one
         waiting keeps its moment, so ``reminder.scheduled`` is not told again.
         """
-        try:
-            row = await take_up_record(
-                body,
-                kind=crds.REMINDER,
-                table="reminders",
-                kube=self._kube,
-                claims=RecordClaims(self._pool),
-                cluster_events=self._cluster_events,
-                spec=spec,
-            )
-        except Superseded as gone:
-            logger.info("%s", gone)
-            return None
+        taken = await take_up_record(
+            body,
+            kind=crds.REMINDER,
+            table="reminders",
+            kube=self._kube,
+            claims=RecordClaims(self._pool),
+            cluster_events=self._cluster_events,
+            spec=spec,
+        )
+        if taken is None:
+            return None  # another object holds the name now
+        row = taken.row
         if row is None:
             return status
         async with self._pool.connection() as connection:
