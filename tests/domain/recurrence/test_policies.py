@@ -134,6 +134,15 @@ class TestTimeZones:
                 ],
                 id="gap times that land on existing ones are produced once",
             ),
+            pytest.param(
+                "Australia/Sydney",
+                "FREQ=WEEKLY;BYHOUR=0,2",
+                "2020-10-04T03:00",
+                ["2020-10-11T00:00:00+11:00", "2020-10-11T02:00:00+11:00"],
+                # Found by the dateutil property test: 02:00 is in the gap and resolves to 03:00,
+                # the start's instant, but on the wall clock it is before the start.
+                id="a gap slot before the start is not an occurrence, though it resolves onto the start",
+            ),
         ],
     )
     def test_wall_clock_policy(self, zone: str, rule: str, start: str, expected: list[str]) -> None:

@@ -364,7 +364,12 @@ class Recurrence:
         waiting: list[datetime] = []  # gap times moved forward, not yet safe to emit
         # Emitted instants increase strictly: `> last` filters both duplicates and times before `lower`.
         last = lower - _ONE_MICROSECOND
+        start_wall = self._start_wall
         for wall in self._expansion.wall_times_from(lower_wall - slack, meter=meter):
+            if wall < start_wall:
+                # A slot before the start on the wall clock is not the rule's, even when it lies in
+                # a gap and so resolves onto the start's instant (02:00 moved to a 03:00 start).
+                continue
             offset = _offset(zone, wall)  # fold=0: the gap/ambiguity policy, see the module docstring
             instant = wall - offset
             if _offset(zone, wall.replace(fold=1)) > offset:
