@@ -172,6 +172,11 @@ class FakeRecords:
     async def mark_deleted(self, *, table: str, uid: str, at: datetime, events: Sequence[Event] = ()) -> None:
         raise AssertionError("nothing is deleted in these tests")
 
+    async def mark_task_deleted(
+        self, *, uid: str, at: datetime, skip: bool, deleted: Event, skipped: Event
+    ) -> bool:
+        raise AssertionError("nothing is deleted in these tests")
+
     def events(self) -> list[str]:
         """The types of the events recorded, in order."""
         return [event.type for _, events in self.saved for event in events]

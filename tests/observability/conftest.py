@@ -28,6 +28,7 @@ def zero_snapshot() -> figures.RecordSnapshot:
         tasks_overdue=0,
         tasks_completed=0,
         occurrences_completed=0,
+        occurrences_skipped=0,
         occurrences_spawned=0,
         recurring_tasks_created=0,
         recurring_tasks=dict.fromkeys(stats.RECURRING_PHASES, 0),

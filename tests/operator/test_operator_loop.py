@@ -172,6 +172,58 @@ def test_deleting_the_current_occurrence_skips_it_at_once_and_records_no_complet
         (namespace,),
     ).fetchone()
     assert recorded == (None, second["currentTask"])
+    # History says it was skipped, not done, and so do the events and `kubectl describe`.
+    row = db.execute(
+        "SELECT phase, completed, completed_at, deleted_at IS NOT NULL FROM tasks"
+        " WHERE namespace = %s AND name = %s",
+        (namespace, first),
+    ).fetchone()
+    assert row == ("Skipped", False, None, True)
+    of_first = [event for event, subject in outbox(db, namespace) if subject == f"{namespace}/{first}"]
+    assert of_first == ["task.created", "task.skipped", "task.deleted"]
+    skipped = [e for e in kube.events(namespace, "plants") if e["reason"] == "Skipped"]
+    assert [e["message"] for e in skipped] == [
+        f"occurrence 1 {first} was deleted before it was completed: skipped"
+    ]
+
+
+def test_deleting_a_completed_occurrence_or_a_one_off_task_is_no_skip(
+    kube: KubeClient, namespace: str, db: psycopg.Connection[Any]
+) -> None:
+    """Only the current occurrence, not completed, is skipped by its deletion: a completed one
+    stays history as Completed, a one-off task is simply deleted (its row out of every list)."""
+    kube.create("recurringtasks", namespace, recurring_task("plants"))
+    first = wait_current(kube, namespace, "plants", occurrences=1)["status"]["currentTask"]
+    complete(kube, namespace, first)
+    wait_current(kube, namespace, "plants", occurrences=2)
+    one_off = {
+        "apiVersion": "todo.dev/v1alpha1",
+        "kind": "Task",
+        "metadata": {"name": "call-bob"},
+        "spec": {"title": "Call Bob", "owner": "alice@example.com"},
+    }
+    kube.create("tasks", namespace, one_off)
+    kube.wait_for_status("tasks", namespace, "call-bob", lambda s: s.get("phase") == "Open", what="Open")
+
+    kube.delete("tasks", namespace, first)
+    kube.delete("tasks", namespace, "call-bob")
+
+    def recorded() -> list[tuple[str, str, bool]] | None:
+        rows = db.execute(
+            "SELECT name, phase, deleted_at IS NOT NULL FROM tasks"
+            " WHERE namespace = %s AND name = ANY(%s) ORDER BY name",
+            (namespace, [first, "call-bob"]),
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows] if all(r[2] for r in rows) else None
+
+    assert kube.wait_for("both deletions recorded", recorded) == [
+        ("call-bob", "Open", True),
+        (first, "Completed", True),
+    ]
+    assert [event for event, _ in outbox(db, namespace)].count("task.skipped") == 0
+    body = kube.get("recurringtasks", namespace, "plants")
+    assert body is not None
+    assert body["status"]["occurrences"] == 2
 
 
 def test_an_occurrence_completed_early_under_the_completion_anchor_is_followed_by_a_later_one(

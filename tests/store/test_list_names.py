@@ -12,12 +12,13 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from todo_operator.api import names
+from todo_operator.domain.events import Event
 from todo_operator.store import queries
 from todo_operator.store.records import Records, RecurringTaskWrite, TaskWrite
 
@@ -39,8 +40,15 @@ def store(pool: AsyncConnectionPool[Any]) -> Store:
     return Store(records=Records(pool), reads=queries.Queries(pool), owner=f"{uuid.uuid4().hex[:8]}-{ALICE}")
 
 
-def _task(store: Store, name: str, *, history: bool = False, owner: str | None = None) -> TaskWrite:
-    """A live open task, or (``history``) a completed occurrence whose object was pruned."""
+History = Literal["completed", "skipped"]
+
+
+def _task(
+    store: Store, name: str, *, history: bool = False, owner: str | None = None, kind: History = "completed"
+) -> TaskWrite:
+    """A live open task, or (``history``) an occurrence whose object went: pruned once completed,
+    or deleted while current (``kind="skipped"``)."""
+    completed = history and kind == "completed"
     return TaskWrite(
         uid=str(uuid.uuid4()),
         namespace=NAMESPACE,
@@ -51,9 +59,9 @@ def _task(store: Store, name: str, *, history: bool = False, owner: str | None =
         priority="medium",
         tags=[],
         due_at=NOW,
-        completed=history,
-        completed_at=NOW if history else None,
-        phase="Completed" if history else "Open",
+        completed=completed,
+        completed_at=NOW if completed else None,
+        phase="Completed" if completed else "Open",
         recurring_task_uid=str(uuid.uuid4()) if history else None,
         occurrence=1 if history else None,
         recurring_pattern=None,
@@ -70,8 +78,16 @@ def _task(store: Store, name: str, *, history: bool = False, owner: str | None =
 
 async def _save(store: Store, row: TaskWrite) -> str:
     await store.records.save_task(row)
-    if row.completed:
-        await store.records.mark_deleted(table="tasks", uid=row.uid, at=NOW)
+    if row.recurring_task_uid is not None:  # history: its object is gone
+        subject = f"{NAMESPACE}/{row.name}"
+        skipped = await store.records.mark_task_deleted(
+            uid=row.uid,
+            at=NOW,
+            skip=not row.completed,
+            deleted=Event(type="task.deleted", subject=subject, partition_key=row.owner, key=f"d:{row.uid}"),
+            skipped=Event(type="task.skipped", subject=subject, partition_key=row.owner, key=f"s:{row.uid}"),
+        )
+        assert skipped == (not row.completed)
     return row.title
 
 
@@ -84,6 +100,7 @@ async def _listed(store: Store, *, prefix: str | None) -> list[str]:
     return sorted(row.name for row in rows)
 
 
+@pytest.mark.parametrize("kind", ["completed", "skipped"])
 @pytest.mark.parametrize(
     ("api_made", "kubectl_made", "shown"),
     [
@@ -94,11 +111,11 @@ async def _listed(store: Store, *, prefix: str | None) -> list[str]:
     ],
 )
 async def test_of_two_tasks_alike_the_list_shows_the_one_get_finds(
-    store: Store, api_made: str, kubectl_made: str, shown: str
+    store: Store, api_made: str, kubectl_made: str, shown: str, kind: History
 ) -> None:
     prefix = names.owner_prefix(store.owner)
-    api_row = _task(store, prefix + "water", history=api_made == "history")
-    kubectl_row = _task(store, "water", history=kubectl_made == "history")
+    api_row = _task(store, prefix + "water", history=api_made == "history", kind=kind)
+    kubectl_row = _task(store, "water", history=kubectl_made == "history", kind=kind)
     await _save(store, api_row)
     await _save(store, kubectl_row)
 

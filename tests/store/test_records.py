@@ -12,7 +12,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from todo_operator.domain.events import Event
-from todo_operator.store.records import RecordNotFound, Records, TaskWrite
+from todo_operator.store.records import RecordDeleted, RecordNotFound, Records, TaskWrite
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -114,6 +114,55 @@ async def test_deletion_keeps_the_row_as_history(records: Records, database_url:
     await records.mark_deleted(table="tasks", uid=row.uid, at=NOW, events=[_event(row, "task.deleted")])
     await records.mark_deleted(table="tasks", uid=row.uid, at=NOW + timedelta(hours=1))
     assert _count(database_url, "SELECT count(*) FROM tasks WHERE deleted_at = '2026-12-01T09:00:00Z'") == 1
+
+
+def _phase_and_events(dsn: str, row: TaskWrite) -> tuple[str, list[str]]:
+    with psycopg.connect(dsn) as connection:
+        found = connection.execute("SELECT phase FROM tasks WHERE uid = %s", (row.uid,)).fetchone()
+        events = connection.execute(
+            "SELECT event_type FROM outbox WHERE subject = %s ORDER BY id", (f"{row.namespace}/{row.name}",)
+        ).fetchall()
+    assert found is not None
+    return found[0], [event[0] for event in events]
+
+
+async def _forget(records: Records, row: TaskWrite, *, skip: bool, at: datetime = NOW) -> bool:
+    return await records.mark_task_deleted(
+        uid=row.uid,
+        at=at,
+        skip=skip,
+        deleted=_event(row, "task.deleted"),
+        skipped=_event(row, "task.skipped"),
+    )
+
+
+async def test_a_skipped_occurrence_is_history_with_its_event_before_the_deletion(
+    records: Records, database_url: str
+) -> None:
+    row = _task(occurrence=3)
+    await records.save_task(row)
+    assert await _forget(records, row, skip=True) is True
+    # Handled again (a retried delete handler): nothing more, and it says it is no longer live.
+    assert await _forget(records, row, skip=True, at=NOW + timedelta(hours=1)) is False
+    assert _phase_and_events(database_url, row) == ("Skipped", ["task.skipped", "task.deleted"])
+    with pytest.raises(RecordDeleted):
+        await records.save_task(dataclasses.replace(row, completed=True, completed_at=NOW, generation=2))
+
+
+async def test_a_recorded_completion_is_never_turned_into_a_skip(records: Records, database_url: str) -> None:
+    """The object may be deleted as the series' current occurrence just after its completion was
+    recorded (the series had not moved on yet): it stays Completed, with no ``task.skipped``."""
+    row = _task(completed=True, completed_at=NOW, phase="Completed")
+    await records.save_task(row)
+    assert await _forget(records, row, skip=True) is False
+    assert _phase_and_events(database_url, row) == ("Completed", ["task.deleted"])
+
+
+async def test_a_deletion_that_is_no_skip_keeps_the_phase(records: Records, database_url: str) -> None:
+    row = _task()
+    await records.save_task(row)
+    assert await _forget(records, row, skip=False) is False
+    assert _phase_and_events(database_url, row) == ("Open", ["task.deleted"])
 
 
 async def test_mark_deleted_refuses_unknown_tables(records: Records) -> None:

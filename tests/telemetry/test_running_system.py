@@ -87,14 +87,19 @@ def test_the_operators_metrics_follow_a_scenario(
 ) -> None:
     before = scrape(metrics_url)
 
-    # A recurring task: its first occurrence, completed, opens the second.
+    # A recurring task: its first occurrence, completed, opens the second; the second, skipped
+    # (deleted), the third.
     kube.create("recurringtasks", namespace, recurring("plants"))
     first = kube.wait_for_status(
         "recurringtasks", namespace, "plants", lambda s: s.get("occurrences") == 1, what="occurrence 1"
     )["status"]["currentTask"]
     kube.patch("tasks", namespace, first, {"spec": {"completed": True}})
-    kube.wait_for_status(
+    second = kube.wait_for_status(
         "recurringtasks", namespace, "plants", lambda s: s.get("occurrences") == 2, what="occurrence 2"
+    )["status"]["currentTask"]
+    kube.delete("tasks", namespace, second)
+    kube.wait_for_status(
+        "recurringtasks", namespace, "plants", lambda s: s.get("occurrences") == 3, what="occurrence 3"
     )
 
     # A reminder sent by `todo-operator notify` (what a CronJob's pod runs), not by the operator:
@@ -158,7 +163,8 @@ def test_the_operators_metrics_follow_a_scenario(
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert delta("todo_occurrences_spawned_total") == 2
+    assert delta("todo_occurrences_spawned_total") == 3
+    assert delta("todo_occurrences_skipped_total") == 1
     assert delta("todo_tasks_completed_total", recurring="true") == 1
     assert delta("todo_tasks_completed_total", recurring="false") == 0
     assert delta("todo_recurring_tasks_created_total") == 1

@@ -17,6 +17,7 @@ EventType = Literal[
     "task.updated",
     "task.completed",
     "task.overdue",
+    "task.skipped",
     "task.deleted",
     "recurringtask.created",
     "recurringtask.updated",

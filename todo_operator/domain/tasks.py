@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from todo_operator.domain.events import Event, Seen, lifecycle_events
 from todo_operator.domain.resources import TaskPhase, TaskSpec
@@ -32,3 +34,28 @@ def task_events(seen: Seen, spec: TaskSpec, *, phase: TaskPhase, previous: TaskP
         key = f"task.completed:{seen.uid}:{seen.generation}"
         events.append(seen.event("task.completed", key=key, data=data))
     return events
+
+
+def skipped_event(
+    subject: str, *, uid: str, spec: Mapping[str, Any], series: str | None, occurrence: int | None
+) -> Event:
+    """``task.skipped``: the occurrence ``subject`` of ``series`` was skipped before it was completed.
+
+    Built from the spec as the object last had it (it is being deleted, and may not validate);
+    once per Task (its uid), however often the deletion is handled.
+    """
+    owner = str(spec.get("owner") or "")
+    data = {
+        "title": spec.get("title"),
+        "owner": owner,
+        "recurringTask": series,
+        "occurrence": occurrence,
+        "dueAt": spec.get("dueAt"),
+    }
+    return Event(
+        type="task.skipped",
+        subject=subject,
+        partition_key=owner,
+        key=f"task.skipped:{uid}",
+        data={name: value for name, value in data.items() if value is not None},
+    )

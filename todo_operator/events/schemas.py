@@ -26,7 +26,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -71,6 +71,16 @@ class RecurringTaskDataV1(_Data):
     next_due_at: datetime | None = Field(default=None, alias="nextDueAt")
 
 
+class SkippedDataV1(_Data):
+    """task.skipped: an occurrence its series moved past without a completion (``task.deleted`` follows)."""
+
+    owner: str
+    title: str | None = None
+    recurring_task: str = Field(alias="recurringTask", description="the series, in the event's namespace")
+    occurrence: int | None = Field(default=None, ge=1)
+    due_at: datetime | None = Field(default=None, alias="dueAt")
+
+
 class DeletedDataV1(_Data):
     """task.deleted, recurringtask.deleted: the object is gone; what is known is optional."""
 
@@ -94,10 +104,15 @@ class ReminderDataV1(_Data):
     error: str | None = None
 
 
+# What a live list needs to refresh a row. ``task.skipped`` derives no record: the
+# ``task.deleted`` recorded with it says the same to a list (the object is gone).
+TaskChange = Literal["created", "updated", "completed", "overdue", "deleted"]
+
+
 class TaskUpdateDataV1(_Data):
     """The compact change record on ``task-updates``: enough for a live list to refresh one row."""
 
-    change: Literal["created", "updated", "completed", "overdue", "deleted"]
+    change: TaskChange
     owner: str
     title: str | None = None
     phase: str | None = None
@@ -122,6 +137,7 @@ KINDS: dict[str, EventKind] = {
             EventKind(name=f"task.{what}", topic=TOPIC_TASK_EVENTS, data_model=TaskDataV1)
             for what in ("created", "updated", "completed", "overdue")
         ),
+        EventKind(name="task.skipped", topic=TOPIC_TASK_EVENTS, data_model=SkippedDataV1),
         EventKind(name="task.deleted", topic=TOPIC_TASK_EVENTS, data_model=DeletedDataV1),
         *(
             EventKind(name=f"recurringtask.{what}", topic=TOPIC_TASK_EVENTS, data_model=RecurringTaskDataV1)
@@ -214,10 +230,11 @@ def build(
 
 def task_update(event: dict[str, Any]) -> dict[str, Any] | None:
     """The compact ``task-updates`` record derived from a task event (None for other events)."""
-    if not event["type"].startswith("task."):
+    kind, _, change = event["type"].partition(".")
+    if kind != "task" or change not in get_args(TaskChange):
         return None
     data = event.get("data") or {}
-    update = {"change": event["type"].split(".", 1)[1], "owner": data.get("owner") or event["partitionkey"]}
+    update = {"change": change, "owner": data.get("owner") or event["partitionkey"]}
     for field_name in ("title", "phase"):
         if data.get(field_name) is not None:
             update[field_name] = data[field_name]

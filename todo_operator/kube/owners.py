@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from todo_operator.domain import resources
+from todo_operator.domain import crds, resources
+from todo_operator.kube.client import Kube
 
 
 def controller_reference(owner: dict[str, Any], *, kind: str) -> dict[str, Any]:
@@ -34,3 +35,16 @@ def controller_of(body: dict[str, Any], *, kind: str) -> dict[str, Any] | None:
             found: dict[str, Any] = reference
             return found
     return None
+
+
+async def live_controller(kube: Kube, body: dict[str, Any], *, kind: crds.Kind) -> dict[str, Any] | None:
+    """The object of ``kind`` that controls ``body``: the one of the reference's uid (a new
+    object of the same name is another one), and None once it is being deleted."""
+    reference = controller_of(body, kind=kind.kind)
+    if reference is None:
+        return None
+    namespace = body["metadata"]["namespace"]
+    owner = await kube.get(kind, namespace=namespace, name=str(reference["name"]))
+    if owner is None or owner["metadata"].get("uid") != reference.get("uid"):
+        return None
+    return None if owner["metadata"].get("deletionTimestamp") else owner

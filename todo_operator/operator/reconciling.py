@@ -280,7 +280,7 @@ class TaskReconciler:
             await self._reminders.sync_task(body, spec)
 
         if spec.completed:
-            await self._advance_series(body, only_if_current=False)
+            await self._advance_series(body)
 
     async def _taken_up(
         self, body: Body, spec: resources.TaskSpec, status: resources.TaskStatus
@@ -355,45 +355,53 @@ class TaskReconciler:
             events=events,
         )
 
-    async def _advance_series(self, body: Body, *, only_if_current: bool) -> None:
-        """Let the RecurringTask of this occurrence (the one of its uid) move on now.
-
-        With ``only_if_current``, only when this Task is the series' current occurrence: a
-        pruned old occurrence changes nothing.
-        """
-        owner_reference = owners.controller_of(body, kind="RecurringTask")
-        if owner_reference is None:
-            return
-        meta = ObjectMeta.of(body)
-        owner = await self._kube.get(
-            crds.RECURRING_TASK, namespace=meta.namespace, name=owner_reference["name"]
-        )
-        if owner is None or owner["metadata"].get("uid") != owner_reference["uid"]:
-            return
-        if owner["metadata"].get("deletionTimestamp"):
-            return  # the series is going, and its occurrences with it
-        if only_if_current and (owner.get("status") or {}).get("currentTask") != meta.name:
-            return
-        await self._recurring.reconcile(owner)
+    async def _advance_series(self, body: Body) -> None:
+        """Let the RecurringTask of this completed occurrence move on now."""
+        series = await owners.live_controller(self._kube, body, kind=crds.RECURRING_TASK)
+        if series is not None:
+            await self._recurring.reconcile(series)
 
     async def forget(self, body: Body) -> None:
-        """Record the deletion (the row stays: PostgreSQL keeps the history)."""
+        """Record the deletion (the row stays: PostgreSQL keeps the history).
+
+        Deleting a live series' current occurrence is a skip (F24, docs/RECURRENCE.md): unless
+        a completion is recorded, its row becomes history in phase ``Skipped`` with a
+        ``task.skipped`` event, and the series moves on now, not at its next change. Both
+        sides read the same recorded completion, so the series skips exactly what is recorded
+        as skipped.
+        """
         meta = ObjectMeta.of(body)
-        owner = (body.get("spec") or {}).get("owner", "")
-        event = Event(
-            type="task.deleted", subject=meta.subject, partition_key=owner, key=f"task.deleted:{meta.uid}"
+        raw_spec = body.get("spec") or {}
+        owner = raw_spec.get("owner", "")
+        series = await owners.live_controller(self._kube, body, kind=crds.RECURRING_TASK)
+        current = series is not None and (series.get("status") or {}).get("currentTask") == meta.name
+        skipped = await self._records.mark_task_deleted(
+            uid=meta.uid,
+            at=self._clock.now(),
+            skip=current,
+            deleted=Event(
+                type="task.deleted", subject=meta.subject, partition_key=owner, key=f"task.deleted:{meta.uid}"
+            ),
+            skipped=tasks.skipped_event(
+                meta.subject,
+                uid=meta.uid,
+                spec=raw_spec,
+                series=series["metadata"]["name"] if series is not None else None,
+                occurrence=objects.occurrence_index(body),
+            ),
         )
-        await self._records.mark_deleted(table="tasks", uid=meta.uid, at=self._clock.now(), events=[event])
+        if skipped:
+            logger.info("%s: skipped (the current occurrence was deleted)", meta.subject)
         if self._reminders is not None:
             # The task is going: its pending reminders must not fire (they end Cancelled).
             try:
-                spec = resources.TaskSpec.model_validate(body.get("spec") or {})
+                spec = resources.TaskSpec.model_validate(raw_spec)
             except ValidationError:
                 spec = None
             if spec is not None:
                 await self._reminders.sync_task(body, spec)
-        # A deleted current occurrence is a skip (F24): the series moves on now, not at its next change.
-        await self._advance_series(body, only_if_current=True)
+        if current and series is not None:
+            await self._recurring.reconcile(series)
 
     async def _reject(
         self, body: Body, *, meta: ObjectMeta, status: resources.TaskStatus, message: str, now: datetime
@@ -513,8 +521,8 @@ class RecurringTaskReconciler:
                 status=status_wire(new_status),
                 resource_version=body["metadata"].get("resourceVersion"),
             )
+            self._announce(body, plan=plan, status=new_status, previous=status)
             status, made = new_status, False
-            self._announce(body, plan=plan, status=new_status)
             if plan.outcome == "ended":
                 # Its event follows the commit, never a decision that might not commit; a crash
                 # before this is made good by the next reconcile (the same event id).
@@ -592,7 +600,14 @@ class RecurringTaskReconciler:
         }[reason]
         return observed(status, meta=meta, ready=True, reason=reason, message=message, now=now, rule=rule)
 
-    def _announce(self, body: Body, *, plan: lifecycle.Plan, status: resources.RecurringTaskStatus) -> None:
+    def _announce(
+        self,
+        body: Body,
+        *,
+        plan: lifecycle.Plan,
+        status: resources.RecurringTaskStatus,
+        previous: resources.RecurringTaskStatus,
+    ) -> None:
         """The Kubernetes Events of a committed step (what ``kubectl describe`` tells)."""
         if plan.outcome == "ended":
             self._cluster_events.normal(
@@ -606,7 +621,10 @@ class RecurringTaskReconciler:
             )
         elif plan.outcome == "skipped":
             self._cluster_events.normal(
-                body, reason="Skipped", message="the current occurrence was deleted: skipped"
+                body,
+                reason="Skipped",
+                message=f"occurrence {previous.occurrences} {previous.current_task} was deleted before"
+                " it was completed: skipped",
             )
 
     async def _observe(

@@ -23,13 +23,15 @@ from psycopg.rows import class_row
 
 from todo_operator.store.repository import Repository
 
-TaskState = Literal["open", "overdue", "completed"]
+TaskState = Literal["open", "overdue", "completed", "skipped"]
 SortKey = Literal["due", "priority", "created", "next", "title"]
 TagsMatch = Literal["all", "any"]
 
-# A task is visible while it exists, and forever once it was completed as an
-# occurrence of a recurring task (history that outlives pruning).
-_VISIBLE = "(t.deleted_at IS NULL OR (t.completed AND t.recurring_task_uid IS NOT NULL))"
+# History: an occurrence of a recurring task once completed or skipped. It outlives its
+# object (pruned by ``historyLimit``, or deleted to skip it).
+_HISTORY = "({t}.recurring_task_uid IS NOT NULL AND ({t}.completed OR {t}.phase = 'Skipped'))"
+# A task is visible while it exists, and forever once it is history.
+_VISIBLE = f"(t.deleted_at IS NULL OR {_HISTORY.format(t='t')})"
 
 # When the task (or its series) comes up next: the seed's next_occurrence if
 # the operator recorded one; for an occurrence, its series' next due; for a
@@ -41,10 +43,10 @@ _NEXT = (
 # One user's view shows each name once, as the API's GET resolves it (names.candidates):
 # a live object before history, and of two alike the API-made ``<prefix><name>`` before
 # the kubectl-made ``<name>``. A row that such a twin outranks is left out of lists.
-_TASK_NOT_OUTRANKED = """NOT EXISTS (
+_TASK_NOT_OUTRANKED = f"""NOT EXISTS (
   SELECT 1 FROM tasks twin WHERE twin.owner = t.owner AND twin.namespace = t.namespace AND (
     (twin.name = %(owner_prefix)s || t.name AND (twin.deleted_at IS NULL
-      OR (t.deleted_at IS NOT NULL AND twin.completed AND twin.recurring_task_uid IS NOT NULL)))
+      OR (t.deleted_at IS NOT NULL AND {_HISTORY.format(t="twin")})))
     OR (t.name = %(owner_prefix)s || twin.name AND twin.deleted_at IS NULL AND t.deleted_at IS NOT NULL)))"""
 # Lists of live rows only: a kubectl-made row is left out while its API-made twin lives.
 _LIVE_NOT_OUTRANKED = (
@@ -148,10 +150,14 @@ def _task_conditions(query: TaskQuery) -> tuple[list[str], dict[str, Any]]:
     params: dict[str, Any] = {"owner": query.owner, "namespace": query.namespace, "now": query.now}
     if query.state == "completed":
         conditions.append("t.completed")
+    elif query.state == "skipped":
+        conditions.append("t.phase = 'Skipped'")
     elif query.state == "overdue":
-        conditions.append("NOT t.completed AND t.due_at < %(now)s")
+        conditions.append("t.deleted_at IS NULL AND NOT t.completed AND t.due_at < %(now)s")
     elif query.state == "open":
-        conditions.append("NOT t.completed AND (t.due_at IS NULL OR t.due_at >= %(now)s)")
+        conditions.append(
+            "t.deleted_at IS NULL AND NOT t.completed AND (t.due_at IS NULL OR t.due_at >= %(now)s)"
+        )
     if query.priorities:
         conditions.append("t.priority = ANY(%(priorities)s)")
         params["priorities"] = list(query.priorities)
@@ -257,7 +263,7 @@ class Queries(Repository):
             return await cursor.fetchall()
 
     async def find_history(self, *, owner: str, namespace: str, names: tuple[str, ...]) -> TaskRead | None:
-        """The owner's completed occurrence by name, kept after its object was pruned (newest if several).
+        """The owner's history by name (an occurrence completed or skipped; the newest if several).
 
         Only history: a live task is read from the API server, and a row whose
         object is gone but whose deletion the operator has not recorded yet is
@@ -267,7 +273,7 @@ class Queries(Repository):
             f"SELECT {_TASK_COLUMNS}, NULL::text AS sort_value"
             " FROM tasks t LEFT JOIN recurring_tasks r ON r.uid = t.recurring_task_uid"
             " WHERE t.owner = %(owner)s AND t.namespace = %(namespace)s AND t.name = ANY(%(names)s)"
-            " AND t.deleted_at IS NOT NULL AND t.completed AND t.recurring_task_uid IS NOT NULL"
+            f" AND t.deleted_at IS NOT NULL AND {_HISTORY.format(t='t')}"
             " ORDER BY t.deleted_at DESC LIMIT 1"
         )
         params = {"owner": owner, "namespace": namespace, "names": list(names)}

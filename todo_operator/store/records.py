@@ -158,6 +158,17 @@ WHERE uid = %s AND deleted_at IS NULL
 """
 
 
+# A Task's deletion, recorded as a skip when asked and no completion is recorded: the row
+# lock of the UPDATE orders it after (or before) a completion being saved, so an occurrence
+# is either completed or skipped, never both.
+_TASK_DELETE = """
+UPDATE tasks SET deleted_at = %(at)s,
+    phase = CASE WHEN %(skip)s AND NOT completed THEN 'Skipped' ELSE phase END
+WHERE uid = %(uid)s AND deleted_at IS NULL
+RETURNING phase = 'Skipped'
+"""
+
+
 def _row_parameters(row: TaskWrite | RecurringTaskWrite) -> dict[str, Any]:
     parameters = dict(vars(row))
     parameters["spec"] = Jsonb(row.spec)
@@ -208,6 +219,24 @@ class Records(Repository):
             raise RecordNotFound(f"the completion of task {task_uid} is not recorded yet")
         instant: datetime = found[0]
         return instant
+
+    async def mark_task_deleted(
+        self, *, uid: str, at: datetime, skip: bool, deleted: Event, skipped: Event
+    ) -> bool:
+        """Mark a Task's live row deleted, with ``deleted``; True if it was recorded as a skip.
+
+        With ``skip`` (it was its series' current occurrence), a row with no completion
+        recorded becomes history in phase ``Skipped`` and ``skipped`` is recorded before
+        ``deleted``. A row that is not there or already deleted: nothing, and False.
+        """
+        async with self._unit_of_work("delete task") as connection:
+            cursor = await connection.execute(_TASK_DELETE, {"at": at, "uid": uid, "skip": skip})
+            found = await cursor.fetchone()
+            if found is None:
+                return False
+            was_skipped = bool(found[0])
+            await self._append_events(connection, [skipped, deleted] if was_skipped else [deleted])
+            return was_skipped
 
     async def mark_deleted(self, *, table: str, uid: str, at: datetime, events: Sequence[Event] = ()) -> None:
         """Mark a live row deleted, with its events; a row that is not there or already deleted: nothing.

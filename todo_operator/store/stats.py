@@ -50,6 +50,7 @@ WITH t AS (
            count(*) FILTER (WHERE completed_at IS NOT NULL AND recurring_task_uid IS NULL) AS tasks_completed,
            count(*) FILTER (WHERE completed_at IS NOT NULL AND recurring_task_uid IS NOT NULL)
                AS occurrences_completed,
+           count(*) FILTER (WHERE phase = 'Skipped') AS occurrences_skipped,
            count(*) FILTER (WHERE recurring_task_uid IS NOT NULL) AS occurrences_spawned
       FROM tasks
 ), r AS (
@@ -116,6 +117,7 @@ def _snapshot(row: dict[str, Any]) -> RecordSnapshot:
         tasks_overdue=row["tasks_overdue"],
         tasks_completed=row["tasks_completed"],
         occurrences_completed=row["occurrences_completed"],
+        occurrences_skipped=row["occurrences_skipped"],
         occurrences_spawned=row["occurrences_spawned"],
         recurring_tasks_created=row["recurring_tasks_created"],
         recurring_tasks={

@@ -25,6 +25,7 @@ class RecordSnapshot:
     tasks_overdue: int
     tasks_completed: int
     occurrences_completed: int
+    occurrences_skipped: int
     occurrences_spawned: int
     recurring_tasks_created: int
     recurring_tasks: dict[str, int]  # live ones per phase

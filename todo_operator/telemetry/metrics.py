@@ -272,6 +272,11 @@ def _task_metrics(record: RecordSnapshot) -> Iterator[Metric]:
         "todo_occurrences_spawned", "Occurrences created by recurring tasks", record.occurrences_spawned
     )
     yield _counter(
+        "todo_occurrences_skipped",
+        "Occurrences skipped: the series moved past them without a completion",
+        record.occurrences_skipped,
+    )
+    yield _counter(
         "todo_recurring_tasks_created", "Recurring tasks ever created", record.recurring_tasks_created
     )
     recurring = GaugeMetricFamily("todo_recurring_tasks", "Recurring tasks by phase", labels=["phase"])

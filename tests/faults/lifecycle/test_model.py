@@ -298,7 +298,8 @@ class Occurrence:
     completed: bool = False
     completed_at: datetime | None = None
     completions: int = 0  # task.completed events it must have
-    uncertain: bool = False  # completed and deleted at once: its completion may or may not be recorded
+    skipped: bool = False  # deleted while its live series' current occurrence, not completed (F24)
+    uncertain: bool = False  # completed (or skipped) and deleted at once: which one is recorded may vary
     maybe: bool = False  # made by an action that raced its series' deletion: it may never have been made
 
 
@@ -481,7 +482,8 @@ class World:
             return
         occurrence.exists = False
         self._cancel_reminders(task)
-        if series.current == task:
+        if series.current == task and not series.deleted:
+            occurrence.skipped = not occurrence.completed
             self._reconcile(series, edited=False)
 
     def edit(
@@ -740,6 +742,8 @@ def _occurrence_row_problems(series: Series, world: World, seen: Observed) -> li
                 f"{occurrence.name}: row completed {row['completed']} at {row['completed_at']},"
                 f" expected {occurrence.completed} at {occurrence.completed_at}"
             )
+        if (row["phase"] == "Skipped") != occurrence.skipped:
+            found.append(f"{occurrence.name}: row phase {row['phase']}, skipped: {occurrence.skipped}")
     return found
 
 
@@ -1380,6 +1384,7 @@ class SeriesLifecycle(RuleBasedStateMachine):
                     w.occurrences[task].uncertain = True
                 elif pair.startswith("skip"):
                     w.delete_occurrence(task)
+                    w.occurrences[task].uncertain = True  # the series may be going when it is handled
                 else:
                     model_edit(w)
                 for made in set(w.series[name].names) - before:
