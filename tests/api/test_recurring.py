@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
+
 from tests.api import harness
-from tests.api.harness import ALICE, Api, wait_for, wait_listed
+from tests.api.harness import ALICE, BOB, Api, listed, wait_for, wait_listed
 from tests.kubeclient import KubeClient
 from todo_operator.api import names
 
@@ -306,3 +308,79 @@ def test_an_rdate_is_an_occurrence_through_the_api_and_in_the_cluster(
         due.append(alice.get(f"/api/v1/tasks/{current}").json()["dueAt"])
         assert alice.post(f"/api/v1/tasks/{current}/complete").status_code == 200
     assert due == [f"{instant:%Y-%m-%dT%H:%M:%S}Z" for instant in (nine, eleven, day_after)]
+
+
+def test_skipping_the_current_occurrence_moves_the_series_on_and_keeps_it_as_skipped(
+    api: Api, namespace: str, operator_database_url: str
+) -> None:
+    """``POST /tasks/{name}/skip``: the series opens its next slot, nothing is recorded as done,
+    the skipped occurrence's reminder is cancelled, and history (the task, the series'
+    occurrences, ``status=skipped``) shows it as Skipped. Anything else is refused, changing nothing."""
+    alice = api.as_user(ALICE)
+    created = alice.post(
+        "/api/v1/recurring-tasks",
+        json=recurring("plants", title="Water the plants", reminders=[{"before": "1h"}]),
+    )
+    assert created.status_code == 201, created.text
+    first = current_task(alice, "plants", 1)["currentTask"]
+    reminder = wait_for(
+        "the first occurrence's reminder",
+        lambda: [r for r in listed(alice, "/api/v1/reminders") if r["task"] == first],
+    )[0]["name"]
+    etag = alice.get(f"/api/v1/tasks/{first}").headers["ETag"]
+
+    stale = alice.post(f"/api/v1/tasks/{first}/skip", headers={"If-Match": '"0.0"'})
+    assert stale.status_code == 412, stale.text
+    skipped = alice.post(f"/api/v1/tasks/{first}/skip", headers={"If-Match": etag})
+    assert skipped.status_code == 200, skipped.text
+    assert (skipped.json()["phase"], skipped.json()["completed"], skipped.json()["live"]) == (
+        "Skipped",
+        False,
+        False,
+    )
+
+    series = current_task(alice, "plants", 2)
+    assert series["currentTask"] != first
+    assert series["nextDueAt"] == f"{tomorrow_at_nine() + timedelta(days=1):%Y-%m-%dT%H:%M:%S}Z"
+    assert series.get("lastCompletedAt") is None
+    history = wait_for(
+        "the skip recorded",
+        lambda: (body := alice.get(f"/api/v1/tasks/{first}")).status_code == 200 and body.json(),
+    )
+    assert (history["phase"], history["completed"], history["live"]) == ("Skipped", False, False)
+    assert [t["name"] for t in listed(alice, status="skipped")] == [first]
+    assert first not in {t["name"] for t in listed(alice, status="open")}
+    assert first not in {t["name"] for t in listed(alice, status="completed")}
+    occurrences = alice.get("/api/v1/recurring-tasks/plants/occurrences").json()
+    assert [(o["name"], o["phase"], o["completed"]) for o in occurrences["past"]] == [
+        (first, "Skipped", False)
+    ]
+    assert [o["name"] for o in occurrences["current"]] == [series["currentTask"]]
+    with psycopg.connect(operator_database_url, autocommit=True) as db:
+        wait_for(
+            "its reminder cancelled",
+            lambda: db.execute(
+                "SELECT 1 FROM reminders WHERE namespace = %s AND name = %s AND phase = 'Cancelled'",
+                (namespace, names.object_name(owner=ALICE, public=reminder)),
+            ).fetchone(),
+        )
+
+    # History cannot be skipped again, and only the current occurrence of a series can be skipped.
+    again = alice.post(f"/api/v1/tasks/{first}/skip")
+    assert again.status_code == 409, again.text
+    second = series["currentTask"]
+    assert alice.post(f"/api/v1/tasks/{second}/complete").status_code == 200
+    done = alice.post(f"/api/v1/tasks/{second}/skip")
+    assert done.status_code == 409
+    assert "is completed" in done.json()["detail"]
+    one_off = alice.post("/api/v1/tasks", json={"name": "call-bob", "title": "Call Bob"})
+    assert one_off.status_code == 201
+    refused = alice.post("/api/v1/tasks/call-bob/skip")
+    assert refused.status_code == 409
+    assert "not an occurrence of a recurring task" in refused.json()["detail"]
+    assert alice.get("/api/v1/tasks/call-bob").json()["live"] is True
+    assert alice.post("/api/v1/tasks/nothing-here/skip").status_code == 404
+    bob = api.as_user(BOB)
+    third = current_task(alice, "plants", 3)["currentTask"]
+    assert bob.post(f"/api/v1/tasks/{third}/skip").status_code == 404
+    assert alice.get(f"/api/v1/tasks/{third}").json()["live"] is True

@@ -62,6 +62,7 @@ _REFUSALS: dict[type[errors.Refused], tuple[int, str]] = {
     errors.NotFound: (404, "not-found"),
     errors.AlreadyExists: (409, "conflict"),
     errors.Frozen: (409, "conflict"),
+    errors.NotSkippable: (409, "conflict"),
     errors.InvalidSchedule: (422, "invalid-schedule"),
     errors.InvalidInput: (422, "invalid-input"),
     errors.InvalidCursor: (400, "invalid-cursor"),

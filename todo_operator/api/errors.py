@@ -38,6 +38,10 @@ class Frozen(Refused):
     """The object is history (the cluster pruned it): it can be read, not changed."""
 
 
+class NotSkippable(Refused):
+    """Only the current, open occurrence of a live recurring task can be skipped."""
+
+
 class InvalidInput(Refused):
     """Fields that are not valid as sent."""
 

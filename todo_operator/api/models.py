@@ -149,12 +149,14 @@ class TaskPublic(Wire):
     reminders: list[dict[str, Any]]
     completed: bool
     completed_at: Instant | None
-    phase: str
+    phase: str = Field(description="Open, Overdue or Completed; Skipped: an occurrence skipped (history)")
     recurring_task: str | None = None
     occurrence: int | None = None
     next_occurrence: Instant | None = None
     created_at: Instant | None = None
-    live: bool = Field(description="false: kept as history after its object was pruned from the cluster")
+    live: bool = Field(
+        description="false: history (completed or skipped), kept after its object left the cluster"
+    )
     resource_version: str | None = None
 
 
@@ -234,11 +236,14 @@ class Occurrence(Wire):
     due_at: Instant | None
     completed: bool
     completed_at: Instant | None
+    phase: str = Field(description="Open, Overdue, Completed, or Skipped (the series moved past it)")
     live: bool
 
 
 class Occurrences(Wire):
-    past: list[Occurrence] = Field(description="completed occurrences, oldest first (history included)")
+    past: list[Occurrence] = Field(
+        description="completed and skipped occurrences, oldest first (history included)"
+    )
     current: list[Occurrence] = Field(
         description="occurrences made and not completed yet (open or overdue; one, unless the series"
         " was edited while one was open)"

@@ -35,7 +35,9 @@ async def list_tasks(
     components: Components,
     limit: PageSize,
     cursor: Cursor = None,
-    status: Annotated[queries.TaskState | None, Query(description="open, overdue or completed")] = None,
+    status: Annotated[
+        queries.TaskState | None, Query(description="open, overdue, completed or skipped")
+    ] = None,
     priority: Annotated[list[resources.Priority] | None, Query(max_length=4)] = None,
     tag: Annotated[list[resources.Tag] | None, Query(max_length=20, description="repeat for several")] = None,
     tags_match: Annotated[queries.TagsMatch, Query(alias="tagsMatch")] = "all",
@@ -104,6 +106,24 @@ async def complete_task(
     name: Name, user: WritingUser, components: Components, response: Response, if_match: IfMatch = None
 ) -> models.TaskPublic:
     return _answer(response, await components.tasks.complete(user=user, name=name, if_match=if_match))
+
+
+@router.post(
+    "/{name}/skip",
+    response_model=models.TaskPublic,
+    responses=problems.responses(404, 409, 412, 429),
+    summary="Skip the current occurrence of a recurring task",
+    description=(
+        "The series moves on to its next slot without a completion being recorded: the occurrence"
+        " is deleted, its reminders are cancelled, and it stays in the history as Skipped"
+        " (`task.skipped`). Only the current, not completed occurrence of a recurring task can be"
+        " skipped (409 otherwise). The same as deleting that occurrence with kubectl."
+    ),
+)
+async def skip_task(
+    name: Name, user: WritingUser, components: Components, if_match: IfMatch = None
+) -> models.TaskPublic:
+    return await components.tasks.skip(user=user, name=name, if_match=if_match)
 
 
 @router.delete("/{name}", status_code=204, responses=problems.responses(404, 409, 412, 429))

@@ -231,6 +231,7 @@ class RecurringTasks:
                 due_at=row.due_at,
                 completed=row.completed,
                 completed_at=row.completed_at,
+                phase=row.phase,
                 live=row.live,
             )
             for row in rows
@@ -255,8 +256,8 @@ class RecurringTasks:
                 field="upcoming",
             )
         return m.Occurrences(
-            past=[row for row in recorded if row.completed],
-            current=[row for row in recorded if not row.completed],
+            past=[row for row in recorded if row.completed or not row.live],
+            current=[row for row in recorded if not row.completed and row.live],
             upcoming=coming,
         )
 

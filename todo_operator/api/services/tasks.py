@@ -179,7 +179,7 @@ class Tasks:
         return Stored(value=task_from_record(record, user=user), etag=None)
 
     async def _history(self, *, user: User, name: str) -> queries.TaskRead | None:
-        """The caller's completed occurrence named ``name`` whose object the cluster pruned."""
+        """The caller's history named ``name``: an occurrence completed or skipped, its object gone."""
         return await self._reads.find_history(
             owner=user.id,
             namespace=self._namespace,
@@ -206,6 +206,20 @@ class Tasks:
     async def complete(self, *, user: User, name: str, if_match: str | None) -> Stored:
         return await self.update(user=user, name=name, body=m.TaskUpdate(completed=True), if_match=if_match)
 
+    async def skip(self, *, user: User, name: str, if_match: str | None) -> m.TaskPublic:
+        """Skip the caller's current occurrence ``name``: delete it, as ``kubectl delete`` does.
+
+        The operator's delete handler records the skip and moves the series on (F24); it
+        decides by what is recorded then, so a completion that won the race stays a completion.
+        The answer is the occurrence as its history shows it.
+        """
+        live = await self._owned_live(user=user, name=name)
+        series = await owners.live_controller(self._objects.kube, live, kind=crds.RECURRING_TASK)
+        _refuse_unskippable(live, user=user, name=name, series=series)
+        await self._objects.delete(crds.TASK, live=live, if_match=if_match)
+        value = task_from_body(live, user=user, now=self._clock.now())
+        return value.model_copy(update={"phase": "Skipped", "live": False, "resource_version": None})
+
     async def delete(self, *, user: User, name: str, if_match: str | None) -> None:
         live = await self._owned_live(user=user, name=name)
         await self._objects.delete(crds.TASK, live=live, if_match=if_match)
@@ -215,5 +229,27 @@ class Tasks:
         if live is not None:
             return live
         if await self._history(user=user, name=name) is not None:
-            raise errors.Frozen(f"task {name!r} is history (its object was pruned): it cannot change")
+            raise errors.Frozen(
+                f"task {name!r} is history (completed or skipped, its object gone): it cannot change"
+            )
         raise errors.NotFound("task", name)
+
+
+def _refuse_unskippable(task: Body, *, user: User, name: str, series: Body | None) -> None:
+    """Only the current, open occurrence of a live recurring task can be skipped."""
+    if owners.controller_of(task, kind="RecurringTask") is None:
+        raise errors.NotSkippable(
+            f"task {name!r} is not an occurrence of a recurring task: delete it instead"
+        )
+    if (task.get("spec") or {}).get("completed"):
+        raise errors.NotSkippable(f"task {name!r} is completed: only an open occurrence can be skipped")
+    if series is None:
+        raise errors.NotSkippable(f"the recurring task of {name!r} is being deleted")
+    current = (series.get("status") or {}).get("currentTask")
+    if current != task["metadata"]["name"]:
+        shown = names.public_name(owner=user.id, name=current) if current else None
+        raise errors.NotSkippable(
+            f"task {name!r} is not the current occurrence of its recurring task"
+            + (f" (that is {shown!r})" if shown else "")
+            + ": only the current occurrence can be skipped"
+        )
