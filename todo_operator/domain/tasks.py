@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from todo_operator.domain.events import Event, Seen, lifecycle_events
+from todo_operator.domain.ownership import controller_of
 from todo_operator.domain.resources import TaskPhase, TaskSpec
 
 
@@ -59,3 +60,29 @@ def skipped_event(
         key=f"task.skipped:{uid}",
         data={name: value for name, value in data.items() if value is not None},
     )
+
+
+def skip_refusal(
+    task: Mapping[str, Any], *, series: Mapping[str, Any] | None, shown: Callable[[str], str] = str
+) -> str | None:
+    """Why ``task`` cannot be skipped now, or None (docs/RECURRENCE.md, "Skipping an occurrence").
+
+    Only the current, not completed occurrence of a live series can be: ``series`` is the
+    RecurringTask controlling the task (None when there is none, or it is being deleted).
+    ``shown`` names objects as the user sees them (the REST API drops its name prefix).
+    """
+    name = shown(task["metadata"]["name"])
+    if controller_of(task, kind="RecurringTask") is None:
+        return f"task {name!r} is not an occurrence of a recurring task: delete it instead"
+    if (task.get("spec") or {}).get("completed"):
+        return f"task {name!r} is completed: only an open occurrence can be skipped"
+    if series is None:
+        return f"the recurring task of {name!r} is being deleted"
+    current = (series.get("status") or {}).get("currentTask")
+    if current != task["metadata"]["name"]:
+        that = f" (that is {shown(current)!r})" if current else ""
+        return (
+            f"task {name!r} is not the current occurrence of its recurring task{that}:"
+            " only the current occurrence can be skipped"
+        )
+    return None

@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from todo_operator.domain import crds, resources
+from todo_operator.domain.ownership import controller_of
+
+__all__ = ["controller_of", "controller_reference", "live_controller"]
 from todo_operator.kube.client import Kube
 
 
@@ -26,15 +29,6 @@ def controller_reference(owner: dict[str, Any], *, kind: str) -> dict[str, Any]:
         # Foreground deletion of the owner waits for this object to go first.
         "blockOwnerDeletion": True,
     }
-
-
-def controller_of(body: dict[str, Any], *, kind: str) -> dict[str, Any] | None:
-    """The owner reference of ``kind`` that controls ``body``, if any."""
-    for reference in body.get("metadata", {}).get("ownerReferences", []) or []:
-        if reference.get("kind") == kind and reference.get("controller"):
-            found: dict[str, Any] = reference
-            return found
-    return None
 
 
 async def live_controller(kube: Kube, body: dict[str, Any], *, kind: crds.Kind) -> dict[str, Any] | None:

@@ -215,7 +215,11 @@ class Tasks:
         """
         live = await self._owned_live(user=user, name=name)
         series = await owners.live_controller(self._objects.kube, live, kind=crds.RECURRING_TASK)
-        _refuse_unskippable(live, user=user, name=name, series=series)
+        refusal = tasks.skip_refusal(
+            live, series=series, shown=lambda name_: names.public_name(owner=user.id, name=name_)
+        )
+        if refusal is not None:
+            raise errors.NotSkippable(refusal)
         await self._objects.delete(crds.TASK, live=live, if_match=if_match)
         value = task_from_body(live, user=user, now=self._clock.now())
         return value.model_copy(update={"phase": "Skipped", "live": False, "resource_version": None})
@@ -233,23 +237,3 @@ class Tasks:
                 f"task {name!r} is history (completed or skipped, its object gone): it cannot change"
             )
         raise errors.NotFound("task", name)
-
-
-def _refuse_unskippable(task: Body, *, user: User, name: str, series: Body | None) -> None:
-    """Only the current, open occurrence of a live recurring task can be skipped."""
-    if owners.controller_of(task, kind="RecurringTask") is None:
-        raise errors.NotSkippable(
-            f"task {name!r} is not an occurrence of a recurring task: delete it instead"
-        )
-    if (task.get("spec") or {}).get("completed"):
-        raise errors.NotSkippable(f"task {name!r} is completed: only an open occurrence can be skipped")
-    if series is None:
-        raise errors.NotSkippable(f"the recurring task of {name!r} is being deleted")
-    current = (series.get("status") or {}).get("currentTask")
-    if current != task["metadata"]["name"]:
-        shown = names.public_name(owner=user.id, name=current) if current else None
-        raise errors.NotSkippable(
-            f"task {name!r} is not the current occurrence of its recurring task"
-            + (f" (that is {shown!r})" if shown else "")
-            + ": only the current occurrence can be skipped"
-        )
