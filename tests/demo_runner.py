@@ -89,7 +89,7 @@ def demo_environment(**extra: str) -> dict[str, str]:
     kept = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith("TODO_") and name not in {"KUBECONFIG", "API_URL", "TOKEN"}
+        if not name.startswith(("TODO_", "KUBECTL_TODO_")) and name not in {"KUBECONFIG", "API_URL", "TOKEN"}
     }
     return {**kept, **extra}
 

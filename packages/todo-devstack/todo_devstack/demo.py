@@ -37,6 +37,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -289,6 +290,10 @@ def _write_env(path: pathlib.Path, *, kubeconfig: pathlib.Path, api_url: str, to
         f"export KUBECONFIG={kubeconfig}",
         f"export API_URL={api_url}/api/v1",
         f"export TOKEN={token}",
+        # `kubectl todo`: kubectl finds the plugin on PATH (it is installed beside this Python),
+        # and the plugin takes the demo user as who you are.
+        f"export PATH={pathlib.Path(sys.executable).parent}:$PATH",
+        f"export KUBECTL_TODO_OWNER={DEMO_USER}",
     ]
     path.write_text("".join(f"{line}\n" for line in lines))
     path.chmod(0o600)  # it holds a bearer token
@@ -317,6 +322,7 @@ def next_steps(*, env_file: pathlib.Path, env_lines: list[str], mail: pathlib.Pa
             "",
             f"  kubectl apply -f {_shown(EXAMPLES / 'try-a-reminder.yaml')}   # an e-mail within two minutes",
             "  kubectl get todos",
+            f"  kubectl todo ls                      # your tasks, as {DEMO_USER}; kubectl todo --help",
             "",
             f"or with curl, as {DEMO_USER} (the token is valid for 30 days):",
             "",
