@@ -224,7 +224,7 @@ def test_who_you_are_unreachable_servers_and_names_in_use(
 
     again = kubectl("todo", "add", "Carol's again", "--name", "carols", check=False)
     assert again.returncode == 1
-    assert 'tasks.todo.dev "carols" already exists' in again.stderr
+    assert again.stderr.strip() == 'Error: tasks.todo.dev "carols" already exists'
     one_off = kubectl("todo", "skip", "carols", check=False)
     assert "not an occurrence of a recurring task" in one_off.stderr
     assert kube.get("tasks", namespace, "carols") is not None

@@ -493,8 +493,8 @@ def run() -> NoReturn:
         error.show()
         sys.exit(error.exit_code)
     except PluginError as error:
-        click.echo(f"error: {error}", err=True)
+        click.echo(f"Error: {error}", err=True)  # as click says its own
         sys.exit(1)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         sys.exit(130)
     sys.exit(0)
