@@ -14,7 +14,11 @@ from tests.manifests import checks, rendering
 
 ROOT = rendering.ROOT
 BIN = ROOT / ".venv" / "bin"
-SCRIPTS = [ROOT / "scripts" / "deploy-minikube.sh", ROOT / "scripts" / "release-version.sh"]
+SCRIPTS = [
+    ROOT / "scripts" / "deploy-minikube.sh",
+    ROOT / "scripts" / "release-version.sh",
+    ROOT / "scripts" / "build-kubectl-plugin.sh",
+]
 TERRAFORM = shutil.which("terraform")
 
 
