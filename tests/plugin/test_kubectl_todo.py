@@ -154,6 +154,9 @@ def test_one_off_tasks_today_overdue_and_a_snoozed_reminder(
     overdue = kubectl("todo", "ls", "--overdue", "-o", "name").stdout.split()
     assert overdue == ["task.todo.dev/call-bob"]
     assert "Overdue !" in kubectl("todo", "ls").stdout
+    across = kubectl("todo", "ls", "-A").stdout.splitlines()
+    assert across[0].split()[:2] == ["NAMESPACE", "NAME"]
+    assert {line.split()[0] for line in across[1:]} >= {namespace}
     wide = kubectl("todo", "ls", "-o", "wide").stdout
     assert "home" in wide
     assert ALICE in wide

@@ -69,6 +69,14 @@ def test_the_table_is_laid_out_as_kubectl_get_and_marks_overdue() -> None:
         "   plants   -      alice@example.com",
     ]
     assert views.table([["NAME"]]) == ""
+    across = views.task_rows(
+        [{**bodies[0], "metadata": {"name": "late", "namespace": "team-a"}}],
+        now=NOW,
+        zone=UTC,
+        wide=False,
+        namespaces=True,
+    )
+    assert [row[:2] for row in across] == [["NAMESPACE", "NAME"], ["team-a", "late"]]
 
 
 def test_next_orders_active_series_by_their_next_due_time() -> None:

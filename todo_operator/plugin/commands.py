@@ -178,16 +178,19 @@ def _emit(bodies: list[Body], *, output: str, rows: Callable[[], list[list[str]]
 @click.option("--today", "selection", flag_value="today", help="only open tasks due today")
 @click.option("--all", "selection", flag_value="all", help="completed ones too")
 @click.option("--all-owners", is_flag=True, help="everyone's tasks, not only yours")
+@click.option("-A", "--all-namespaces", is_flag=True, help="in every namespace you may list")
 @_output
 @click.pass_obj
-def list_tasks(session: Session, selection: str | None, all_owners: bool, output: str) -> None:
+def list_tasks(
+    session: Session, selection: str | None, all_owners: bool, all_namespaces: bool, output: str
+) -> None:
     """Your open tasks, soonest due first (a table like kubectl get)."""
     owner = None if all_owners else session.owner()
     if owner is None and not all_owners:
         click.echo(f"note: showing every owner's tasks (pass --owner or set {OWNER_VARIABLE})", err=True)
     now = session.now()
     picked = views.select_tasks(
-        session.cluster.list(crds.TASK),
+        session.cluster.list(crds.TASK, all_namespaces=all_namespaces),
         owner=owner,
         selection=selection or "open",  # type: ignore[arg-type]  # one of the flag values
         now=now,
@@ -196,7 +199,9 @@ def list_tasks(session: Session, selection: str | None, all_owners: bool, output
     _emit(
         picked,
         output=output,
-        rows=lambda: views.task_rows(picked, now=now, zone=session.zone, wide=output == "wide"),
+        rows=lambda: views.task_rows(
+            picked, now=now, zone=session.zone, wide=output == "wide", namespaces=all_namespaces
+        ),
         resource=f"task.{resources.GROUP}",
     )
 

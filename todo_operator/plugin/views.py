@@ -89,7 +89,10 @@ def _span(delta: timedelta) -> str:
     return f"{minutes // (24 * 60)}d"
 
 
-def task_rows(bodies: Sequence[Body], *, now: datetime, zone: tzinfo, wide: bool) -> list[list[str]]:
+def task_rows(
+    bodies: Sequence[Body], *, now: datetime, zone: tzinfo, wide: bool, namespaces: bool = False
+) -> list[list[str]]:
+    """The ``ls`` table; with ``namespaces`` (``-A``) a NAMESPACE column first, as kubectl's."""
     header = ["NAME", "TITLE", "DUE", "PHASE", "PRIORITY", "SERIES"]
     if wide:
         header += ["TAGS", "OWNER"]
@@ -108,6 +111,9 @@ def task_rows(bodies: Sequence[Body], *, now: datetime, zone: tzinfo, wide: bool
         if wide:
             row += [",".join(spec.get("tags") or []) or "-", owner_of(body) or "-"]
         rows.append(row)
+    if namespaces:
+        names_ = ["NAMESPACE", *(body["metadata"].get("namespace", "") for body in bodies)]
+        rows = [[namespace, *row] for namespace, row in zip(names_, rows, strict=True)]
     return rows
 
 
