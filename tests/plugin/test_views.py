@@ -29,6 +29,11 @@ def test_when_is_local_and_relative_as_kubectl_ages_are() -> None:
     assert views.when(NOW + timedelta(seconds=30), now=NOW, zone=UTC) == "2026-12-04 09:00 (now)"
     assert views.when(NOW + timedelta(minutes=90), now=NOW, zone=UTC) == "2026-12-04 10:30 (in 1h)"
     assert views.when(None, now=NOW, zone=UTC) == "-"
+    # At the calendar's end another zone's wall clock does not exist: shown as the instant.
+    end = datetime(9999, 12, 31, 23, 30, tzinfo=UTC)
+    assert views.when(end, now=NOW, zone=BERLIN) == "9999-12-31T23:30:00+00:00"
+    chosen = views.select_tasks([task("last", due=end)], owner=ALICE, selection="today", now=NOW, zone=BERLIN)
+    assert chosen == []
 
 
 def test_selections_are_the_owners_tasks_soonest_due_first() -> None:

@@ -24,6 +24,14 @@ def instant(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def local(moment: datetime, zone: tzinfo) -> datetime | None:
+    """``moment`` in ``zone``; None at the calendar's ends (9999-12-31T23:30Z is year 10000 in Berlin)."""
+    try:
+        return moment.astimezone(zone)
+    except OverflowError:
+        return None
+
+
 def owner_of(body: Body) -> str | None:
     spec = body.get("spec") or {}
     owner = (spec.get("taskTemplate") or {}).get("owner") if "taskTemplate" in spec else spec.get("owner")
@@ -54,11 +62,16 @@ def select_tasks(
             "all": True,
             "open": phase != "Completed",
             "overdue": phase == "Overdue",
-            "today": phase != "Completed" and due is not None and due.astimezone(zone).date() == today,
+            "today": phase != "Completed" and due is not None and _day(due, zone) == today,
         }[selection]
         if wanted:
             picked.append(body)
     return sorted(picked, key=_due_order)
+
+
+def _day(moment: datetime, zone: tzinfo) -> object:
+    shown = local(moment, zone)
+    return None if shown is None else shown.date()
 
 
 def _due_order(body: Body) -> tuple[bool, str, str]:
@@ -72,11 +85,13 @@ def when(moment: datetime | None, *, now: datetime, zone: tzinfo) -> str:
     """``2026-12-05 09:00 (in 14h)`` in the user's zone; ``-`` for none."""
     if moment is None:
         return "-"
-    local = moment.astimezone(zone)
+    shown = local(moment, zone)
+    if shown is None:
+        return moment.isoformat()
     delta = moment - now
     span = _span(abs(delta))
     relative = "now" if span == "0m" else (f"in {span}" if delta > timedelta(0) else f"{span} ago")
-    return f"{local:%Y-%m-%d %H:%M} ({relative})"
+    return f"{shown:%Y-%m-%d %H:%M} ({relative})"
 
 
 def _span(delta: timedelta) -> str:
