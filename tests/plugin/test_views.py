@@ -34,6 +34,12 @@ def test_when_is_local_and_relative_as_kubectl_ages_are() -> None:
     assert views.when(end, now=NOW, zone=BERLIN) == "9999-12-31T23:30:00+00:00"
     chosen = views.select_tasks([task("last", due=end)], owner=ALICE, selection="today", now=NOW, zone=BERLIN)
     assert chosen == []
+    first = datetime(1, 1, 1, 0, 0, tzinfo=BERLIN)  # before year 1 in UTC
+    ordered = views.select_tasks(
+        [task("last", due=end), task("first", due=first)], owner=ALICE, selection="all", now=NOW, zone=UTC
+    )
+    assert [body["metadata"]["name"] for body in ordered] == ["first", "last"]
+    assert views.when(first, now=NOW, zone=UTC) == first.isoformat()
 
 
 def test_selections_are_the_owners_tasks_soonest_due_first() -> None:

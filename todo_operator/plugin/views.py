@@ -74,11 +74,14 @@ def _day(moment: datetime, zone: tzinfo) -> object:
     return None if shown is None else shown.date()
 
 
-def _due_order(body: Body) -> tuple[bool, str, str]:
+# Keys from a difference, not a conversion to UTC: 0001-01-01T00:00+01:00 is before year 1 in UTC.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _due_order(body: Body) -> tuple[bool, timedelta, str]:
     """Soonest due first, undated last, then by name."""
     due = instant((body.get("spec") or {}).get("dueAt"))
-    moment = "" if due is None else due.astimezone(UTC).isoformat()
-    return due is None, moment, body["metadata"]["name"]
+    return due is None, timedelta(0) if due is None else due - _EPOCH, body["metadata"]["name"]
 
 
 def when(moment: datetime | None, *, now: datetime, zone: tzinfo) -> str:
@@ -149,11 +152,10 @@ def series_rows(bodies: Sequence[Body], *, now: datetime, zone: tzinfo) -> list[
     return rows
 
 
-def _next_key(body: Body) -> tuple[bool, str, str]:
+def _next_key(body: Body) -> tuple[bool, timedelta, str]:
     status = body.get("status") or {}
     due = instant(status.get("nextDueAt")) if status.get("phase") == "Active" else None
-    moment = "" if due is None else due.astimezone(UTC).isoformat()
-    return due is None, moment, body["metadata"]["name"]
+    return due is None, timedelta(0) if due is None else due - _EPOCH, body["metadata"]["name"]
 
 
 def _clip(text: str, width: int = 40) -> str:
