@@ -174,7 +174,7 @@ def test_reminders_activity_admin_dapr_and_probes(
 
     # Dapr: the subscription document and a delivery that lands in the feed, once.
     subscriptions = api.anonymous().get("/dapr/subscribe").json()
-    assert {item["topic"] for item in subscriptions} == {"task-events", "reminders"}
+    assert {item["topic"] for item in subscriptions} == {"task-events", "reminders", "task-updates"}
     event = {
         "specversion": "1.0",
         "id": str(uuid.uuid4()),

@@ -8,7 +8,6 @@ import pytest
 
 from todo_operator import kube
 from todo_operator.api import (
-    app,
     bodies,
     cursors,
     errors,
@@ -17,6 +16,7 @@ from todo_operator.api import (
     problems,
     ratelimit,
     services,
+    translation,
 )
 
 SECRET = b"k" * 32
@@ -57,7 +57,7 @@ def test_sort_parsing(text: str, expected: tuple[str, bool]) -> None:
 def test_unknown_sort_is_a_422_naming_the_field() -> None:
     with pytest.raises(errors.InvalidInput) as caught:
         services.parse_sort("owner")
-    answered = app._translate(caught.value)
+    answered = translation.translate(caught.value)
     assert answered.status == 422
     assert answered.errors[0].field == "sort"
 
@@ -92,7 +92,7 @@ def test_if_match_is_parsed_as_rfc_9110_writes_it(
 def test_a_malformed_if_match_is_a_400_naming_the_header(header: str) -> None:
     with pytest.raises(errors.MalformedHeader) as caught:
         preconditions.parse_entity_tags(header, header_name="If-Match")
-    answered = app._translate(caught.value)
+    answered = translation.translate(caught.value)
     assert (answered.status, answered.kind) == (400, "malformed-header")
     assert [error.field for error in answered.errors] == ["If-Match"]
 
@@ -116,7 +116,7 @@ def test_if_match_uses_the_strong_comparison(header: str | None, holds: bool) ->
     else:
         with pytest.raises(errors.Stale) as caught:
             preconditions.required_version(header, current="7")
-        assert app._translate(caught.value).status == 412
+        assert translation.translate(caught.value).status == 412
 
 
 def test_a_stale_if_match_is_412() -> None:
@@ -124,7 +124,7 @@ def test_a_stale_if_match_is_412() -> None:
     assert preconditions.required_version("*", current="7") is None  # any current representation
     with pytest.raises(errors.Stale) as caught:
         preconditions.required_version('"6"', current="7")
-    answered = app._translate(caught.value)
+    answered = translation.translate(caught.value)
     assert (answered.status, answered.kind) == (412, "precondition-failed")
 
 
@@ -167,12 +167,12 @@ def test_the_api_servers_refusals_are_told_in_the_requests_terms() -> None:
         f'RecurringTask.todo.dev "{internal}" is invalid: spec.taskTemplate.tags[1]: Duplicate value: "a"',
         causes=[("spec.taskTemplate.tags[1]", 'Duplicate value: "a"')],
     )
-    problem = app._translate(invalid)
+    problem = translation.translate(invalid)
     assert (problem.status, problem.detail) == (422, 'taskTemplate.tags.1: Duplicate value: "a"')
     assert [(e.field, e.message) for e in problem.errors] == [("taskTemplate.tags.1", 'Duplicate value: "a"')]
-    without_causes = app._translate(kube.Invalid(f'Task.todo.dev "{internal}" is invalid', causes=[]))
+    without_causes = translation.translate(kube.Invalid(f'Task.todo.dev "{internal}" is invalid', causes=[]))
     assert without_causes.detail == 'Task.todo.dev "rent" is invalid'
-    forbidden = app._translate(
+    forbidden = translation.translate(
         kube.KubeError(f'tasks.todo.dev "{internal}" is forbidden: denied', code=403, reason="Forbidden")
     )
     assert (forbidden.status, internal in forbidden.detail) == (403, False)
@@ -275,11 +275,11 @@ def _subclasses(cls: type[errors.Refused]) -> set[type[errors.Refused]]:
 
 def test_every_refusal_of_the_services_has_its_problem() -> None:
     # Services say what they refuse without HTTP; the edge must know how to answer each.
-    assert _subclasses(errors.Refused) <= set(app._REFUSALS)
-    schedule = app._translate(errors.InvalidSchedule.on("schedule", "no such weekday"))
+    assert _subclasses(errors.Refused) <= set(translation._REFUSALS)
+    schedule = translation.translate(errors.InvalidSchedule.on("schedule", "no such weekday"))
     assert (schedule.status, schedule.kind, schedule.detail) == (422, "invalid-schedule", "no such weekday")
     assert [(error.field, error.message) for error in schedule.errors] == [("schedule", "no such weekday")]
-    missing = app._translate(errors.NotFound("task", "rent"))
+    missing = translation.translate(errors.NotFound("task", "rent"))
     assert (missing.status, missing.kind, missing.detail) == (
         404,
         "not-found",

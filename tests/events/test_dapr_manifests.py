@@ -50,7 +50,12 @@ def test_every_resource_is_a_dapr_resource_with_a_name(file: str, document: dict
 
 
 def test_kafka_components_give_each_app_its_consumer_group_and_use_managed_credentials() -> None:
-    components = {file: doc for file, doc in _documents() if doc["kind"] == "Component"}
+    # Each file's shared component (pubsub-live, beside it, is read by the test below).
+    components = {
+        file: doc
+        for file, doc in _documents()
+        if doc["kind"] == "Component" and doc["metadata"]["name"] != "pubsub-live"
+    }
     for file in ("pubsub-kafka.yaml", "pubsub-kafka-managed.yaml"):
         component = components[file]
         assert component["spec"]["type"] == "pubsub.kafka"
@@ -91,6 +96,24 @@ def test_the_api_subscribes_programmatically_and_nothing_overrides_it() -> None:
         assert spec["deadLetterTopic"] == consumer.dead_letter_topic(spec["topic"])
     pubsub = {doc["metadata"]["name"]: doc for _, doc in _documents() if doc["kind"] == "Component"}["pubsub"]
     assert apps["apiAppId"] in pubsub["scopes"]
+
+
+def test_every_api_replica_reads_task_updates_for_its_pages() -> None:
+    # A page may be connected to any API replica: on pubsub-live each replica is a consumer group
+    # of its own ({podName}), beside the shared pubsub where the replicas split the work.
+    apps = _chart_app_ids()
+    for file in ("pubsub-kafka.yaml", "pubsub-kafka-managed.yaml"):
+        components = {doc["metadata"]["name"]: doc for name, doc in _documents() if name == file}
+        live, shared = components["pubsub-live"], components["pubsub"]
+        metadata = {item["name"]: item for item in live["spec"]["metadata"]}
+        assert metadata["consumerID"]["value"] == "{podName}", file
+        assert metadata["initialOffset"]["value"] == "newest", file
+        assert "consumerGroup" not in metadata, file  # it would override consumerID
+        brokers = {item["name"]: item for item in shared["spec"]["metadata"]}["brokers"]
+        assert metadata["brokers"] == brokers, file
+        assert live["scopes"] == [apps["apiAppId"]], file
+    values = yaml.safe_load((ROOT / "manifests" / "helm" / "todo-operator" / "values.yaml").read_text())
+    assert values["dapr"]["livePubsubName"] == "pubsub-live"
 
 
 def test_each_app_gets_one_delivery_retry_policy() -> None:

@@ -15,8 +15,18 @@ MIGRATIONS = [
     "0004.api-search",
     "0005.reminder-dead-letters",
     "0006.reminder-failure-reason",
+    "0007.web-sessions",
 ]
-TABLES = {"tasks", "recurring_tasks", "reminders", "outbox", "dead_letters", "processed_events"}
+TABLES = {
+    "tasks",
+    "recurring_tasks",
+    "reminders",
+    "outbox",
+    "dead_letters",
+    "processed_events",
+    "web_sessions",
+    "web_sign_ins",
+}
 
 
 def _tables(dsn: str) -> set[str]:

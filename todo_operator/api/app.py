@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 import time
 from typing import Any
@@ -27,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from todo_operator import kube
-from todo_operator.api import auth, deps, errors, problems, ratelimit, services
+from todo_operator.api import auth, deps, errors, problems, ratelimit, services, translation
 from todo_operator.api.routers import (
     activity,
     admin,
@@ -39,9 +38,10 @@ from todo_operator.api.routers import (
     tasks,
 )
 from todo_operator.api.settings import ApiSettings
+from todo_operator.api.web import live, oidc, session, site
 from todo_operator.clock import Clock
 from todo_operator.schedule_engine import EngineBusy, ScheduleEngine
-from todo_operator.store import queries, repository
+from todo_operator.store import queries, repository, web_sessions
 from todo_operator.telemetry import metrics
 
 logger = logging.getLogger(__name__)
@@ -55,85 +55,6 @@ def _problem_response(request: Request, problem: problems.Problem) -> JSONRespon
         media_type=problems.MEDIA_TYPE,
         headers=problem.headers,
     )
-
-
-# Each refusal of the services as the problem it is answered with: (status, problem type).
-_REFUSALS: dict[type[errors.Refused], tuple[int, str]] = {
-    errors.NotFound: (404, "not-found"),
-    errors.AlreadyExists: (409, "conflict"),
-    errors.Frozen: (409, "conflict"),
-    errors.NotSkippable: (409, "conflict"),
-    errors.InvalidSchedule: (422, "invalid-schedule"),
-    errors.InvalidInput: (422, "invalid-input"),
-    errors.InvalidCursor: (400, "invalid-cursor"),
-    errors.Stale: (412, "precondition-failed"),
-    errors.MalformedHeader: (400, "malformed-header"),
-}
-
-
-def _refusal(error: errors.Refused) -> problems.Problem:
-    # The most specific class wins (InvalidSchedule is an InvalidInput).
-    status, kind = next(_REFUSALS[cls] for cls in type(error).__mro__ if cls in _REFUSALS)
-    field_errors = [problems.FieldError(field=field, message=message) for field, message in error.fields]
-    return problems.Problem(status, error.detail, kind=kind, errors=field_errors)
-
-
-def _translate(error: Exception) -> problems.Problem:
-    """The project's own errors as problems; anything else is a bug (500)."""
-    if isinstance(error, problems.Problem):
-        return error
-    if isinstance(error, errors.Refused):
-        return _refusal(error)
-    if isinstance(error, kube.Invalid):
-        # The API server's words name the object by its cluster name (the caller's prefix and
-        # all) and the field by its path in the manifest: say it in the terms of the request.
-        field_errors = [
-            problems.FieldError(field=_request_field(field), message=_without_object_names(message))
-            for field, message in error.causes
-        ]
-        detail = "; ".join(f"{e.field}: {e.message}" for e in field_errors) or _without_object_names(
-            str(error)
-        )
-        return problems.Problem(422, detail, kind="invalid-object", errors=field_errors)
-    if isinstance(error, kube.TransientKubeError):
-        return problems.Problem(
-            503, "the Kubernetes API is unavailable; retry shortly", headers={"Retry-After": "5"}
-        )
-    if isinstance(error, kube.NotFound):
-        return problems.Problem(404, str(error), kind="not-found")
-    if isinstance(error, kube.KubeError):
-        status = error.code if error.code in (400, 403, 409, 422) else 502
-        detail = f"the Kubernetes API refused: {_without_object_names(str(error))}"
-        return problems.Problem(status, detail, kind="kubernetes")
-    if isinstance(error, EngineBusy):
-        # One user's share of the engine is a 429 (theirs to slow down); the whole engine busy
-        # is a 503. Either way the work takes at most one compile budget (~75 ms): retry soon.
-        if error.everyone:
-            return problems.Problem(503, str(error), kind="engine-busy", headers={"Retry-After": "1"})
-        return problems.Problem(429, str(error), kind="engine-busy", headers={"Retry-After": "1"})
-    if isinstance(error, OverflowError):
-        # The domain's duration parser lets 20-digit counts reach timedelta (reported upstream).
-        return problems.Problem(422, "a number in the request is too large", kind="invalid-input")
-    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
-        return problems.Problem(
-            503, "the database is unavailable; retry shortly", headers={"Retry-After": "5"}
-        )
-    return problems.Problem(500, "an unexpected error; it was logged", kind="internal")
-
-
-# A cluster name of ours, quoted as the API server quotes names: "u1a2b3c4d5e-passport".
-_OBJECT_NAME = re.compile(r'"u[0-9a-f]{10}-([a-z0-9][-a-z0-9.]*)"')
-_MANIFEST_INDEX = re.compile(r"\[(\d+)\]")
-
-
-def _without_object_names(message: str) -> str:
-    """The API server's message with our cluster names shown as the names users gave."""
-    return _OBJECT_NAME.sub(r'"\1"', message)
-
-
-def _request_field(path: str) -> str:
-    """``spec.taskTemplate.tags[1]`` → ``taskTemplate.tags.1``: the request's field, as pydantic names it."""
-    return _MANIFEST_INDEX.sub(r".\1", path.removeprefix("spec."))
 
 
 class BodyLimit:
@@ -276,12 +197,16 @@ def _answer_errors_as_problems(app: FastAPI) -> None:
         return _problem_response(request, problems.from_validation_errors(error.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         problem = problems.Problem(error.status_code, str(error.detail), headers=error.headers)
+        if site.is_page(request) and request.method == "GET":
+            return site.error_page(request, problem)
         return _problem_response(request, problem)
 
-    async def known_error(request: Request, error: Exception) -> JSONResponse:
-        return _problem_response(request, _translate(error))
+    async def known_error(request: Request, error: Exception) -> Response:
+        if site.is_page(request):
+            return site.error_page(request, translation.translate(error))
+        return _problem_response(request, translation.translate(error))
 
     # Our own errors are answered by the exception middleware (no traceback, no re-raise).
     for error_type in (
@@ -296,10 +221,35 @@ def _answer_errors_as_problems(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def any_error(request: Request, error: Exception) -> JSONResponse:
-        problem = _translate(error)
+        problem = translation.translate(error)
         if problem.status >= 500 and problem.status != 503:
             logger.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
         return _problem_response(request, problem)
+
+
+def _web(settings: ApiSettings, pool: repository.Pool) -> session.WebComponents:
+    client = None
+    if settings.web_oidc_issuer is not None and settings.web_client_id is not None:
+        secret = settings.web_client_secret.get_secret_value() if settings.web_client_secret else None
+        client = oidc.OidcClient(
+            issuer=settings.web_oidc_issuer,
+            client_id=settings.web_client_id,
+            client_secret=secret,
+            scopes=settings.web_scopes,
+        )
+    if settings.web_insecure_sign_in_as is not None:
+        logger.warning(
+            "TODO_API_WEB_INSECURE_SIGN_IN_AS is set: anyone who reaches the page can sign in as %s"
+            " with one click. A local demo only.",
+            settings.web_insecure_sign_in_as,
+        )
+    return session.WebComponents(
+        sessions=web_sessions.WebSessions(pool),
+        oidc=client,
+        demo_user=settings.web_insecure_sign_in_as,
+        session_hours=settings.web_session_hours,
+        live=live.LiveHub(),
+    )
 
 
 def create_app(
@@ -344,9 +294,11 @@ def create_app(
         ),
         reminders=services.Reminders(objects=objects, reads=reads, pager=pager, settings=settings),
         activity=services.Activity(reads=reads, pager=pager, settings=settings),
+        web=_web(settings, pool),
     )
     for module in (tasks, recurring_tasks, schedules, reminders, activity, admin, dapr, health):
         app.include_router(module.router)
+    site.install(app)
 
     _answer_errors_as_problems(app)
     _document_problems(app)

@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from todo_operator import kube
 from todo_operator.api import auth, problems, ratelimit, services
 from todo_operator.api.settings import ApiSettings
+from todo_operator.api.web.session import WebComponents
 from todo_operator.clock import Clock
 from todo_operator.store import repository
 
@@ -32,6 +33,7 @@ class AppComponents:
     recurring_tasks: services.RecurringTasks
     reminders: services.Reminders
     activity: services.Activity
+    web: WebComponents
 
 
 def _components(request: Request) -> AppComponents:

@@ -10,8 +10,12 @@ a pool and a Kubernetes client, so tests and the demo can give it theirs.
 
 from __future__ import annotations
 
+import re
+
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from todo_operator.domain import resources
 
 
 class ApiSettings(BaseSettings):
@@ -53,6 +57,12 @@ class ApiSettings(BaseSettings):
         default=100, ge=1, le=1000, description="the largest `count` of a schedule preview"
     )
     dapr_pubsub: str = Field(default="pubsub", description="the Dapr pub/sub component to subscribe on")
+    dapr_live_pubsub: str | None = Field(
+        default=None,
+        description="the Dapr pub/sub component the API reads task-updates on, for the page's live updates:"
+        ' every replica must get every update (Kafka: consumerID "{podName}", manifests/dapr);'
+        " unset: TODO_API_DAPR_PUBSUB",
+    )
     dapr_app_token: SecretStr | None = Field(
         default=None,
         description="Dapr's app API token: deliveries to /events/* must carry it in the dapr-api-token"
@@ -81,6 +91,33 @@ class ApiSettings(BaseSettings):
         " together, per replica; more are answered 503",
     )
 
+    # The web page (docs/WEB.md): OpenID Connect sign-in (authorization code with PKCE) against the
+    # issuer whose tokens the API already trusts; the access token it answers is checked by the
+    # same rules as a Bearer token, so the page grants what the API grants and nothing more.
+    web_oidc_issuer: str | None = Field(
+        default=None,
+        description="the OIDC issuer the page signs users in with (its /.well-known/openid-configuration"
+        " is read); unset: no OIDC sign-in",
+    )
+    web_client_id: str | None = Field(default=None, description="the page's OIDC client id (with the issuer)")
+    web_client_secret: SecretStr | None = Field(
+        default=None, description="the page's OIDC client secret; unset: a public client (PKCE alone)"
+    )
+    web_scopes: str = Field(
+        default="openid email",
+        min_length=6,
+        max_length=500,
+        description="the scopes the page asks for (space-separated; must include openid)",
+    )
+    web_session_hours: int = Field(
+        default=8, ge=1, le=168, description="a page session ends this long after sign-in, or with the token"
+    )
+    web_insecure_sign_in_as: str | None = Field(
+        default=None,
+        description="a one-click sign-in as this e-mail address, without any issuer (a local demo only;"
+        " anyone who reaches the page is then this user)",
+    )
+
     @field_validator("jwt_secret")
     @classmethod
     def _long_enough_for_hs256(cls, secret: SecretStr | None) -> SecretStr | None:
@@ -103,6 +140,17 @@ class ApiSettings(BaseSettings):
             raise ValueError(
                 "set TODO_API_DAPR_APP_TOKEN or TODO_API_DAPR_INSECURE_ALLOW_UNAUTHENTICATED, not both"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _web_sign_in(self) -> ApiSettings:
+        if (self.web_oidc_issuer is None) != (self.web_client_id is None):
+            raise ValueError("set TODO_API_WEB_OIDC_ISSUER and TODO_API_WEB_CLIENT_ID together")
+        if "openid" not in self.web_scopes.split():
+            raise ValueError("TODO_API_WEB_SCOPES must include openid")
+        demo_user = self.web_insecure_sign_in_as
+        if demo_user is not None and not re.fullmatch(resources.EMAIL_PATTERN, demo_user):
+            raise ValueError("TODO_API_WEB_INSECURE_SIGN_IN_AS must be an e-mail address")
         return self
 
     @model_validator(mode="after")

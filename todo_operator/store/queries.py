@@ -23,7 +23,7 @@ from psycopg.rows import class_row
 
 from todo_operator.store.repository import Repository
 
-TaskState = Literal["open", "overdue", "completed", "skipped"]
+TaskState = Literal["todo", "open", "overdue", "completed", "skipped"]
 SortKey = Literal["due", "priority", "created", "next", "title"]
 TagsMatch = Literal["all", "any"]
 
@@ -154,6 +154,8 @@ def _task_conditions(query: TaskQuery) -> tuple[list[str], dict[str, Any]]:
         conditions.append("t.phase = 'Skipped'")
     elif query.state == "overdue":
         conditions.append("t.deleted_at IS NULL AND NOT t.completed AND t.due_at < %(now)s")
+    elif query.state == "todo":  # open or overdue: what is left to do
+        conditions.append("t.deleted_at IS NULL AND NOT t.completed")
     elif query.state == "open":
         conditions.append(
             "t.deleted_at IS NULL AND NOT t.completed AND (t.due_at IS NULL OR t.due_at >= %(now)s)"

@@ -404,6 +404,8 @@ def run(
             audience=AUDIENCE,
             max_token_lifetime_seconds=TOKEN_LIFETIME_SECONDS,
             dapr_app_token=SecretStr(app_token),
+            # The page's one-click sign-in as the demo's user (no issuer runs here).
+            web_insecure_sign_in_as=DEMO_USER,
         )
         try:
             with (
@@ -417,6 +419,7 @@ def run(
                 say(f"SMTP sink   127.0.0.1:{smtp.port}, e-mails saved in {mail}")
                 say(f"Dapr        {dapr.url} (each CloudEvent published is logged and delivered to the API)")
                 say(f"REST API    {rest.url}/api/v1 (OpenAPI: {rest.url}/docs)")
+                say(f"Web page    {rest.url}/ (one click signs you in as {DEMO_USER})")
                 if keep:
                     kept, *remarks = _describe_kept(objects)
                     say(f"kept        {kept} and the database from {state_dir}")

@@ -20,7 +20,7 @@ from fastapi.security import APIKeyHeader
 
 from todo_operator.api import bodies, models, problems
 from todo_operator.api.deps import Components
-from todo_operator.domain.events import TOPIC_REMINDERS, TOPIC_TASK_EVENTS
+from todo_operator.domain.events import TOPIC_REMINDERS, TOPIC_TASK_EVENTS, TOPIC_TASK_UPDATES
 from todo_operator.events import consumer
 
 router = APIRouter(tags=["dapr"])
@@ -29,7 +29,16 @@ _DELIVERED_AS = (bodies.CLOUDEVENTS, bodies.JSON)
 
 @router.get("/dapr/subscribe")
 async def subscribe(components: Components) -> list[dict[str, Any]]:
-    return consumer.subscriptions(pubsub=components.settings.dapr_pubsub)
+    settings = components.settings
+    # task-updates feeds the open pages (web/live.py), on a component of its own where each replica
+    # is its own consumer group (a page may be connected to any replica). Nothing to retry or
+    # dead-letter: a page that missed an update loads its view again.
+    live = {
+        "pubsubname": settings.dapr_live_pubsub or settings.dapr_pubsub,
+        "topic": TOPIC_TASK_UPDATES,
+        "route": f"{consumer.ROUTE_PREFIX}/{TOPIC_TASK_UPDATES}",
+    }
+    return [*consumer.subscriptions(pubsub=settings.dapr_pubsub), live]
 
 
 # Declared in the OpenAPI document (the header is read below, compared in constant time).
@@ -79,7 +88,7 @@ async def _typed_as_an_event(request: Request) -> None:
 async def deliver(
     topic: Annotated[str, Path(max_length=100)], request: Request, components: Components
 ) -> models.DaprAnswer:
-    if topic not in (TOPIC_TASK_EVENTS, TOPIC_REMINDERS):
+    if topic not in (TOPIC_TASK_EVENTS, TOPIC_REMINDERS, TOPIC_TASK_UPDATES):
         raise problems.Problem(404, f"no subscription for topic {topic!r}", kind="not-found")
     try:
         delivered = json.loads(await request.body())
@@ -87,5 +96,17 @@ async def deliver(
         return models.DaprAnswer(status="DROP")
     if not isinstance(delivered, dict):
         return models.DaprAnswer(status="DROP")
+    if topic == TOPIC_TASK_UPDATES:
+        return models.DaprAnswer(status=_to_open_pages(components, delivered))
     answer = await consumer.ActivityConsumer(components.pool).handle(delivered)
     return models.DaprAnswer(status=answer)
+
+
+def _to_open_pages(components: Components, delivered: dict[str, Any]) -> consumer.Answer:
+    """A task update for its owner's open pages; one that names no owner can never be shown."""
+    data = delivered.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("owner"), str):
+        return "DROP"
+    shown = {key: data.get(key) for key in ("change", "title", "phase")}
+    components.web.live.publish(data["owner"], {**shown, "subject": str(delivered.get("subject", ""))})
+    return "SUCCESS"

@@ -36,7 +36,8 @@ async def list_tasks(
     limit: PageSize,
     cursor: Cursor = None,
     status: Annotated[
-        queries.TaskState | None, Query(description="open, overdue, completed or skipped")
+        queries.TaskState | None,
+        Query(description="todo (open or overdue), open, overdue, completed or skipped"),
     ] = None,
     priority: Annotated[list[resources.Priority] | None, Query(max_length=4)] = None,
     tag: Annotated[list[resources.Tag] | None, Query(max_length=20, description="repeat for several")] = None,
