@@ -92,6 +92,11 @@ def test_the_wheel_holds_the_product_and_no_emulator(tmp_path: pathlib.Path) -> 
     assert {folder for folder in top_levels if not folder.endswith(".dist-info")} == {"todo_operator"}
     assert [name for name in names if re.search(r"emulator|devstack|kmock", name)] == []
     assert any(name.startswith("todo_operator/store/migrations/") for name in names)  # package data
+    # The web page's templates and assets: every one the source tree has (a page without them is a 500).
+    web = ROOT / "todo_operator" / "api" / "web"
+    shipped = {f"todo_operator/api/web/{path.relative_to(web)}" for path in web.glob("[st]*/*.*")}
+    assert shipped, "no templates or assets found in the source tree"
+    assert shipped <= set(names), shipped - set(names)
 
 
 def test_demo_is_refused_with_where_it_comes_from_when_the_local_stack_is_not_installed(
