@@ -128,3 +128,18 @@ def test_a_session_ends_with_the_token_it_was_opened_with(
     answer = browser_like.get(log_in_at_issuer(web_stack, asked))
     max_age = int(re.search(r"todo_session=[^;]+;.*?Max-Age=(\d+)", answer.headers["set-cookie"]).group(1))  # type: ignore[union-attr]
     assert 3500 <= max_age <= 3600  # the issuer's token lives an hour; the setting allows eight
+
+
+def test_the_pages_changes_count_against_the_users_writes_per_minute(
+    web_stack: WebStack, browser_like: httpx.Client
+) -> None:
+    # A user of their own: the limit is per user (100 a minute by default), and the other tests' users write.
+    _, asked = start(browser_like)
+    browser_like.get(log_in_at_issuer(web_stack, asked, user="carol@example.com"))
+    token = re.search(r'name="csrf_token" value="([^"]+)"', browser_like.get("/").text).group(1)  # type: ignore[union-attr]
+    answers = [
+        browser_like.post("/tasks/nothing-here/complete", data={"csrf_token": token}) for _ in range(101)
+    ]
+    assert {answer.status_code for answer in answers[:100]} == {404}  # counted, then refused: no such task
+    assert answers[100].status_code == 429
+    assert "at most 100 writes per minute" in answers[100].text

@@ -21,7 +21,7 @@ from todo_operator.api import errors, problems, services, translation
 from todo_operator.api import models as m
 from todo_operator.api.deps import Components
 from todo_operator.api.web import forms, render
-from todo_operator.api.web.access import SignedIn, checked_form
+from todo_operator.api.web.access import SignedIn, checked_form, checked_write
 from todo_operator.api.web.session import PageUser
 from todo_operator.store import queries
 
@@ -56,6 +56,11 @@ def _refused(error: Exception) -> dict[str, str]:
         raise error
     fields = forms.refusal_fields([(e.field, e.message) for e in problem.errors])
     return fields or {"": problem.detail}
+
+
+def _status_of(error: Exception) -> int:
+    """The status the REST API would answer the same refusal with."""
+    return 422 if isinstance(error, forms.FormInvalid) else translation.translate(error).status
 
 
 _REFUSALS: tuple[type[Exception], ...] = (
@@ -130,7 +135,7 @@ async def new_task(request: Request, me: SignedIn) -> Response:
 
 @router.post("/tasks/new")
 async def create_task(request: Request, me: SignedIn, components: Components) -> Response:
-    values = await checked_form(request, me)
+    values = await checked_write(request, me, components)
     try:
         created = await components.tasks.create(user=me.user, body=forms.task_create(values))
     except _REFUSALS as error:
@@ -219,7 +224,7 @@ async def edit_task(request: Request, name: str, me: SignedIn, components: Compo
 
 @router.post("/tasks/{name}/edit")
 async def update_task(request: Request, name: str, me: SignedIn, components: Components) -> Response:
-    values = await checked_form(request, me)
+    values = await checked_write(request, me, components)
     task = (await components.tasks.get(user=me.user, name=name)).value
     try:
         await components.tasks.update(user=me.user, name=name, body=forms.task_update(values), if_match=None)
@@ -237,7 +242,7 @@ TaskAction = Literal["complete", "reopen", "skip", "delete"]
 async def act_on_task(
     request: Request, name: str, action: TaskAction, me: SignedIn, components: Components
 ) -> Response:
-    await checked_form(request, me)
+    await checked_write(request, me, components)
     tasks, user = components.tasks, me.user
     try:
         if action == "complete":
@@ -256,7 +261,7 @@ async def act_on_task(
             title="Not done",
             why=_refused(error),
             back=f"/tasks/{name}",
-            status_code=409,
+            status_code=_status_of(error),
         )
     return RedirectResponse("/" if action in ("skip", "delete") else f"/tasks/{name}", status_code=303)
 
@@ -289,7 +294,7 @@ async def new_series(request: Request, me: SignedIn) -> Response:
 
 @router.post("/series/new")
 async def create_series(request: Request, me: SignedIn, components: Components) -> Response:
-    values = await checked_form(request, me)
+    values = await checked_write(request, me, components)
     try:
         created = await components.recurring_tasks.create(user=me.user, body=forms.recurring_create(values))
     except _REFUSALS as error:
@@ -382,7 +387,7 @@ async def edit_series(request: Request, name: str, me: SignedIn, components: Com
 
 @router.post("/series/{name}/edit")
 async def update_series(request: Request, name: str, me: SignedIn, components: Components) -> Response:
-    values = await checked_form(request, me)
+    values = await checked_write(request, me, components)
     series = (await components.recurring_tasks.get(user=me.user, name=name)).value
     try:
         await components.recurring_tasks.update(
@@ -409,7 +414,7 @@ SeriesAction = Literal["suspend", "resume", "delete"]
 async def act_on_series(
     request: Request, name: str, action: SeriesAction, me: SignedIn, components: Components
 ) -> Response:
-    await checked_form(request, me)
+    await checked_write(request, me, components)
     series = components.recurring_tasks
     try:
         if action == "delete":
@@ -424,7 +429,7 @@ async def act_on_series(
             title="Not done",
             why=_refused(error),
             back=f"/series/{name}",
-            status_code=409,
+            status_code=_status_of(error),
         )
     return RedirectResponse("/series" if action == "delete" else f"/series/{name}", status_code=303)
 
