@@ -10,10 +10,8 @@ violations), fits 320 px, and is saved as a screenshot for the README.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx2 as httpx
 import pytest
@@ -60,16 +58,6 @@ def bearer(stack: WebStack, user: str) -> httpx.Client:
 def parse(instant: str | None) -> datetime:
     assert instant is not None
     return datetime.fromisoformat(instant)
-
-
-def wait_until(what: str, probe: Callable[[], Any], timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_sign_in_with_the_issuer_shows_my_tasks(web_stack: WebStack, new_page: NewPage) -> None:
