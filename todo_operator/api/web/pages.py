@@ -63,6 +63,19 @@ def _status_of(error: Exception) -> int:
     return 422 if isinstance(error, forms.FormInvalid) else translation.translate(error).status
 
 
+def _not_done(request: Request, me: PageUser, error: Exception, *, back: str) -> Response:
+    """An action the services refused: why, with the API's status, and the way back."""
+    return render.page(
+        request,
+        "refused.html",
+        me,
+        title="Not done",
+        why=_refused(error),
+        back=back,
+        status_code=_status_of(error),
+    )
+
+
 _REFUSALS: tuple[type[Exception], ...] = (
     forms.FormInvalid,
     errors.Refused,
@@ -254,15 +267,7 @@ async def act_on_task(
         else:
             await tasks.delete(user=user, name=name, if_match=None)
     except _REFUSALS as error:
-        return render.page(
-            request,
-            "refused.html",
-            me,
-            title="Not done",
-            why=_refused(error),
-            back=f"/tasks/{name}",
-            status_code=_status_of(error),
-        )
+        return _not_done(request, me, error, back=f"/tasks/{name}")
     return RedirectResponse("/" if action in ("skip", "delete") else f"/tasks/{name}", status_code=303)
 
 
@@ -422,15 +427,7 @@ async def act_on_series(
         else:
             await series.set_suspended(user=me.user, name=name, suspend=action == "suspend", if_match=None)
     except _REFUSALS as error:
-        return render.page(
-            request,
-            "refused.html",
-            me,
-            title="Not done",
-            why=_refused(error),
-            back=f"/series/{name}",
-            status_code=_status_of(error),
-        )
+        return _not_done(request, me, error, back=f"/series/{name}")
     return RedirectResponse("/series" if action == "delete" else f"/series/{name}", status_code=303)
 
 
