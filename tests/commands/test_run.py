@@ -23,7 +23,8 @@ def test_run_on_an_unmigrated_database(
     assert capsys.readouterr().err.strip() == (
         "todo-operator run: the database schema is not up to date"
         " (missing 0001.initial-schema, 0002.events, 0003.reminder-delivery, 0004.api-search,"
-        " 0005.reminder-dead-letters, 0006.reminder-failure-reason, 0007.web-sessions):"
+        " 0005.reminder-dead-letters, 0006.reminder-failure-reason, 0007.web-sessions,"
+        " 0008.wakeups):"
         " run `todo-operator migrate up`"
     )
 

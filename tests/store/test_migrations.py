@@ -16,6 +16,7 @@ MIGRATIONS = [
     "0005.reminder-dead-letters",
     "0006.reminder-failure-reason",
     "0007.web-sessions",
+    "0008.wakeups",
 ]
 TABLES = {
     "tasks",

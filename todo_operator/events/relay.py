@@ -56,6 +56,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from todo_operator.clock import Clock, SystemClock
 from todo_operator.events import dapr, schemas
 from todo_operator.store import pool as pools
+from todo_operator.store import wakeups as wakeup_channels
 from todo_operator.store.outbox import Failure, OutboxRow, OutboxStore
 from todo_operator.telemetry import tracing
 from todo_operator.telemetry.metrics import RelayMetrics
@@ -63,6 +64,10 @@ from todo_operator.telemetry.metrics import RelayMetrics
 logger = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+
+# With LISTEN/NOTIFY an idle relay still looks this often: the notifications are the
+# rule, this only bounds the cost of a bug in them.
+_LONGEST_IDLE_SECONDS = 60.0
 
 
 class RelaySettings(BaseSettings):
@@ -81,7 +86,14 @@ class RelaySettings(BaseSettings):
     relay_max_attempts: int = Field(default=10, ge=1, description="publish attempts before a dead letter")
     relay_bulk: bool = Field(default=True, description="use Dapr's (alpha) bulk publish endpoint")
     relay_lease_seconds: float = Field(default=60.0, gt=0, description="a dead relay's rows wait this long")
-    relay_idle_seconds: float = Field(default=0.05, gt=0, description="poll interval when nothing is waiting")
+    listen_notify: bool = Field(
+        default=True,
+        description="learn of new outbox rows through PostgreSQL LISTEN/NOTIFY;"
+        " false: poll every relay_idle_seconds (behind PgBouncer in transaction mode)",
+    )
+    relay_idle_seconds: float = Field(
+        default=0.05, gt=0, description="poll interval when nothing is waiting, without LISTEN/NOTIFY"
+    )
     relay_backoff_seconds: float = Field(default=0.5, gt=0, description="first wait while Dapr is down")
     relay_backoff_cap_seconds: float = Field(default=30.0, gt=0, description="longest wait, Dapr down")
     relay_retry_seconds: float = Field(default=1.0, gt=0, description="first wait before retrying a row")
@@ -501,11 +513,15 @@ class Relay:
         cutoff = self._clock.now() - timedelta(hours=self._settings.outbox_retention_hours)
         return await self._store.prune(published_before=cutoff)
 
-    async def run(self, *, stop: asyncio.Event, sleep: Sleep | None = None) -> None:
+    async def run(
+        self, *, stop: asyncio.Event, sleep: Sleep | None = None, wakeups: asyncio.Event | None = None
+    ) -> None:
         """Publish until ``stop`` is set; back off while the sidecar or the database is down.
 
         After a full batch the next one is claimed while this one is published (see the
-        module docstring); after an error the batch claimed ahead is given back.
+        module docstring); after an error the batch claimed ahead is given back. With
+        ``wakeups`` (set by a :class:`~todo_operator.store.wakeups.Listener`) an idle relay
+        sleeps until told; without, it polls every ``relay_idle_seconds``.
         """
         wait = sleep or _sleep_until(stop)
         settings = self._settings
@@ -515,14 +531,10 @@ class Relay:
         behind: dict[str, int] = {}
         try:
             while not stop.is_set():
-                now = self._clock.now()
-                since_prune = None if last_prune is None else (now - last_prune).total_seconds()
-                if since_prune is None or since_prune >= settings.outbox_prune_interval_seconds:
-                    last_prune = now
-                    with contextlib.suppress(psycopg.Error):
-                        pruned = await self.prune()
-                        if pruned:
-                            logger.info("pruned %d published outbox rows", pruned)
+                if wakeups is not None:
+                    # Before the claim: a row committed after this point rings again.
+                    wakeups.clear()
+                last_prune = await self._prune_if_due(last_prune)
                 try:
                     if ahead is not None:
                         claiming, ahead = ahead, None
@@ -555,10 +567,54 @@ class Relay:
                     await wait(delay)
                     continue
                 outages = 0
-                if ahead is None:
-                    await wait(settings.relay_idle_seconds)
+                await self._rest(
+                    result, claiming_ahead=ahead is not None, wakeups=wakeups, stop=stop, wait=wait
+                )
         finally:
             await self._give_back(ahead)
+
+    async def _prune_if_due(self, last_prune: datetime | None) -> datetime | None:
+        """Prune old published rows every ``outbox_prune_interval_seconds``; when it last did."""
+        now = self._clock.now()
+        since_prune = None if last_prune is None else (now - last_prune).total_seconds()
+        if since_prune is not None and since_prune < self._settings.outbox_prune_interval_seconds:
+            return last_prune
+        with contextlib.suppress(psycopg.Error):
+            pruned = await self.prune()
+            if pruned:
+                logger.info("pruned %d published outbox rows", pruned)
+        return now
+
+    async def _rest(
+        self,
+        result: CycleResult,
+        *,
+        claiming_ahead: bool,
+        wakeups: asyncio.Event | None,
+        stop: asyncio.Event,
+        wait: Sleep,
+    ) -> None:
+        """Between cycles: polling, wait after any batch that was not full; woken, only when idle."""
+        if wakeups is None:
+            if not claiming_ahead:
+                await wait(self._settings.relay_idle_seconds)
+        elif result.claimed == 0:
+            await self._wait_for_work(wakeups, stop=stop)
+
+    async def _wait_for_work(self, wakeups: asyncio.Event, *, stop: asyncio.Event) -> None:
+        """Nothing to claim: sleep until a notification, or until a lease or a backoff ends.
+
+        Only an empty claim gets here, so a relay that published something claims once more
+        first: the rows its batch held back (later rows of the same users) wake no one else.
+        """
+        now = self._clock.now()
+        timeout = _LONGEST_IDLE_SECONDS
+        with contextlib.suppress(psycopg.Error, OSError):
+            until = await self._store.next_claimable_at(now=now)
+            if until is not None:
+                timeout = min(max((until - now).total_seconds(), 0.0), timeout)
+        if not wakeups.is_set():
+            await _first_of(wakeups, stop, seconds=timeout)
 
     async def _recover(self, batch: _Batch, *, published: Sequence[int], now: datetime) -> None:
         """After settling failed on the database (a dropped connection, a failover): try once more.
@@ -592,6 +648,15 @@ class Relay:
             await self._store.release(ids=[row.id for row in batch.rows])
         except (psycopg.Error, OSError) as error:
             logger.warning("outbox relay: could not give back a batch claimed ahead (%s)", error)
+
+
+async def _first_of(*events: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 def _sleep_until(stop: asyncio.Event) -> Sleep:
@@ -634,12 +699,24 @@ async def run_relay(
                 store=OutboxStore(pool), publisher=publisher, settings=settings, clock=clock, metrics=metrics
             )
             logger.info(
-                "outbox relay %s publishing to %s (pub/sub %r)",
+                "outbox relay %s publishing to %s (pub/sub %r), %s",
                 relay.name,
                 settings.dapr_http_endpoint,
                 settings.pubsub_name,
+                "woken by LISTEN/NOTIFY" if settings.listen_notify else "polling",
             )
-            await relay.run(stop=stop)
+            if not settings.listen_notify:
+                await relay.run(stop=stop)
+                return
+            wakeups = asyncio.Event()
+            listener = wakeup_channels.Listener(settings.database_url, {wakeup_channels.OUTBOX: wakeups.set})
+            listening = asyncio.create_task(listener.run(), name="outbox-relay-listener")
+            try:
+                await relay.run(stop=stop, wakeups=wakeups)
+            finally:
+                listening.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listening
     finally:
         if own_pool:
             await pool.close()

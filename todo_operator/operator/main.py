@@ -33,7 +33,7 @@ from todo_operator.operator.reminders import NotifyJob, ReminderReconciler, load
 from todo_operator.operator.settings import OperatorSettings
 from todo_operator.schedule_engine import ScheduleEngine
 from todo_operator.store import pool as pools
-from todo_operator.store import schema, stats
+from todo_operator.store import schema, stats, wakeups
 from todo_operator.store.claims import RecordClaims
 from todo_operator.store.records import Records
 from todo_operator.telemetry import figures, metrics, server
@@ -219,6 +219,30 @@ def _relay_runner(
     return run_relay
 
 
+def _background(
+    settings: OperatorSettings,
+    runtime: Runtime,
+    *,
+    relay_settings: relay.RelaySettings | None,
+    clock: Clock,
+    pool: AsyncConnectionPool[AsyncConnection[Any]],
+    registry: CollectorRegistry,
+) -> list[Callable[[], Coroutine[Any, Any, None]]]:
+    """What runs beside Kopf: the due work, the Event poster, its wake-ups and the relay."""
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = [
+        runtime.due_work.run,
+        runtime.cluster_events.run,
+    ]
+    if settings.listen_notify:
+        # Reminders and due tasks written by any replica or the API wake the due work at once.
+        listener = wakeups.Listener(settings.database_url, {wakeups.DUE_WORK: runtime.due_work.wake})
+        background.append(listener.run)
+    if settings.dapr_enabled:
+        publishing = relay_settings or relay.RelaySettings(database_url=settings.database_url)
+        background.append(_relay_runner(publishing, clock=clock, pool=pool, registry=registry))
+    return background
+
+
 async def run(
     settings: OperatorSettings,
     *,
@@ -251,10 +275,9 @@ async def run(
             clock=clock,
             measured=metrics.OperatorMetrics(registry),
         )
-        background = [runtime.due_work.run, runtime.cluster_events.run]
-        if settings.dapr_enabled:
-            publishing = relay_settings or relay.RelaySettings(database_url=settings.database_url)
-            background.append(_relay_runner(publishing, clock=clock, pool=pool, registry=registry))
+        background = _background(
+            settings, runtime, relay_settings=relay_settings, clock=clock, pool=pool, registry=registry
+        )
         kopf_registry = handlers.build_registry(
             reconcilers=runtime.reconcilers, settings=settings, background=background
         )

@@ -59,6 +59,11 @@ class OperatorSettings(BaseSettings):
     )
 
     # Reminders (docs/REMINDERS.md)
+    listen_notify: bool = Field(
+        default=True,
+        description="learn of new work written elsewhere through PostgreSQL LISTEN/NOTIFY;"
+        " false: look every minute (behind PgBouncer in transaction mode)",
+    )
     reminder_delivery: Literal["cronjob", "inline"] = Field(
         default="cronjob",
         description="cronjob: one CronJob per reminder; inline: the operator sends them itself",

@@ -128,6 +128,15 @@ RETURNING {", ".join("outbox." + c.strip() for c in _ROW_COLUMNS.split(","))}
 # SET LOCAL) leaves the ordered index scan as the only cheap plan.
 _CLAIM_SETUP = "SELECT pg_advisory_xact_lock(%s), set_config('enable_sort', 'off', true)"
 
+# Rows in the past are left out: one that is claimable by its own times but still not
+# claimed waits behind an earlier row of its user, whose own time is the one that counts.
+_NEXT_CLAIMABLE = """
+SELECT min(GREATEST(claimed_until, next_attempt_at)) FROM outbox
+-- Spelled out so that the partial index outbox_holding applies.
+WHERE published_at IS NULL AND (claimed_until IS NOT NULL OR next_attempt_at IS NOT NULL)
+  AND GREATEST(claimed_until, next_attempt_at) > %(now)s
+"""
+
 _MARK_PUBLISHED = """
 UPDATE outbox SET published_at = %s, attempts = attempts + 1, last_error = NULL,
                   claimed_by = NULL, claimed_until = NULL, next_attempt_at = NULL
@@ -289,6 +298,17 @@ class OutboxStore(Repository):
                 total += cursor.rowcount
             if cursor.rowcount < chunk:
                 return total
+
+    async def next_claimable_at(self, *, now: datetime) -> datetime | None:
+        """When a row that cannot be claimed now may become claimable: a lease or a backoff ends.
+
+        A relay with nothing to claim sleeps until then (or a notification): a dead relay's rows
+        and rows waiting out a failure need no one to write again to be published.
+        """
+        async with self._connection() as connection:
+            cursor = await connection.execute(_NEXT_CLAIMABLE, {"now": now})
+            found = await cursor.fetchone()
+        return found[0] if found else None
 
     async def backlog(self) -> Backlog:
         async with self._connection() as connection:
