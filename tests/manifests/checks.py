@@ -7,12 +7,17 @@ flagged: every check here has a negative control in test_checks_catch_faults.py.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import pathlib
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import celpy
+import celpy.adapter
+import celpy.celtypes
+import jsonschema
 import kubernetes_validate
 import yaml
 
@@ -21,6 +26,8 @@ from tests import ROOT
 Json = dict[str, Any]
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 CHECKOV_SKIPS = pathlib.Path(__file__).with_name("checkov-skips.yaml")
+# CRDs of the custom kinds the chart creates that are validated too (KEDA's); README.md there.
+CRD_SCHEMAS = pathlib.Path(__file__).with_name("schemas")
 NOTIFY_TEMPLATE_KEY = "notify-job-template.yaml"
 
 
@@ -195,9 +202,15 @@ def crd_differences(objects: Iterable[Json], crds_dir: pathlib.Path) -> list[str
 
 
 def schema_errors(objects: Iterable[Json], kubernetes_version: str) -> tuple[list[str], list[str]]:
-    """(errors, warnings) from kubernetes-validate's strict schemas; custom kinds only warn."""
+    """(errors, warnings) from kubernetes-validate's strict schemas, and for the custom kinds
+    of CRD_SCHEMAS from their CRDs (custom_resource_errors); other custom kinds only warn."""
     errors, warnings = [], []
     for obj in objects:
+        crd_schema = custom_resource_schemas().get((obj.get("apiVersion", ""), obj.get("kind", "")))
+        if crd_schema is not None:
+            problems = _object_meta_errors(obj, kubernetes_version) + custom_resource_errors(obj, crd_schema)
+            errors += [f"{name_of(obj)}: {problem}" for problem in problems]
+            continue
         try:
             kubernetes_validate.validate(obj, kubernetes_version, strict=True)
         except kubernetes_validate.SchemaNotFoundError:
@@ -206,6 +219,95 @@ def schema_errors(objects: Iterable[Json], kubernetes_version: str) -> tuple[lis
             path = "/".join(str(part) for part in error.path)
             errors.append(f"{name_of(obj)} ({kubernetes_version}): {path}: {error.message}")
     return errors, warnings
+
+
+@functools.cache
+def custom_resource_schemas() -> dict[tuple[str, str], Json]:
+    """(apiVersion, kind) -> openAPIV3Schema of every served version of the CRDs in CRD_SCHEMAS."""
+    schemas = {}
+    for path in sorted(CRD_SCHEMAS.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        spec = crd["spec"]
+        for version in spec["versions"]:
+            if version.get("served"):
+                api_version = f"{spec['group']}/{version['name']}"
+                schemas[api_version, spec["names"]["kind"]] = version["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+def _refusing_unknown_fields(schema: Json) -> Json:
+    """The schema with unknown fields refused wherever it lists the known ones. The API server
+    prunes unknown fields of a custom resource silently (a misspelt field is lost, not reported);
+    `kubectl apply`'s strict field validation refuses them, and so does this check."""
+    strict = dict(schema)
+    if "properties" in strict:
+        strict["properties"] = {
+            key: _refusing_unknown_fields(value) for key, value in schema["properties"].items()
+        }
+        if not strict.get("x-kubernetes-preserve-unknown-fields"):
+            strict.setdefault("additionalProperties", False)
+    for key in ("items", "additionalProperties"):
+        if isinstance(strict.get(key), dict):
+            strict[key] = _refusing_unknown_fields(strict[key])
+    for key in ("allOf", "anyOf", "oneOf"):
+        if key in strict:
+            strict[key] = [_refusing_unknown_fields(item) for item in strict[key]]
+    return strict
+
+
+_cel = celpy.Environment()
+
+
+@functools.cache
+def _cel_program(rule: str) -> Any:
+    return _cel.program(_cel.compile(rule))
+
+
+def _rule_errors(schema: Json, value: Any, path: str) -> list[str]:
+    """The CRD's x-kubernetes-validations (CEL, ``self`` the value they sit on) that ``value`` breaks.
+    A rule that does not evaluate to true refuses, as on the API server (celpy may return its
+    evaluation error instead of raising it)."""
+    problems = []
+    for validation in schema.get("x-kubernetes-validations", []):
+        result = _cel_program(validation["rule"]).evaluate({"self": celpy.adapter.json_to_cel(value)})
+        if not isinstance(result, celpy.celtypes.BoolType) or not result:
+            problems.append(f"{path or '/'}: {validation.get('message') or validation['rule']}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            extra = schema.get("additionalProperties")
+            sub = schema.get("properties", {}).get(key, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                problems += _rule_errors(sub, item, f"{path}/{key}")
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            problems += _rule_errors(schema["items"], item, f"{path}/{index}")
+    return problems
+
+
+def _object_meta_errors(obj: Json, kubernetes_version: str) -> list[str]:
+    """A custom resource's metadata is an ObjectMeta like any object's (its CRD only says
+    ``type: object``): checked here as a ConfigMap's."""
+    carrier = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": obj.get("metadata", {})}
+    try:
+        kubernetes_validate.validate(carrier, kubernetes_version, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        return [f"{'/'.join(str(part) for part in error.path)}: {error.message}"]
+    return []
+
+
+def custom_resource_errors(obj: Json, crd_schema: Json) -> list[str]:
+    """What the API server (with strict field validation) would refuse in a custom resource:
+    its CRD's schema with unknown fields refused, then (on an object that passes it, as the API
+    server does) the CRD's CEL rules. No defaults are applied first, so a rule about a field
+    left to its default is not checked."""
+    validator = jsonschema.Draft4Validator(_refusing_unknown_fields(crd_schema))
+    problems = [
+        f"{'/'.join(str(part) for part in error.absolute_path) or '/'}: {error.message}"
+        for error in sorted(
+            validator.iter_errors(obj), key=lambda error: [str(p) for p in error.absolute_path]
+        )
+    ]
+    return problems or _rule_errors(crd_schema, obj, "")
 
 
 def long_names(objects: Iterable[Json]) -> list[str]:

@@ -38,6 +38,27 @@ REFUSED: dict[str, tuple[dict[str, object], str]] = {
     "recipient-domain-not-a-domain": ({"notify": {"recipientDomains": ["@example.com"]}}, "recipientDomains"),
     # The API refuses every delivery without Dapr's app token: a chart without one would lose the feed.
     "dapr-without-app-token": ({"dapr": {"appTokenSecret": ""}}, "dapr.appTokenSecret"),
+    # KEDA scales the relay's own Deployment; the relay inside the operator has none to scale.
+    "relay-autoscaling-without-relay": (
+        {"relay": {"autoscaling": {"enabled": True}}},
+        "relay.autoscaling.enabled needs relay.enabled",
+    ),
+    "relay-autoscaling-min-above-max": (
+        {"relay": {"enabled": True, "autoscaling": {"enabled": True, "minReplicas": 6, "maxReplicas": 3}}},
+        "relay.autoscaling.minReplicas (6) is above relay.autoscaling.maxReplicas (3)",
+    ),
+    "api-autoscaling-min-above-max": (
+        {"api": {"autoscaling": {"enabled": True, "minReplicas": 4, "maxReplicas": 2}}},
+        "api.autoscaling.minReplicas (4) is above api.autoscaling.maxReplicas (2)",
+    ),
+    "api-autoscaling-cpu-above-100": (
+        {"api": {"autoscaling": {"enabled": True, "targetCPUUtilizationPercentage": 150}}},
+        "/api/autoscaling/targetCPUUtilizationPercentage",
+    ),
+    "relay-backlog-per-replica-zero": (
+        {"relay": {"enabled": True, "autoscaling": {"enabled": True, "backlogPerReplica": 0}}},
+        "/relay/autoscaling/backlogPerReplica",
+    ),
 }
 # A workload checkov must flag (the checkov negative control): root, privileged, no limits.
 BAD_POD = {

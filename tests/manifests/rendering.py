@@ -8,9 +8,11 @@ Three things make that work, each a gap of the emulator worked around here:
 
 * The emulator serves only the built-in kinds our operator touches. The other
   kinds the chart creates (Deployments, RBAC, NetworkPolicies, Ingresses,
-  PodDisruptionBudgets, ServiceMonitors, ValidatingAdmissionPolicies and their
-  bindings) are served as stand-in CRDs that accept any body: the emulator
-  stores them, kubernetes-validate checks them.
+  PodDisruptionBudgets, HorizontalPodAutoscalers, ServiceMonitors,
+  ValidatingAdmissionPolicies and their bindings, KEDA's ScaledObjects and
+  TriggerAuthentications) are served as stand-in CRDs that accept any body: the
+  emulator stores them, kubernetes-validate (KEDA's: their CRDs in schemas/)
+  checks them.
 * client-go's WatchList (`sendInitialEvents`) waits for a bookmark the emulator
   never sends; `KUBE_FEATURE_WatchListClient=false` makes Helm list and watch.
   The Go runtime reads the environment the process started with, so rendering
@@ -85,6 +87,9 @@ STANDIN_CRDS: tuple[Json, ...] = (
     _standin("networking.k8s.io", "Ingress", "ingresses"),
     _standin("policy", "PodDisruptionBudget", "poddisruptionbudgets"),
     _standin("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"),
+    _standin("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", version="v2"),
+    _standin("keda.sh", "ScaledObject", "scaledobjects", version="v1alpha1"),
+    _standin("keda.sh", "TriggerAuthentication", "triggerauthentications", version="v1alpha1"),
     _standin(
         "admissionregistration.k8s.io",
         "ValidatingAdmissionPolicy",

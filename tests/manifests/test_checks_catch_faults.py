@@ -110,6 +110,69 @@ def test_schema_violations_are_flagged() -> None:
     assert checks.schema_errors([bad], "1.31.0")[0]
 
 
+SCALED_OBJECT: rendering.Json = {
+    "apiVersion": "keda.sh/v1alpha1",
+    "kind": "ScaledObject",
+    "metadata": {"name": "relay", "namespace": "default"},
+    "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "relay"},
+        "minReplicaCount": 1,
+        "maxReplicaCount": 4,
+        "triggers": [
+            {
+                "type": "postgresql",
+                "metadata": {"query": "SELECT 1", "targetQueryValue": "100"},
+                "authenticationRef": {"name": "relay-database"},
+            }
+        ],
+    },
+}
+TRIGGER_AUTHENTICATION: rendering.Json = {
+    "apiVersion": "keda.sh/v1alpha1",
+    "kind": "TriggerAuthentication",
+    "metadata": {"name": "relay-database", "namespace": "default"},
+    "spec": {"secretTargetRef": [{"parameter": "connection", "name": "db", "key": "url"}]},
+}
+
+
+def test_the_good_keda_objects_pass() -> None:
+    assert checks.schema_errors([SCALED_OBJECT, TRIGGER_AUTHENTICATION], "1.31.0") == ([], [])
+
+
+def test_keda_schema_violations_are_flagged() -> None:
+    """KEDA's kinds are checked against KEDA's CRDs, unknown fields refused (the API server would
+    drop a misspelt one silently), and the CRD's CEL rules evaluated."""
+    misspelt = copy.deepcopy(SCALED_OBJECT)
+    misspelt["spec"]["minReplicaCont"] = misspelt["spec"].pop("minReplicaCount")
+    untargeted = copy.deepcopy(SCALED_OBJECT)
+    del untargeted["spec"]["scaleTargetRef"]
+    # Trigger metadata is a map of strings: a number there is refused by the API server.
+    number = copy.deepcopy(SCALED_OBJECT)
+    number["spec"]["triggers"][0]["metadata"]["targetQueryValue"] = 100
+    inverted = copy.deepcopy(SCALED_OBJECT)
+    inverted["spec"]["minReplicaCount"] = 5  # above maxReplicaCount: the CRD's CEL rule
+    unknown_kind = copy.deepcopy(SCALED_OBJECT)
+    unknown_kind["spec"]["triggers"][0]["authenticationRef"]["kind"] = "SecretAuthentication"
+    bad_metadata = copy.deepcopy(SCALED_OBJECT)
+    bad_metadata["metadata"]["lables"] = {"app": "relay"}  # ObjectMeta, checked as any object's
+    for bad, mentions in [
+        (misspelt, "minReplicaCont"),
+        (untargeted, "scaleTargetRef"),
+        (number, "100"),
+        (inverted, "minReplicaCount must be less than or equal to maxReplicaCount"),
+        (unknown_kind, "SecretAuthentication"),
+        (bad_metadata, "lables"),
+    ]:
+        errors, _ = checks.schema_errors([bad], "1.31.0")
+        assert errors, mentions
+        assert mentions in errors[0], errors
+    authentication = copy.deepcopy(TRIGGER_AUTHENTICATION)
+    del authentication["spec"]["secretTargetRef"][0]["key"]
+    errors, _ = checks.schema_errors([authentication], "1.31.0")
+    assert errors
+    assert "'key' is a required property" in errors[0]
+
+
 def test_crd_drift_is_flagged() -> None:
     crds = [
         obj for path in sorted(rendering.CRDS.glob("*.yaml")) for obj in [yaml.safe_load(path.read_text())]

@@ -1,4 +1,4 @@
-"""Every chart value docs/INSTALL.md and docs/OPERATIONS.md name exists in values.yaml.
+"""Every chart value docs/INSTALL.md, docs/OPERATIONS.md and docs/DEPLOYMENT.md name exists in values.yaml.
 
 A value is named as `--set a.b=...` or in backquotes (`a.b`, `a.b=false`, `a.b: [...]`)
 with a first part that is a top-level key of values.yaml; a misspelt or renamed one fails.
@@ -15,7 +15,7 @@ import yaml
 from tests import ROOT
 
 VALUES = yaml.safe_load((ROOT / "manifests" / "helm" / "todo-operator" / "values.yaml").read_text())
-DOCS = ("INSTALL.md", "OPERATIONS.md")
+DOCS = ("INSTALL.md", "OPERATIONS.md", "DEPLOYMENT.md")
 _NAMED = re.compile(r"(?:--set(?:-json)?[ =]'?|`)([a-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)+)(?=[`=:\s'])")
 
 

@@ -89,15 +89,26 @@ app.kubernetes.io/component: {{ .component }}
 {{- default .Release.Namespace .Values.api.namespace }}
 {{- end }}
 
+{{/* The existing Secret with the DSN: the processes read it, and so does KEDA's relay trigger. */}}
+{{- define "todo-operator.databaseSecret" -}}
+{{- required "database.existingSecret is required (a Secret holding the PostgreSQL DSN)" .Values.database.existingSecret }}
+{{- end }}
+
 {{/* The DSN from the existing Secret, as TODO_DATABASE_URL. */}}
 {{- define "todo-operator.databaseEnv" -}}
 - name: TODO_DATABASE_URL
   valueFrom:
     secretKeyRef:
-      name: {{ required "database.existingSecret is required (a Secret holding the PostgreSQL DSN)" .Values.database.existingSecret }}
+      name: {{ include "todo-operator.databaseSecret" . }}
       key: {{ .Values.database.secretKey }}
 - name: TODO_DATABASE_POOL_SIZE
   value: {{ .Values.database.poolSize | quote }}
+{{- end }}
+
+{{/* How the operator and the relay learn of new work written elsewhere (docs/ARCHITECTURE.md, "Wake-ups"). */}}
+{{- define "todo-operator.wakeupsEnv" -}}
+- name: TODO_LISTEN_NOTIFY
+  value: {{ .Values.database.listenNotify | quote }}
 {{- end }}
 
 {{/* Logs and traces (docs/MONITORING.md), the same for every component. */}}
