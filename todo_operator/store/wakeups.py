@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ DUE_WORK = "todo_due_work"  # a reminder waits for its moment, or an open task h
 # A connection that went quiet is checked this often (a network that drops packets
 # silently would otherwise leave the listener deaf and waiting for good).
 _CHECK_SECONDS = 30.0
-_CHECK_TIMEOUT_SECONDS = 10.0
 
 
 class Listener:
@@ -80,14 +80,42 @@ class Listener:
             self.listening.set()
             self._ring_all()
             while True:
-                heard = False
-                async for notification in connection.notifies(timeout=_CHECK_SECONDS):
-                    heard = True
-                    bell = self._bells.get(notification.channel)
-                    if bell is not None:
-                        bell()
-                if not heard:
-                    await asyncio.wait_for(connection.execute("SELECT 1"), _CHECK_TIMEOUT_SECONDS)
+                if await self._readable(connection):
+                    self._hear(connection)
+                else:
+                    # Quiet for a while: is the connection still there? (Notifications that come
+                    # with the answer are kept by psycopg, not heard: every worker looks once.)
+                    await asyncio.wait_for(connection.execute("SELECT 1"), _CHECK_SECONDS)
+                    self._ring_all()
+
+    @staticmethod
+    async def _readable(connection: psycopg.AsyncConnection[Any]) -> bool:
+        """Wait until the server sends something (True), or ``_CHECK_SECONDS`` of silence (False).
+
+        Not ``AsyncConnection.notifies()``: it wakes every 100 ms to look for a cancellation,
+        which is most of what an idle worker would spend (docs/PERFORMANCE.md, "Wake-ups").
+        """
+        loop = asyncio.get_running_loop()
+        readable = asyncio.Event()
+        socket = connection.pgconn.socket
+        loop.add_reader(socket, readable.set)
+        try:
+            await asyncio.wait_for(readable.wait(), _CHECK_SECONDS)
+        except TimeoutError:
+            return False
+        finally:
+            loop.remove_reader(socket)
+        return True
+
+    def _hear(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        """Read what arrived and ring the bell of each notification's channel."""
+        connection.pgconn.consume_input()
+        if connection.pgconn.status != pq.ConnStatus.OK:
+            raise psycopg.OperationalError("the listening connection was closed")
+        while (notification := connection.pgconn.notifies()) is not None:
+            bell = self._bells.get(notification.relname.decode())
+            if bell is not None:
+                bell()
 
     def _ring_all(self) -> None:
         for bell in self._bells.values():
