@@ -355,7 +355,7 @@ def test_what_the_recorded_row_says_comes_first(
     stored: str, timing: str, cronjob: bool, outcome: str
 ) -> None:
     step = lifecycle.ReminderStep(action="schedule", fire_at=DUE, timing=timing)  # type: ignore[arg-type]
-    assert lifecycle.after_recording(step, stored_phase=stored, cronjob_delivery=cronjob) == outcome
+    assert lifecycle.after_recording(step, stored_phase=stored, triggered_outside=cronjob) == outcome
 
 
 @pytest.mark.parametrize(

@@ -319,11 +319,12 @@ def decide_reminder(
     return ReminderStep(action="schedule", fire_at=fire, timing=timing.catch_up(fire, now=now, policy=policy))
 
 
-def after_recording(step: ReminderStep, *, stored_phase: str, cronjob_delivery: bool) -> Recorded:
+def after_recording(step: ReminderStep, *, stored_phase: str, triggered_outside: bool) -> Recorded:
     """What a scheduled reminder's row, as PostgreSQL kept it, says to do next.
 
-    ``missed`` (CronJob delivery only: inline delivery's dispatcher applies the same policy when it
-    claims the row): too late to be worth an e-mail, it ends Failed.
+    ``missed`` (with a trigger outside the operator, a CronJob or a Dapr job, only: inline
+    delivery's dispatcher applies the same policy when it claims the row): too late to be worth
+    an e-mail, it ends Failed.
     """
     if stored_phase == "Deleted":
         return "gone"
@@ -331,6 +332,6 @@ def after_recording(step: ReminderStep, *, stored_phase: str, cronjob_delivery: 
         return "terminal"
     if stored_phase == "Cancelled":
         return "cancelled"  # by another replica that saw the task completed first
-    if step.timing == "missed" and cronjob_delivery:
+    if step.timing == "missed" and triggered_outside:
         return "missed"
     return "scheduled"

@@ -492,15 +492,18 @@ class ReminderStatus(Model):
     """What the operator observed and did; written by the operator only."""
 
     phase: ReminderPhase | None = None
-    """Scheduled (a CronJob will send it), Pending (the operator will send it itself), Sent, Failed
-    (see the Ready condition's reason and lastError) or Cancelled (its Task was completed or
-    deleted first)."""
+    """Scheduled (a CronJob or a Dapr job will send it), Pending (the operator will send it
+    itself), Sent, Failed (see the Ready condition's reason and lastError) or Cancelled (its Task
+    was completed or deleted first)."""
     fire_at: AwareDatetime | None = None
     """When the e-mail is to go out (RFC 3339), worked out from at, or from before and the Task's
     dueAt."""
     cron_job: ResourceName | None = None
     """The name of the CronJob that will send it, with CronJob delivery; removed once it is sent or
     cancelled."""
+    dapr_job: ResourceName | None = None
+    """The name of the Dapr job that will trigger it, with dapr-jobs delivery
+    (reminder-<uid>-g<generation>); removed once it is sent or cancelled."""
     attempts: int = Field(default=0, ge=0)
     """How many times sending was tried."""
     sent_at: AwareDatetime | None = None

@@ -39,6 +39,14 @@ class CatchUpPolicy:
     early: timedelta = timedelta(minutes=1)
 
 
+@dataclass(frozen=True, kw_only=True)
+class JobRetries:
+    """A Dapr job's failure policy: how the Scheduler tries again when the operator did not answer."""
+
+    interval: timedelta = timedelta(seconds=10)
+    max_retries: int = 30  # five minutes: the grace period, after which the catch-up takes over
+
+
 def bounded_name(base: str, suffix: str, *, limit: int = MAX_NAME_LENGTH) -> str:
     """``<base>-<suffix>``, shortened with a stable hash of ``base`` when too long."""
     if len(base) + 1 + len(suffix) <= limit:

@@ -68,7 +68,7 @@ class BulkUnsupported(Exception):
     """The sidecar does not know the (alpha) bulk endpoint: publish one by one."""
 
 
-def _error_text(status: int, body: bytes) -> tuple[str | None, str]:
+def error_text(status: int, body: bytes) -> tuple[str | None, str]:
     try:
         parsed = json.loads(body) if body else {}
     except ValueError:
@@ -105,7 +105,7 @@ class DaprPublisher:
         )
         if status in (200, 204):
             return None
-        code, text = _error_text(status, body)
+        code, text = error_text(status, body)
         if status >= 500 or code in _NOT_CONFIGURED:
             raise SidecarUnavailable(text)
         return Rejected(status=status, error=text)
@@ -130,7 +130,7 @@ class DaprPublisher:
         )
         if status in (200, 204):
             return BulkOutcome()
-        code, text = _error_text(status, body)
+        code, text = error_text(status, body)
         if status in (404, 405) and code is None:
             # An older sidecar without the alpha endpoint answers a bare 404.
             raise BulkUnsupported(text)

@@ -9,9 +9,10 @@ due:
 * open tasks whose ``dueAt`` passed turn ``Overdue`` (through the Task
   reconciler, so status, row and ``task.overdue`` event stay consistent);
 * ``inline`` delivery: due reminders are sent, concurrently and each once;
-* ``cronjob`` delivery: a reminder whose CronJob should have fired but was
-  not sent is caught up (a Job, marked late) or, past the look-back, ends
-  ``Failed``/``Missed`` — the catch-up policy of docs/REMINDERS.md.
+* ``cronjob`` and ``dapr-jobs`` delivery: a reminder whose CronJob or Dapr job
+  should have fired but was not sent is caught up (a Job, or a Dapr job due
+  now, marked late) or, past the look-back, ends ``Failed``/``Missed`` — the
+  catch-up policy of docs/REMINDERS.md.
 """
 
 from __future__ import annotations
@@ -28,17 +29,15 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from todo_operator import kube
-from todo_operator.channels.delivery import Outcome, ReminderDelivery
+from todo_operator.channels.delivery import ReminderDelivery
 from todo_operator.clock import Clock
 from todo_operator.domain import crds, timing
+from todo_operator.events import dapr
 from todo_operator.operator.reconciling import TaskReconciler
-from todo_operator.operator.reminders import Delivery, ReminderReconciler
+from todo_operator.operator.reminders import Delivery, ReminderReconciler, report_retrying
 from todo_operator.store import reminder_rows
 
 logger = logging.getLogger(__name__)
-
-# Seconds between tries to write a delivery's outcome to the Reminder's status (about a minute in all).
-REPORT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
 class Doorbell:
@@ -127,7 +126,7 @@ class DueWork:
                         await self._catch_up_cronjobs(now)
                     next_at = await self._next_work()
                     self._heartbeat(now)
-                except (psycopg.OperationalError, kube.TransientKubeError) as error:
+                except (psycopg.OperationalError, kube.TransientKubeError, dapr.SidecarUnavailable) as error:
                     logger.warning("scheduler: %s; trying again shortly", error)
                     next_at = self._clock.now() + timedelta(seconds=5)
                 except Exception:
@@ -183,7 +182,7 @@ class DueWork:
             try:
                 async with self._slots:
                     outcome = await self._delivery.deliver(uid=uid)
-                await self._report(namespace=namespace, name=name, outcome=outcome)
+                await report_retrying(self._reminders.report, namespace=namespace, name=name, outcome=outcome)
                 ended = outcome.result != "Skipped"
             except Exception:
                 logger.exception("reminder %s/%s: delivery failed unexpectedly", namespace, name)
@@ -193,21 +192,6 @@ class DueWork:
             self._in_flight.pop(uid, None)
         if not ended:
             self.wake()
-
-    async def _report(self, *, namespace: str, name: str, outcome: Outcome) -> None:
-        """Show the outcome in the Reminder's status, retrying a transient API error.
-
-        The row is final by now, so no later pass looks at this reminder again:
-        a status write lost here would leave it showing ``Pending`` for good.
-        """
-        for delay in REPORT_RETRY_DELAYS:
-            try:
-                await self._reminders.report(namespace=namespace, name=name, outcome=outcome)
-                return
-            except kube.TransientKubeError as error:
-                logger.warning("reminder %s/%s: status not written (%s); retrying", namespace, name, error)
-                await asyncio.sleep(delay)
-        await self._reminders.report(namespace=namespace, name=name, outcome=outcome)
 
     async def _catch_up_cronjobs(self, now: datetime) -> None:
         missed = await self._rows.missed_cronjobs(before=now - self._catch_up.grace, limit=self._batch_size)

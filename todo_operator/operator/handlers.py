@@ -27,6 +27,7 @@ from opentelemetry import context as otel_context
 
 from todo_operator import kube
 from todo_operator.domain import resources
+from todo_operator.events import dapr
 from todo_operator.operator import reconciling
 from todo_operator.operator.reminders import ReminderReconciler
 from todo_operator.operator.settings import OperatorSettings
@@ -97,6 +98,8 @@ async def _call(
         # Reminder's) can collide on the live-name index: ON CONFLICT settles only the uid.
         # Once the other has committed, the retry finds the row and updates it (F4).
         psycopg.errors.UniqueViolation,
+        # The Dapr Scheduler (dapr-jobs delivery) cannot be reached: the job is scheduled on a retry.
+        dapr.SidecarUnavailable,
     ) as error:
         reason = "transient"
         raise kopf.TemporaryError(f"{type(error).__name__}: {error}", delay=delay) from error

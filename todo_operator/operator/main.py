@@ -13,8 +13,10 @@ import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Final
 
+import aiohttp
 import kopf
 from prometheus_client.registry import CollectorRegistry
 from psycopg import AsyncConnection
@@ -27,9 +29,11 @@ from todo_operator.clock import Clock, SystemClock
 from todo_operator.domain import events as domain_events
 from todo_operator.domain import recurrence
 from todo_operator.events import relay
+from todo_operator.events.dapr_jobs import DaprJobs
 from todo_operator.operator import handlers, reconciling
 from todo_operator.operator.due_work import Doorbell, DueWork
-from todo_operator.operator.reminders import NotifyJob, ReminderReconciler, load_job_template
+from todo_operator.operator.job_triggers import DaprJobTrigger, JobTriggers
+from todo_operator.operator.reminders import NotifyJob, ReminderReconciler, load_job_template, report_retrying
 from todo_operator.operator.settings import OperatorSettings
 from todo_operator.schedule_engine import ScheduleEngine
 from todo_operator.store import pool as pools
@@ -71,6 +75,7 @@ class Runtime:
     )  # Kubernetes Events (kubectl describe), posted in the background
     metrics: metrics.OperatorMetrics
     engine: ScheduleEngine
+    job_triggers: JobTriggers | None = None  # dapr-jobs delivery: answers the sidecar's triggers
 
 
 def build_delivery(
@@ -99,6 +104,7 @@ def build_reminders(
     clock: Clock,
     doorbell: Doorbell | None = None,
     cluster_events: reconciling.ClusterEventRecorder | None = None,
+    dapr_jobs: DaprJobs | None = None,
 ) -> ReminderReconciler:
     return ReminderReconciler(
         kube=kube_api,
@@ -118,6 +124,11 @@ def build_reminders(
         ),
         catch_up=settings.catch_up(),
         wake_dispatcher=doorbell.ring if doorbell else lambda: None,
+        dapr_jobs=DaprJobTrigger(
+            dapr_jobs, clock=clock, catch_up=settings.catch_up(), retries=settings.job_retries()
+        )
+        if dapr_jobs is not None
+        else None,
     )
 
 
@@ -128,7 +139,9 @@ def build_runtime(
     pool: AsyncConnectionPool[AsyncConnection[Any]],
     clock: Clock,
     measured: metrics.OperatorMetrics | None = None,
+    dapr_jobs: DaprJobs | None = None,
 ) -> Runtime:
+    """The operator's parts, wired; ``dapr_jobs`` (the sidecar's Jobs API) with dapr-jobs delivery."""
     measured = measured or metrics.OperatorMetrics(metrics.new_registry())
     cluster_events = reconciling.ClusterEvents(kube=kube_api, clock=clock, component="todo-operator")
     records, claims = Records(pool), RecordClaims(pool)
@@ -150,6 +163,7 @@ def build_runtime(
         clock=clock,
         doorbell=doorbell,
         cluster_events=cluster_events,
+        dapr_jobs=dapr_jobs,
     )
     tasks = reconciling.TaskReconciler(
         kube=kube_api,
@@ -160,13 +174,14 @@ def build_runtime(
         recurring=recurring,
         reminders=reminders,
     )
+    delivery = build_delivery(settings=settings, pool=pool, clock=clock)
     due_work = DueWork(
         pool=pool,
         clock=clock,
         kube_api=kube_api,
         tasks=tasks,
         reminders=reminders,
-        delivery=build_delivery(settings=settings, pool=pool, clock=clock),
+        delivery=delivery,
         mode=settings.reminder_delivery,
         catch_up=settings.catch_up(),
         doorbell=doorbell,
@@ -180,7 +195,21 @@ def build_runtime(
         cluster_events=cluster_events,
         metrics=measured,
         engine=engine,
+        job_triggers=_job_triggers(dapr_jobs, pool=pool, delivery=delivery, reminders=reminders),
     )
+
+
+def _job_triggers(
+    dapr_jobs: DaprJobs | None,
+    *,
+    pool: AsyncConnectionPool[AsyncConnection[Any]],
+    delivery: ReminderDelivery,
+    reminders: ReminderReconciler,
+) -> JobTriggers | None:
+    """With dapr-jobs delivery: what answers the sidecar's job triggers."""
+    if dapr_jobs is None:
+        return None
+    return JobTriggers(pool=pool, delivery=delivery, report=partial(report_retrying, reminders.report))
 
 
 def record_collector(
@@ -217,6 +246,32 @@ def _relay_runner(
         await relay.run_relay(settings, stop=asyncio.Event(), clock=clock, pool=pool, metrics=relay_metrics)
 
     return run_relay
+
+
+async def _serve_http(
+    stack: contextlib.AsyncExitStack,
+    runtime: Runtime,
+    settings: OperatorSettings,
+    telemetry: TelemetrySettings,
+    registry: CollectorRegistry,
+    *,
+    before_scrape: Callable[[], Coroutine[Any, Any, None]],
+) -> None:
+    """``/metrics`` (with a metrics port) and the Dapr jobs' triggers (dapr-jobs), until ``stack`` ends."""
+    if telemetry.metrics_port is not None:
+        host, port = telemetry.metrics_host, telemetry.metrics_port
+        metrics_server = server.serving(registry, host=host, port=port, before_scrape=before_scrape)
+        await stack.enter_async_context(metrics_server)
+    if runtime.job_triggers is not None:
+        await stack.enter_async_context(runtime.job_triggers.serving(port=settings.dapr_app_port))
+
+
+async def _dapr_jobs(settings: OperatorSettings, stack: contextlib.AsyncExitStack) -> DaprJobs | None:
+    """The sidecar's Jobs API, with dapr-jobs delivery (its HTTP session closed with ``stack``)."""
+    if settings.reminder_delivery != "dapr-jobs":
+        return None
+    session = await stack.enter_async_context(aiohttp.ClientSession())
+    return DaprJobs(session=session, endpoint=settings.dapr_http_endpoint)
 
 
 def _background(
@@ -257,7 +312,8 @@ async def run(
 
     Beside Kopf run the due work (overdue tasks, reminders), the Event poster and, when Dapr is
     enabled, the outbox relay (``relay_settings``; default: from ``TODO_*``);
-    ``/metrics`` is served when ``telemetry.metrics_port`` is set.
+    ``/metrics`` is served when ``telemetry.metrics_port`` is set, and the Dapr jobs' triggers
+    on ``settings.dapr_app_port`` with dapr-jobs delivery.
     """
     telemetry = telemetry or TelemetrySettings()
     clock = clock or SystemClock()
@@ -268,27 +324,24 @@ async def run(
         pool, clock=clock, max_age=telemetry.metrics_max_age_seconds, registry=registry
     )
     try:
-        runtime = build_runtime(
-            settings=settings,
-            kube_api=kube.Kube(client),
-            pool=pool,
-            clock=clock,
-            measured=metrics.OperatorMetrics(registry),
-        )
-        background = _background(
-            settings, runtime, relay_settings=relay_settings, clock=clock, pool=pool, registry=registry
-        )
-        kopf_registry = handlers.build_registry(
-            reconcilers=runtime.reconcilers, settings=settings, background=background
-        )
         async with contextlib.AsyncExitStack() as serving:
+            runtime = build_runtime(
+                settings=settings,
+                kube_api=kube.Kube(client),
+                pool=pool,
+                clock=clock,
+                measured=metrics.OperatorMetrics(registry),
+                dapr_jobs=await _dapr_jobs(settings, serving),
+            )
             serving.callback(runtime.engine.close)
-            if telemetry.metrics_port is not None:
-                host, port = telemetry.metrics_host, telemetry.metrics_port
-                metrics_server = server.serving(registry, host=host, port=port, before_scrape=records.refresh)
-                await serving.enter_async_context(metrics_server)
+            background = _background(
+                settings, runtime, relay_settings=relay_settings, clock=clock, pool=pool, registry=registry
+            )
+            await _serve_http(serving, runtime, settings, telemetry, registry, before_scrape=records.refresh)
             await kopf.operator(
-                registry=kopf_registry,
+                registry=handlers.build_registry(
+                    reconcilers=runtime.reconcilers, settings=settings, background=background
+                ),
                 clusterwide=not settings.namespaces,
                 namespaces=settings.namespaces,
                 # Not peering_name: Kopf makes peering mandatory whenever a name is passed here.

@@ -1,26 +1,29 @@
 """Reminders: the objects a Task's ``spec.reminders`` makes, and how each gets delivered.
 
-Two delivery modes (operator setting ``reminder_delivery``):
+Three delivery modes (operator setting ``reminder_delivery``):
 
 * ``cronjob`` (default): each pending Reminder owns a one-shot ``batch/v1``
   CronJob for its minute (UTC) whose pod runs ``todo-operator notify``; it
   keeps firing while the operator is down. A reminder whose minute has
   already passed gets a Job that runs at once.
-* ``inline``: the operator's scheduler (``scheduler.py``) sends due
+* ``inline``: the operator's scheduler (``due_work.py``) sends due
   reminders itself from PostgreSQL.
+* ``dapr-jobs``: each pending Reminder has a one-shot job on the Dapr
+  Scheduler, which calls the operator back at its moment (``job_triggers.py``).
 
 Either way the send goes through :class:`.delivery.ReminderDelivery`, which
 sends each reminder once. Completing or deleting the task cancels its
-pending reminders (phase ``Cancelled``, CronJob deleted).
+pending reminders (phase ``Cancelled``, CronJob or Dapr job deleted).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import logging
 import pathlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -34,16 +37,20 @@ from todo_operator.channels.delivery import Outcome
 from todo_operator.clock import Clock
 from todo_operator.domain import crds, lifecycle, resources, timing
 from todo_operator.domain.events import Event
-from todo_operator.kube import AlreadyExists, Body, Kube, owners
+from todo_operator.kube import AlreadyExists, Body, Kube, TransientKubeError, owners
 from todo_operator.operator import objects
 from todo_operator.operator.claims import take_up_record
+from todo_operator.operator.job_triggers import DaprJobTrigger
 from todo_operator.operator.reconciling import ClusterEventRecorder, ObjectMeta, observed, status_wire
 from todo_operator.store import reminder_rows
 from todo_operator.store.claims import RecordClaims
 
 logger = logging.getLogger(__name__)
 
-Delivery = Literal["cronjob", "inline"]
+# Seconds between tries to write a delivery's outcome to the Reminder's status (about a minute in all).
+REPORT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+
+Delivery = Literal["cronjob", "inline", "dapr-jobs"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,7 +231,11 @@ class ReminderReconciler:
         job: NotifyJob,
         catch_up: timing.CatchUpPolicy,
         wake_dispatcher: Callable[[], None] = lambda: None,
+        dapr_jobs: DaprJobTrigger | None = None,
     ) -> None:
+        if (delivery == "dapr-jobs") != (dapr_jobs is not None):
+            raise ValueError("dapr-jobs delivery, and it only, needs the Dapr jobs client")
+        self._dapr_jobs = dapr_jobs
         self._kube = kube
         self._pool = pool
         self._clock = clock
@@ -289,7 +300,7 @@ class ReminderReconciler:
             if lifecycle.reminder_settled(
                 status, generation=meta.generation, row_phase=row.phase if row else None
             ):
-                await self._remove_cronjob(body)
+                await self._remove_trigger(body)
                 return
 
         task = task or await self._kube.get(crds.TASK, namespace=meta.namespace, name=spec.task_ref.name)
@@ -375,7 +386,7 @@ class ReminderReconciler:
             return  # deleted meanwhile: forget() has it
         if recorded == "terminal" and row is not None:
             await self._write_terminal(body, meta=meta, status=status, row=row)
-            await self._remove_cronjob(body)
+            await self._remove_trigger(body)
             return
         if recorded == "cancelled":
             # Cancelled since this reconcile read its task (completed or deleted meanwhile, seen
@@ -385,22 +396,25 @@ class ReminderReconciler:
             )
             return
 
-        cron_name = None
+        cron_name = dapr_job = None
         if self._delivery == "cronjob":
             assert step.timing is not None
             cron_name = await self._ensure_trigger(body, fire=fire, decision=step.timing)
+        elif self._dapr_jobs is not None:
+            dapr_job = await self._dapr_jobs.ensure(body, fire=fire, previous=status.dapr_job)
         else:
             self._wake_dispatcher()
         new_status = observed(
             status,
             meta=meta,
             ready=True,
-            reason="Scheduled" if self._delivery == "cronjob" else "Pending",
+            reason="Pending" if self._delivery == "inline" else "Scheduled",
             message=f"fires at {fire.isoformat()} ({self._delivery} delivery)",
             now=now,
             phase=self._waiting_phase,
             fire_at=fire,
             cron_job=cron_name,
+            dapr_job=dapr_job,
             attempts=row.attempts if row else 0,
         )
         await self._kube.patch_status(
@@ -411,7 +425,7 @@ class ReminderReconciler:
 
     @property
     def _waiting_phase(self) -> resources.ReminderPhase:
-        """The phase of a reminder waiting for its moment: Pending inline, Scheduled with a CronJob."""
+        """A reminder waiting for its moment: Pending inline, Scheduled with a trigger outside."""
         return "Pending" if self._delivery == "inline" else "Scheduled"
 
     async def _record_schedule(
@@ -445,7 +459,7 @@ class ReminderReconciler:
             rows = reminder_rows.ReminderRows(connection)
             stored_phase = await rows.save(row, events=events)
             recorded = lifecycle.after_recording(
-                step, stored_phase=stored_phase, cronjob_delivery=self._delivery == "cronjob"
+                step, stored_phase=stored_phase, triggered_outside=self._delivery != "inline"
             )
             if recorded == "missed":
                 await self._missed(rows, meta=meta, spec=spec, owner=task_spec.owner, fire=fire, now=now)
@@ -570,13 +584,17 @@ class ReminderReconciler:
             )
         return name
 
-    async def _remove_cronjob(self, body: Body) -> None:
+    async def _remove_trigger(self, body: Body) -> None:
+        """The reminder is done or cancelled: its CronJob (whatever the mode: one may be left from an
+        earlier mode) and its Dapr job go."""
         await self._kube.delete_builtin(
             "batch/v1",
             "CronJob",
             namespace=trigger_namespace(body, self._job),
             name=trigger_name(body, self._job),
         )
+        if self._dapr_jobs is not None:
+            await self._dapr_jobs.remove(body, current=(body.get("status") or {}).get("daprJob"))
 
     async def cancel(self, body: Body, *, reason: str) -> None:
         """Cancel a pending reminder: its CronJob goes, it ends ``Cancelled`` (a sent one stays Sent)."""
@@ -596,7 +614,7 @@ class ReminderReconciler:
                 )
                 await rows.set_phase(uid=meta.uid, phase="Cancelled", at=now, events=[event])
                 row = await rows.find(namespace=meta.namespace, name=meta.name)
-        await self._remove_cronjob(body)
+        await self._remove_trigger(body)
         if row is not None and row.phase in ("Sent", "Failed"):
             await self._write_terminal(body, meta=meta, status=status, row=row)
             return
@@ -609,6 +627,7 @@ class ReminderReconciler:
             now=now,
             phase="Cancelled",
             cron_job=None,
+            dapr_job=None,
         )
         await self._kube.patch_status(
             crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(cancelled)
@@ -617,7 +636,7 @@ class ReminderReconciler:
             self._cluster_events.normal(body, reason="Cancelled", message=reason)
 
     async def report(self, *, namespace: str, name: str, outcome: Outcome) -> None:
-        """Show a delivery's outcome in the Reminder's status (and end its CronJob)."""
+        """Show a delivery's outcome in the Reminder's status (and end its CronJob or Dapr job)."""
         body = await self._kube.get(crds.REMINDER, namespace=namespace, name=name)
         if body is None or outcome.result == "Skipped":
             return
@@ -628,7 +647,7 @@ class ReminderReconciler:
             row = await rows.find(namespace=namespace, name=name)
         if row is not None:
             await self._write_terminal(body, meta=meta, status=status, row=row)
-        await self._remove_cronjob(body)
+        await self._remove_trigger(body)
 
     async def _write_terminal(
         self,
@@ -657,6 +676,7 @@ class ReminderReconciler:
             attempts=row.attempts,
             last_error=row.last_error,
             cron_job=None,
+            dapr_job=None,
         )
         await self._kube.patch_status(
             crds.REMINDER, namespace=meta.namespace, name=meta.name, status=status_wire(final)
@@ -693,6 +713,24 @@ class ReminderReconciler:
         async with self._pool.connection() as connection:
             rows = reminder_rows.ReminderRows(connection)
             await rows.mark_deleted(uid=body["metadata"]["uid"], at=self._clock.now())
+
+
+async def report_retrying(
+    report: Callable[..., Awaitable[None]], *, namespace: str, name: str, outcome: Outcome
+) -> None:
+    """``report`` (:meth:`ReminderReconciler.report`), retrying a transient API error.
+
+    The row is final by now, so no later look at this reminder would write a status lost here:
+    it would show its waiting phase for good.
+    """
+    for delay in REPORT_RETRY_DELAYS:
+        try:
+            await report(namespace=namespace, name=name, outcome=outcome)
+            return
+        except TransientKubeError as error:
+            logger.warning("reminder %s/%s: status not written (%s); retrying", namespace, name, error)
+            await asyncio.sleep(delay)
+    await report(namespace=namespace, name=name, outcome=outcome)
 
 
 def _observe_task(task: Body | None) -> tuple[lifecycle.ReminderTask, resources.TaskSpec | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -64,9 +65,36 @@ class OperatorSettings(BaseSettings):
         description="learn of new work written elsewhere through PostgreSQL LISTEN/NOTIFY;"
         " false: look every minute (behind PgBouncer in transaction mode)",
     )
-    reminder_delivery: Literal["cronjob", "inline"] = Field(
+    reminder_delivery: Literal["cronjob", "inline", "dapr-jobs"] = Field(
         default="cronjob",
-        description="cronjob: one CronJob per reminder; inline: the operator sends them itself",
+        description="cronjob: one CronJob per reminder; inline: the operator sends them itself;"
+        " dapr-jobs: one Dapr job per reminder on the Dapr Scheduler",
+    )
+    dapr_app_port: int = Field(
+        default=6002,
+        ge=1,
+        le=65535,
+        description="with dapr-jobs delivery: the loopback port the sidecar's job triggers"
+        " (POST /job/<name>) reach",
+    )
+    reminder_job_retry_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="with dapr-jobs delivery: how long the Scheduler waits before triggering again"
+        " when the operator did not answer a job",
+    )
+    reminder_job_max_retries: int = Field(
+        default=30,
+        ge=0,
+        le=10_000,
+        description="with dapr-jobs delivery: triggers tried again at most; then the catch-up of"
+        " reminders that did not fire takes over",
+    )
+    # Dapr's own convention is DAPR_HTTP_PORT (default 3500) on the loopback interface.
+    dapr_http_endpoint: str = Field(
+        default_factory=lambda: f"http://127.0.0.1:{os.environ.get('DAPR_HTTP_PORT', '3500')}",
+        description="the Dapr sidecar's HTTP API; default: http://127.0.0.1:$DAPR_HTTP_PORT (3500 if unset)",
     )
     notify_image: str = Field(
         default="ghcr.io/todo-dev/todo-operator:0.1.0",  # the chart's image at this version (a test holds it)
@@ -187,6 +215,12 @@ class OperatorSettings(BaseSettings):
 
     def recipients(self) -> timing.RecipientPolicy:
         return timing.RecipientPolicy(domains=frozenset(self.reminder_recipient_domains))
+
+    def job_retries(self) -> timing.JobRetries:
+        return timing.JobRetries(
+            interval=timedelta(seconds=self.reminder_job_retry_seconds),
+            max_retries=self.reminder_job_max_retries,
+        )
 
     def catch_up(self) -> timing.CatchUpPolicy:
         return timing.CatchUpPolicy(

@@ -152,6 +152,15 @@ class ReminderState:
 Ref = tuple[str, str, str]  # (uid, namespace, name)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """A live reminder's object and the generation its row was recorded at (what a trigger checks)."""
+
+    namespace: str
+    name: str
+    generation: int
+
+
 class ReminderRows(Repository):
     """Reminders' rows: the operator's writes, the send protocol's claim and outcome, what is due."""
 
@@ -306,6 +315,16 @@ class ReminderRows(Repository):
             )
             return await cursor.fetchone()
 
+    async def target(self, *, uid: str) -> Target | None:
+        """The live reminder ``uid`` names, with its recorded generation; None if deleted or unknown."""
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                "SELECT namespace, name, generation FROM reminders WHERE uid = %s AND deleted_at IS NULL",
+                (uid,),
+            )
+            found = await cursor.fetchone()
+        return Target(namespace=found[0], name=found[1], generation=found[2]) if found else None
+
     async def names_for_task(self, *, namespace: str, task_uid: str) -> list[str]:
         """The reminders recorded for a task (made from its spec or by people)."""
         async with self._connection() as connection:
@@ -339,11 +358,12 @@ class ReminderRows(Repository):
             return found[0] if found else None
 
     async def missed_cronjobs(self, *, before: datetime, limit: int) -> list[Ref]:
-        """CronJob reminders whose minute passed ``before`` with nothing sent and no catch-up yet."""
+        """Reminders triggered outside the operator (a CronJob, a Dapr job) whose moment passed
+        ``before`` with nothing sent and no catch-up yet."""
         async with self._connection() as connection:
             cursor = await connection.execute(
                 "SELECT uid::text, namespace, name FROM reminders WHERE phase = 'Scheduled' AND"
-                " delivery = 'cronjob'"
+                " delivery IN ('cronjob', 'dapr-jobs')"
                 " AND NOT late AND deleted_at IS NULL AND fire_at <= %s ORDER BY fire_at LIMIT %s",
                 (before, limit),
             )
@@ -352,8 +372,8 @@ class ReminderRows(Repository):
     async def next_cronjob_check(self) -> datetime | None:
         async with self._connection() as connection:
             cursor = await connection.execute(
-                "SELECT min(fire_at) FROM reminders WHERE phase = 'Scheduled' AND delivery ="
-                " 'cronjob' AND NOT late"
+                "SELECT min(fire_at) FROM reminders WHERE phase = 'Scheduled' AND delivery IN"
+                " ('cronjob', 'dapr-jobs') AND NOT late"
                 " AND deleted_at IS NULL"
             )
             found = await cursor.fetchone()

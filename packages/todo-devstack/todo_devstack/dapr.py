@@ -7,6 +7,9 @@ it accepts (the demo logs them), and misbehaves on demand: refuse (4xx), fail
 (5xx), poison chosen events (per-entry ``failedEntries`` in a bulk request),
 stall, or stop listening and come back on the same port.
 
+It serves the Jobs API too (``dapr_jobs``: one-shot jobs, triggered on
+``job_app``).
+
 Given an ``app`` it is also the subscriber's sidecar: it reads the app's
 ``/dapr/subscribe`` and delivers every event it accepts to the subscribed
 routes, asynchronously (a publish never waits for a delivery), retrying and
@@ -20,8 +23,9 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -29,6 +33,7 @@ from aiohttp import web
 
 from kube_emulator import loopthread
 from todo_devstack.dapr_delivery import App, Deliverer, Delivery, RetryPolicy
+from todo_devstack.dapr_jobs import JobsDouble
 
 __all__ = ["App", "DaprDouble", "DaprThread", "Delivery", "Received", "RetryPolicy"]
 
@@ -76,8 +81,12 @@ class DaprDouble:
         pubsubs: tuple[str, ...] = ("pubsub",),
         app: App | None = None,
         retry: RetryPolicy | None = None,
+        job_app: App | None = None,
+        job_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.host = host
+        # The Jobs API (dapr_jobs): the app it calls back may differ from the subscriber.
+        self.jobs = JobsDouble(app=job_app, now=job_clock)
         self.port = port
         self.pubsubs = set(pubsubs)
         self.received: list[Received] = []
@@ -116,11 +125,14 @@ class DaprDouble:
         app.router.add_post("/v1.0/publish/{pubsub}/{topic}", self._publish)
         app.router.add_post("/v1.0-alpha1/publish/bulk/{pubsub}/{topic}", self._publish_bulk)
         app.router.add_get("/v1.0/healthz", self._healthz)
-        # Not Dapr's: lets a benchmark in another process see how much arrived.
+        self.jobs.routes(app)
+        # Not Dapr's: lets a benchmark in another process see how much arrived, and the jobs.
         app.router.add_get("/_devstack/received", self._count)
+        app.router.add_get("/_devstack/jobs", self._jobs_report)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await self._listen()
+        await self.jobs.start()
         if self._deliverer is not None:
             # As daprd at sidecar start: the app's subscriptions are read once it listens.
             await self._deliverer.start()
@@ -135,6 +147,7 @@ class DaprDouble:
 
     async def stop(self) -> None:
         self.heal()
+        await self.jobs.stop()
         if self._deliverer is not None:
             await self._deliverer.stop()
         if self._runner is not None:
@@ -186,6 +199,9 @@ class DaprDouble:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.Response(status=204)
+
+    async def _jobs_report(self, request: web.Request) -> web.Response:
+        return web.json_response(self.jobs.report())
 
     async def _count(self, request: web.Request) -> web.Response:
         return web.json_response({"received": self.received_count})
@@ -299,8 +315,12 @@ class DaprThread:
         port: int = 0,
         app: App | None = None,
         retry: RetryPolicy | None = None,
+        job_app: App | None = None,
+        job_clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self._double = DaprDouble(host=host, port=port, app=app, retry=retry)
+        self._double = DaprDouble(
+            host=host, port=port, app=app, retry=retry, job_app=job_app, job_clock=job_clock
+        )
 
         @contextlib.asynccontextmanager
         async def serve() -> AsyncIterator[DaprDouble]:
@@ -326,6 +346,10 @@ class DaprThread:
     def call(self, fn: Callable[[DaprDouble], T]) -> T:
         """Run ``fn(double)`` in the server's loop and return its result."""
         return self._thread.call(fn)
+
+    def run(self, fn: Callable[[DaprDouble], Awaitable[T]]) -> T:
+        """Await ``fn(double)`` in the server's loop and return its result."""
+        return self._thread.run(fn(self._double))
 
     def events(self, topic: str | None = None) -> list[Received]:
         return self.call(lambda d: [r for r in d.received if topic is None or r.topic == topic])
@@ -361,8 +385,10 @@ class DaprThread:
         self._thread.run(self._double.come_back())
 
 
-async def _serve(*, host: str, port: int, log_events: bool, keep_events: bool, app: App | None) -> None:
-    double = DaprDouble(host=host, port=port, app=app)
+async def _serve(
+    *, host: str, port: int, log_events: bool, keep_events: bool, app: App | None, job_app: App | None
+) -> None:
+    double = DaprDouble(host=host, port=port, app=app, job_app=job_app)
     double.log_events = log_events
     double.keep_events = keep_events
     async with double:
@@ -389,6 +415,10 @@ def main(argv: list[str] | None = None) -> None:
         help="deliver to the subscriptions of the app at this URL (http://host:appPort), as its sidecar;"
         " the app token is read from APP_API_TOKEN, as daprd reads it",
     )
+    parser.add_argument(
+        "--job-app-url",
+        help="trigger the jobs of the Jobs API on the app at this URL (POST <url>/job/<name>)",
+    )
     args = parser.parse_args(argv)
     app = App(url=args.app_url, token=os.environ.get("APP_API_TOKEN") or None) if args.app_url else None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -400,6 +430,7 @@ def main(argv: list[str] | None = None) -> None:
                 log_events=args.log_events,
                 keep_events=not args.count_only,
                 app=app,
+                job_app=App(url=args.job_app_url) if args.job_app_url else None,
             )
         )
 
