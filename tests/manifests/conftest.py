@@ -33,6 +33,22 @@ REFUSED: dict[str, tuple[dict[str, object], str]] = {
         "/operator/peering/name",
     ),
     "relay-without-dapr": ({"relay": {"enabled": True}, "dapr": {"enabled": False}}, "dapr.enabled"),
+    # Dapr jobs reach the operator through its sidecar: without Dapr no reminder would ever fire.
+    "dapr-jobs-without-dapr": (
+        {"reminders": {"mode": "dapr-jobs"}, "dapr": {"enabled": False}},
+        "reminders.mode=dapr-jobs needs dapr.enabled",
+    ),
+    # The operator would fail to listen for job triggers on a port it already serves.
+    "dapr-jobs-app-port-taken": (
+        {"reminders": {"mode": "dapr-jobs", "jobs": {"appPort": 8080}}},
+        "reminders.jobs.appPort (8080) is operator.healthPort's port too",
+    ),
+    "unknown-reminder-mode": ({"reminders": {"mode": "dapr"}}, "/reminders/mode"),
+    # The way to choose a mode before reminders.mode: it would now hide the chart's own value.
+    "reminder-mode-in-extra-env": (
+        {"operator": {"extraEnv": [{"name": "TODO_REMINDER_DELIVERY", "value": "inline"}]}},
+        "operator.extraEnv sets TODO_REMINDER_DELIVERY: set reminders.mode",
+    ),
     "bad-service-type": ({"api": {"service": {"type": "ExternalName"}}}, "type"),
     "relay-batch-too-large": ({"relay": {"batchSize": 20000}}, "batchSize"),
     "recipient-domain-not-a-domain": ({"notify": {"recipientDomains": ["@example.com"]}}, "recipientDomains"),

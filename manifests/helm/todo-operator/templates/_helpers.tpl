@@ -137,6 +137,15 @@ app.kubernetes.io/component: {{ .component }}
   mountPath: /tmp
 {{- end }}
 
+{{/*
+"true" when the operator's pod has a Dapr sidecar: it runs the outbox relay (not relay.enabled), or its
+reminders are jobs on the Dapr Scheduler (reminders.mode dapr-jobs), which reach it through the sidecar.
+operator-deployment.yaml (annotations) and networkpolicies.yaml (the sidecar's egress) both follow it.
+*/}}
+{{- define "todo-operator.operatorHasSidecar" -}}
+{{- if and .Values.dapr.enabled (or (not .Values.relay.enabled) (eq .Values.reminders.mode "dapr-jobs")) }}true{{ end }}
+{{- end }}
+
 {{- define "todo-operator.daprAnnotations" -}}
 {{- $root := .root }}
 dapr.io/enabled: "true"

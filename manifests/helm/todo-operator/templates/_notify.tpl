@@ -36,8 +36,7 @@ spec:
             {{- include "todo-operator.telemetryEnv" . | nindent 12 }}
             {{- include "todo-operator.recipientEnv" . | nindent 12 }}
           envFrom:
-            - secretRef:
-                name: {{ required "notify.smtpSecret is required (a Secret with the SMTP settings)" .Values.notify.smtpSecret }}
+            {{- include "todo-operator.smtpEnvFrom" . | nindent 12 }}
           resources:
             {{- toYaml .Values.notify.resources | nindent 12 }}
           securityContext:
@@ -48,8 +47,19 @@ spec:
         {{- include "todo-operator.tmpVolume" . | nindent 8 }}
 {{- end }}
 
-{{/* Who reminders may go to: read where they are sent (notify Jobs, the operator in inline mode). */}}
+{{/* Who reminders may go to: read where they are sent (notify Jobs; the operator in modes inline and dapr-jobs). */}}
 {{- define "todo-operator.recipientEnv" -}}
 - name: TODO_REMINDER_RECIPIENT_DOMAINS
   value: {{ join "," .Values.notify.recipientDomains | quote }}
+{{- end }}
+
+{{/* The SMTP settings (TODO_SMTP_*): whoever sends reminders loads the notify Secret (notify Jobs; the operator in modes inline and dapr-jobs). */}}
+{{- define "todo-operator.smtpEnvFrom" -}}
+- secretRef:
+    name: {{ required "notify.smtpSecret is required (a Secret with the SMTP settings)" .Values.notify.smtpSecret }}
+{{- end }}
+
+{{/* "true" when the operator sends reminders itself (reminders.mode inline or dapr-jobs): it then needs SMTP. */}}
+{{- define "todo-operator.operatorSendsReminders" -}}
+{{- if has .Values.reminders.mode (list "inline" "dapr-jobs") }}true{{ end }}
 {{- end }}
