@@ -67,11 +67,12 @@ class NoOverdueTasks:
 
 
 async def insert_reminders(
-    pool: AsyncConnectionPool[Any], *, count: int, start: datetime, window: float
+    pool: AsyncConnectionPool[Any], *, count: int, start: datetime, window: float, first: int = 0
 ) -> None:
+    """Reminders ``r<first>`` ... due evenly over ``window`` seconds from ``start``, in one COPY."""
     rows = []
-    for index in range(count):
-        fire = start + timedelta(seconds=window * index / count)
+    for index in range(first, first + count):
+        fire = start + timedelta(seconds=window * (index - first) / count)
         rows.append(
             (
                 str(uuid.uuid4()),
@@ -139,25 +140,12 @@ class RemoteSink:
         return len(self.received)
 
 
-async def run_case(dsn: str, sink: RemoteSink, *, count: int, window: float) -> Case:
-    """Deliver ``count`` reminders due over ``window`` seconds: e-mails/s, lags, each one's times."""
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        dsn, open=False, min_size=10, max_size=60, kwargs={"autocommit": True}
-    )
-    await pool.open(wait=True)
-    async with pool.connection() as connection:
-        await connection.execute("DELETE FROM reminders")
-    already = sink.collect()
-    start = datetime.now(tz=UTC) + timedelta(seconds=3)
-    await insert_reminders(pool, count=count, start=start, window=window)
-    fire_times = {f"r{i}": start + timedelta(seconds=window * i / count) for i in range(count)}
-    async with pool.connection() as connection:
-        cursor = await connection.execute("SELECT uid::text, name FROM reminders")
-        name_of = dict(await cursor.fetchall())
-
-    smtp = mail.SmtpSettings(port=sink.port, sender="bench@example.com")
+def inline_scheduler(
+    pool: AsyncConnectionPool[Any], *, smtp_port: int, max_idle: timedelta = timedelta(seconds=60)
+) -> tuple[DueWork, mail.SmtpPool]:
+    """The operator's due-work loop in inline mode on the system clock, sending to ``smtp_port``."""
+    smtp = mail.SmtpSettings(port=smtp_port, sender="bench@example.com")
     connections = mail.SmtpPool(settings=smtp)
-
     clock = SystemClock()
     delivery = ReminderDelivery(
         pool=pool,
@@ -177,7 +165,28 @@ async def run_case(dsn: str, sink: RemoteSink, *, count: int, window: float) -> 
         delivery=delivery,
         mode="inline",
         catch_up=timing.CatchUpPolicy(),
+        max_idle=max_idle,
     )
+    return scheduler, connections
+
+
+async def run_case(dsn: str, sink: RemoteSink, *, count: int, window: float) -> Case:
+    """Deliver ``count`` reminders due over ``window`` seconds: e-mails/s, lags, each one's times."""
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        dsn, open=False, min_size=10, max_size=60, kwargs={"autocommit": True}
+    )
+    await pool.open(wait=True)
+    async with pool.connection() as connection:
+        await connection.execute("DELETE FROM reminders")
+    already = sink.collect()
+    start = datetime.now(tz=UTC) + timedelta(seconds=3)
+    await insert_reminders(pool, count=count, start=start, window=window)
+    fire_times = {f"r{i}": start + timedelta(seconds=window * i / count) for i in range(count)}
+    async with pool.connection() as connection:
+        cursor = await connection.execute("SELECT uid::text, name FROM reminders")
+        name_of = dict(await cursor.fetchall())
+
+    scheduler, connections = inline_scheduler(pool, smtp_port=sink.port)
     running = asyncio.create_task(scheduler.run())
     deadline = time.monotonic() + window + 180
     # A benchmark's progress poll, not a product's wait: checking ten times a second is fine here.
