@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx2 as httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import kube_emulator as apiserver
 from tests.kubeclient import KubeClient, condition
@@ -27,6 +29,7 @@ from todo_devstack.operator_thread import OperatorThread
 from todo_devstack.smtp import SmtpSink
 from todo_operator.clock import ManualClock
 from todo_operator.domain import crds
+from todo_operator.telemetry.settings import TelemetrySettings
 
 
 @dataclass
@@ -37,6 +40,18 @@ class Stack:
     dapr: DaprThread
     app: App
     database_url: str
+    metrics_url: str
+
+    def triggers_answered(self) -> dict[str, float]:
+        """``todo_reminder_job_triggers_total`` by outcome, scraped from the operator's /metrics."""
+        text = httpx.get(self.metrics_url, timeout=10).text
+        return {
+            sample.labels["outcome"]: sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "todo_reminder_job_triggers"
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        }
 
     def jobs(self) -> dict[str, Any]:
         """Name -> the job as the Scheduler keeps it (its wire form)."""
@@ -79,9 +94,19 @@ def stack(
             reminder_job_retry_seconds=0.2,
             reminder_job_max_retries=5,
         )
-        with OperatorThread(settings, clock=clock):
+        metrics_port = postgres.free_port()
+        telemetry = TelemetrySettings(metrics_port=metrics_port, metrics_host="127.0.0.1")
+        with OperatorThread(settings, clock=clock, telemetry=telemetry):
             kube = KubeClient(api.url)
-            yield Stack(kube=kube, clock=clock, smtp=smtp, dapr=dapr, app=app, database_url=database_url)
+            yield Stack(
+                kube=kube,
+                clock=clock,
+                smtp=smtp,
+                dapr=dapr,
+                app=app,
+                database_url=database_url,
+                metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+            )
             kube.close()
 
 
@@ -162,7 +187,10 @@ def test_a_trigger_delivered_twice_sends_one_email(stack: Stack, ns: str) -> Non
     job, data = reminder["status"]["daprJob"], stack.jobs()[reminder["status"]["daprJob"]]["data"]
     stack.clock.set(at)
     sent = wait_phase(stack, ns, name, "Sent")
+    before = stack.triggers_answered()
     assert stack.dapr.run(lambda d: d.jobs.trigger_again(job, data)) == 200, "answered: nothing left to do"
+    after = stack.triggers_answered()
+    assert (after["skipped"] - before["skipped"], after["sent"] - before["sent"]) == (1, 0)
     assert sent_to(stack, sent) == 1
     assert stack.outbox(ns).count("reminder.sent") == 1
 
@@ -241,6 +269,7 @@ def test_a_trigger_that_is_not_for_a_live_reminder_is_final_404(stack: Stack, ns
     name, _ = reminder_task(stack, ns, "stale")
     reminder = scheduled(stack, ns, name)
     uid = reminder["metadata"]["uid"]
+    before = stack.triggers_answered()
     for job in (
         "not-ours",
         "reminder-0-g1",
@@ -249,3 +278,4 @@ def test_a_trigger_that_is_not_for_a_live_reminder_is_final_404(stack: Stack, ns
     ):
         assert stack.dapr.run(lambda d, job=job: d.jobs.trigger_again(job, {})) == 404, job
     assert sent_to(stack, reminder) == 0
+    assert stack.triggers_answered()["not_ours"] - before["not_ours"] == 4

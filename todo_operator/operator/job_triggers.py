@@ -47,6 +47,7 @@ from todo_operator.domain import timing
 from todo_operator.events.dapr_jobs import DaprJobs
 from todo_operator.kube import Body
 from todo_operator.store import reminder_rows
+from todo_operator.telemetry.metrics import OperatorMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -114,25 +115,32 @@ class JobTriggers:
         pool: AsyncConnectionPool[AsyncConnection[Any]],
         delivery: ReminderDelivery,
         report: Report,
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self._pool = pool
         self._delivery = delivery
         self._report = report
+        self._metrics = metrics
 
     async def trigger(self, name: str) -> int:
         """The HTTP status to answer: 200 done (sent, or nothing left to do), 404 not ours to send."""
         parsed = parse_job_name(name)
-        if parsed is None:
+        target = None
+        if parsed is not None:
+            async with self._pool.connection() as connection:
+                target = await reminder_rows.ReminderRows(connection).target(uid=parsed[0])
+        if parsed is None or target is None or target.generation != parsed[1]:
+            logger.info("job %s: not the job of a live reminder's generation; nothing to send", name)
+            self._count("not_ours")
             return 404
-        uid, generation = parsed
-        async with self._pool.connection() as connection:
-            target = await reminder_rows.ReminderRows(connection).target(uid=uid)
-        if target is None or target.generation != generation:
-            logger.info("job %s: no live reminder of that generation; nothing to send", name)
-            return 404
-        outcome = await self._delivery.deliver(uid=uid)
+        outcome = await self._delivery.deliver(uid=parsed[0])
         await self._report(namespace=target.namespace, name=target.name, outcome=outcome)
+        self._count({"Sent": "sent", "Failed": "failed"}.get(outcome.result, "skipped"))
         return 200
+
+    def _count(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.job_triggers.labels(outcome).inc()
 
     async def _handle(self, request: web.Request) -> web.Response:
         status = await self.trigger(request.match_info["name"])

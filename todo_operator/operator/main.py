@@ -195,7 +195,9 @@ def build_runtime(
         cluster_events=cluster_events,
         metrics=measured,
         engine=engine,
-        job_triggers=_job_triggers(dapr_jobs, pool=pool, delivery=delivery, reminders=reminders),
+        job_triggers=_job_triggers(
+            dapr_jobs, pool=pool, delivery=delivery, reminders=reminders, measured=measured
+        ),
     )
 
 
@@ -205,11 +207,13 @@ def _job_triggers(
     pool: AsyncConnectionPool[AsyncConnection[Any]],
     delivery: ReminderDelivery,
     reminders: ReminderReconciler,
+    measured: metrics.OperatorMetrics,
 ) -> JobTriggers | None:
     """With dapr-jobs delivery: what answers the sidecar's job triggers."""
     if dapr_jobs is None:
         return None
-    return JobTriggers(pool=pool, delivery=delivery, report=partial(report_retrying, reminders.report))
+    report = partial(report_retrying, reminders.report)
+    return JobTriggers(pool=pool, delivery=delivery, report=report, metrics=measured)
 
 
 def record_collector(

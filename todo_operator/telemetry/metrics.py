@@ -59,6 +59,11 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
+# What a Dapr job's trigger came to: the e-mail sent or failed for good; nothing to do (sent
+# already, being sent, not yet due); not a live reminder's job (answered 404).
+JOB_TRIGGER_OUTCOMES = ("sent", "failed", "skipped", "not_ours")
+
+
 class OperatorMetrics:
     """What the operator's handlers and scheduler measure while they run."""
 
@@ -94,6 +99,12 @@ class OperatorMetrics:
             "When the scheduler (overdue tasks, due reminders, catch-up) last finished a pass",
             registry=registry,
         )
+        self.job_triggers = prometheus_client.Counter(
+            "todo_reminder_job_triggers",
+            "Dapr job triggers answered (dapr-jobs delivery), by what came of them",
+            ["outcome"],
+            registry=registry,
+        )
         self.asyncio_tasks = prometheus_client.Gauge(
             "todo_asyncio_tasks",
             "asyncio tasks alive in the operator's event loop (Kopf's workers and watchers, ours)",
@@ -106,6 +117,8 @@ class OperatorMetrics:
             for reason in ERROR_REASONS:
                 self.reconcile_errors.labels(kind, reason)
         self.reconcile_conflicts.labels("RecurringTask")
+        for outcome in JOB_TRIGGER_OUTCOMES:
+            self.job_triggers.labels(outcome)
 
     def time_next_occurrence[T](self, compute: Callable[[], T]) -> T:
         started = time.perf_counter()
