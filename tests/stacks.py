@@ -1,8 +1,10 @@
-"""Settings shared by the tests that run the operator in a thread against the emulator."""
+"""Settings and reads shared by the tests that run the operator in a thread against the emulator."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import psycopg
 
 from todo_operator.operator.settings import OperatorSettings
 
@@ -25,3 +27,12 @@ def operator_settings(*, database_url: str, api_url: str, **overrides: Any) -> O
         values.update(reminder_delivery="inline", smtp_from=TEST_SENDER)
     values.update(overrides)
     return OperatorSettings(**values)
+
+
+def event_types(database_url: str, namespace: str) -> list[str]:
+    """The types of the outbox events recorded for objects of ``namespace``, in order."""
+    with psycopg.connect(database_url) as connection:
+        rows = connection.execute(
+            "SELECT event_type FROM outbox WHERE subject LIKE %s ORDER BY id", (f"{namespace}/%",)
+        ).fetchall()
+    return [row[0] for row in rows]

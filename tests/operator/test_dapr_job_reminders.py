@@ -16,13 +16,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2 as httpx
-import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import kube_emulator as apiserver
 from tests.kubeclient import KubeClient, condition
-from tests.stacks import operator_settings
+from tests.stacks import event_types, operator_settings
 from todo_devstack import postgres
 from todo_devstack.dapr import App, DaprThread
 from todo_devstack.operator_thread import OperatorThread
@@ -61,11 +60,7 @@ class Stack:
         return self.dapr.call(lambda d: [t.outcome for t in d.jobs.triggers if t.name == name])
 
     def outbox(self, namespace: str) -> list[str]:
-        with psycopg.connect(self.database_url) as connection:
-            rows = connection.execute(
-                "SELECT event_type FROM outbox WHERE subject LIKE %s ORDER BY id", (f"{namespace}/%",)
-            ).fetchall()
-        return [row[0] for row in rows]
+        return event_types(self.database_url, namespace)
 
 
 @pytest.fixture(scope="module")

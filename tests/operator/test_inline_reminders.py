@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 import pytest
 
 import kube_emulator as apiserver
 from tests.kubeclient import KubeClient, condition
-from tests.stacks import operator_settings
+from tests.stacks import event_types, operator_settings
 from todo_devstack import postgres
 from todo_devstack.operator_thread import OperatorThread
 from todo_devstack.smtp import SmtpSink
@@ -34,11 +33,7 @@ class Stack:
     database_url: str
 
     def outbox(self, namespace: str) -> list[str]:
-        with psycopg.connect(self.database_url) as connection:
-            rows = connection.execute(
-                "SELECT event_type FROM outbox WHERE subject LIKE %s ORDER BY id", (f"{namespace}/%",)
-            ).fetchall()
-        return [row[0] for row in rows]
+        return event_types(self.database_url, namespace)
 
 
 @pytest.fixture(scope="module")
