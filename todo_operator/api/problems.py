@@ -99,6 +99,10 @@ def from_validation_errors(errors: Sequence[Mapping[str, Any]], *, prefix: Seque
 
 # For the OpenAPI document: each error status a route can answer, with the problem schema.
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The problem responses of a route. One that can answer 412 reads ``If-Match``, and a header
+    that is not an entity-tag list is answered 400 (``preconditions.py``): that comes with it."""
+    if 412 in statuses and 400 not in statuses:
+        statuses = (400, *statuses)
     return {
         status: {
             "description": _TITLES.get(status, "Error"),
