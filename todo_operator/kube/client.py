@@ -157,9 +157,17 @@ _BUILTINS: dict[tuple[str, str], Any] = {
 
 
 def event_manifest(
-    *, involved: Body, type_: str, reason: str, message: str, component: str, at: datetime
+    *,
+    involved: Body,
+    type_: str,
+    reason: str,
+    message: str,
+    component: str,
+    at: datetime,
+    instance: str | None = None,
 ) -> dict[str, Any]:
-    """A core/v1 Event about ``involved`` (what ``kubectl describe`` lists)."""
+    """A core/v1 Event about ``involved`` (what ``kubectl describe`` lists); ``instance``: which
+    operator shard posted it."""
     meta = involved["metadata"]
     stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
@@ -178,6 +186,7 @@ def event_manifest(
         "message": message[:1024],
         "source": {"component": component},
         "reportingComponent": component,
+        **({"reportingInstance": instance} if instance else {}),
         "firstTimestamp": stamp,
         "lastTimestamp": stamp,
         "count": 1,

@@ -32,6 +32,7 @@ from todo_operator import kube
 from todo_operator.channels.delivery import ReminderDelivery
 from todo_operator.clock import Clock
 from todo_operator.domain import crds, timing
+from todo_operator.domain.scope import EVERY_NAMESPACE, NamespaceScope
 from todo_operator.events import dapr
 from todo_operator.operator.reconciling import TaskReconciler
 from todo_operator.operator.reminders import Delivery, ReminderReconciler, report_retrying
@@ -72,9 +73,11 @@ class DueWork:
         max_idle: timedelta = timedelta(seconds=60),
         hold: timedelta = timedelta(seconds=5),
         heartbeat: Callable[[datetime], None] = lambda _: None,
+        scope: NamespaceScope = EVERY_NAMESPACE,
     ) -> None:
         self._pool = pool
-        self._rows = reminder_rows.ReminderRows(pool)
+        self._scope = scope  # a shard's: the work of the objects it serves (docs/ARCHITECTURE.md)
+        self._rows = reminder_rows.ReminderRows(pool, scope=scope)
         self._clock = clock
         self._kube = kube_api
         self._tasks = tasks
@@ -144,7 +147,7 @@ class DueWork:
 
     async def _next_work(self) -> datetime | None:
         async with self._pool.connection() as connection:
-            rows = reminder_rows.ReminderRows(connection)
+            rows = reminder_rows.ReminderRows(connection, scope=self._scope)
             candidates = [await rows.next_open_task_due()]
             if self._mode == "inline":
                 fire = await rows.next_inline_fire(excluding=list(self._in_flight))

@@ -152,7 +152,11 @@ def configure_kopf(settings: kopf.OperatorSettings, operator_settings: OperatorS
     settings.peering.standalone = operator_settings.standalone
     settings.peering.mandatory = not operator_settings.standalone
     settings.peering.name = operator_settings.peering_name
-    settings.peering.clusterwide = not operator_settings.namespaces
+    # A shard's replicas share one ClusterKopfPeering whatever namespaces it serves: Kopf's
+    # per-namespace KopfPeering objects cannot be made ahead for namespaces matched by globs.
+    settings.peering.clusterwide = (
+        operator_settings.scope().whole_cluster or operator_settings.shard is not None
+    )
     # Replicas of one Deployment share their settings: equal priorities would freeze them all.
     settings.peering.priority = (
         operator_settings.peering_priority

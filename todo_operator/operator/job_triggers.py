@@ -44,6 +44,7 @@ from psycopg_pool import AsyncConnectionPool
 from todo_operator.channels.delivery import ReminderDelivery
 from todo_operator.clock import Clock
 from todo_operator.domain import timing
+from todo_operator.domain.scope import EVERY_NAMESPACE, NamespaceScope
 from todo_operator.events.dapr_jobs import DaprJobs
 from todo_operator.kube import Body
 from todo_operator.store import reminder_rows
@@ -116,8 +117,12 @@ class JobTriggers:
         delivery: ReminderDelivery,
         report: Report,
         metrics: OperatorMetrics | None = None,
+        scope: NamespaceScope = EVERY_NAMESPACE,
     ) -> None:
         self._pool = pool
+        # A shard answers only for its own namespaces: a job its namespace's former shard
+        # scheduled is not its to send (the new shard schedules its own).
+        self._scope = scope
         self._delivery = delivery
         self._report = report
         self._metrics = metrics
@@ -128,9 +133,9 @@ class JobTriggers:
         target = None
         if parsed is not None:
             async with self._pool.connection() as connection:
-                target = await reminder_rows.ReminderRows(connection).target(uid=parsed[0])
+                target = await reminder_rows.ReminderRows(connection, scope=self._scope).target(uid=parsed[0])
         if parsed is None or target is None or target.generation != parsed[1]:
-            logger.info("job %s: not the job of a live reminder's generation; nothing to send", name)
+            logger.info("job %s: not the job of a live reminder's generation here; nothing to send", name)
             self._count("not_ours")
             return 404
         outcome = await self._delivery.deliver(uid=parsed[0])

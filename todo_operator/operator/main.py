@@ -28,6 +28,7 @@ from todo_operator.channels.delivery import ReminderDelivery
 from todo_operator.clock import Clock, SystemClock
 from todo_operator.domain import events as domain_events
 from todo_operator.domain import recurrence
+from todo_operator.domain.scope import NamespaceScope
 from todo_operator.events import relay
 from todo_operator.events.dapr_jobs import DaprJobs
 from todo_operator.operator import handlers, reconciling
@@ -111,7 +112,9 @@ def build_reminders(
         pool=pool,
         clock=clock,
         cluster_events=cluster_events
-        or reconciling.ClusterEvents(kube=kube_api, clock=clock, component="todo-operator"),
+        or reconciling.ClusterEvents(
+            kube=kube_api, clock=clock, component="todo-operator", shard=settings.shard
+        ),
         delivery=settings.reminder_delivery,
         job=NotifyJob(
             image=settings.notify_image,
@@ -143,7 +146,9 @@ def build_runtime(
 ) -> Runtime:
     """The operator's parts, wired; ``dapr_jobs`` (the sidecar's Jobs API) with dapr-jobs delivery."""
     measured = measured or metrics.OperatorMetrics(metrics.new_registry())
-    cluster_events = reconciling.ClusterEvents(kube=kube_api, clock=clock, component="todo-operator")
+    cluster_events = reconciling.ClusterEvents(
+        kube=kube_api, clock=clock, component="todo-operator", shard=settings.shard
+    )
     records, claims = Records(pool), RecordClaims(pool)
     doorbell = Doorbell()
     engine = ScheduleEngine(recurrence.Limits(min_spacing=settings.min_occurrence_spacing))
@@ -186,6 +191,7 @@ def build_runtime(
         catch_up=settings.catch_up(),
         doorbell=doorbell,
         heartbeat=lambda now: measured.scheduler_last_run.set(now.timestamp()),
+        scope=settings.scope(),
     )
     return Runtime(
         reconcilers=handlers.Reconcilers(
@@ -196,7 +202,12 @@ def build_runtime(
         metrics=measured,
         engine=engine,
         job_triggers=_job_triggers(
-            dapr_jobs, pool=pool, delivery=delivery, reminders=reminders, measured=measured
+            dapr_jobs,
+            pool=pool,
+            delivery=delivery,
+            reminders=reminders,
+            measured=measured,
+            scope=settings.scope(),
         ),
     )
 
@@ -208,12 +219,13 @@ def _job_triggers(
     delivery: ReminderDelivery,
     reminders: ReminderReconciler,
     measured: metrics.OperatorMetrics,
+    scope: NamespaceScope,
 ) -> JobTriggers | None:
     """With dapr-jobs delivery: what answers the sidecar's job triggers."""
     if dapr_jobs is None:
         return None
     report = partial(report_retrying, reminders.report)
-    return JobTriggers(pool=pool, delivery=delivery, report=report, metrics=measured)
+    return JobTriggers(pool=pool, delivery=delivery, report=report, metrics=measured, scope=scope)
 
 
 def record_collector(
@@ -346,8 +358,8 @@ async def run(
                 registry=handlers.build_registry(
                     reconcilers=runtime.reconcilers, settings=settings, background=background
                 ),
-                clusterwide=not settings.namespaces,
-                namespaces=settings.namespaces,
+                clusterwide=settings.scope().whole_cluster,
+                namespaces=settings.scope().kopf_patterns(),
                 # Not peering_name: Kopf makes peering mandatory whenever a name is passed here.
                 standalone=settings.standalone,
                 stop_flag=stop_flag,

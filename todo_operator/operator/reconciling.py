@@ -84,10 +84,12 @@ class ClusterEvents:
     best effort, as in Kubernetes itself: one that cannot be posted is logged.
     """
 
-    def __init__(self, *, kube: Kube, clock: Clock, component: str) -> None:
+    def __init__(self, *, kube: Kube, clock: Clock, component: str, shard: str | None = None) -> None:
         self._kube = kube
         self._clock = clock
         self._component = component
+        # Which shard acted, in each Event's reportingInstance: `kubectl describe` tells a user.
+        self._instance = f"{component}-{shard}" if shard else None
         self._pending: collections.deque[tuple[Body, str, str, str]] = collections.deque(maxlen=10_000)
         self._wake = asyncio.Event()
 
@@ -108,6 +110,7 @@ class ClusterEvents:
                 reason=reason,
                 message=message,
                 component=self._component,
+                instance=self._instance,
                 at=self._clock.now(),
             )
             try:

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from todo_operator.channels import mail
 from todo_operator.domain import resources, timing
+from todo_operator.domain.scope import NamespaceScope, check_glob
 
 
 class OperatorSettings(BaseSettings):
@@ -27,7 +28,19 @@ class OperatorSettings(BaseSettings):
     )
     namespaces: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="namespaces to watch (comma-separated globs); empty: the whole cluster",
+        description="namespaces to watch (comma-separated globs, * and ?); empty: the whole cluster",
+    )
+    namespaces_excluded: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="namespaces never watched, even when TODO_NAMESPACES matches them (comma-separated"
+        " globs): how the chart keeps operator shards disjoint",
+    )
+    shard: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$",
+        description="this operator is one shard of several (the chart's operator.shards): its Kopf"
+        " peering is the ClusterKopfPeering TODO_PEERING_NAME whichever namespaces it serves, and"
+        " its Kubernetes Events name it",
     )
     standalone: bool = Field(default=True, description="run without Kopf peering (one replica)")
     peering_name: str = Field(
@@ -176,12 +189,17 @@ class OperatorSettings(BaseSettings):
             )
         return self
 
-    @field_validator("namespaces", "reminder_recipient_domains", mode="before")
+    @field_validator("namespaces", "namespaces_excluded", "reminder_recipient_domains", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("namespaces", "namespaces_excluded")
+    @classmethod
+    def _globs(cls, globs: list[str]) -> list[str]:
+        return [check_glob(glob) for glob in globs]
 
     @field_validator("reminder_recipient_domains")
     @classmethod
@@ -190,6 +208,10 @@ class OperatorSettings(BaseSettings):
             if domain != "*" and not re.fullmatch(resources.EMAIL_DOMAIN_PATTERN, domain):
                 raise ValueError(f"{domain!r} is not a domain name (e.g. example.com) or *")
         return [domain.casefold() for domain in domains]
+
+    def scope(self) -> NamespaceScope:
+        """The namespaces this operator serves: what Kopf watches and what it takes from the database."""
+        return NamespaceScope(included=tuple(self.namespaces), excluded=tuple(self.namespaces_excluded))
 
     @property
     def min_occurrence_spacing(self) -> timedelta:

@@ -28,7 +28,8 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from todo_operator.domain.events import Event
-from todo_operator.store.repository import Repository
+from todo_operator.domain.scope import EVERY_NAMESPACE, NamespaceScope
+from todo_operator.store.repository import Repository, Source
 
 TERMINAL = ("Sent", "Failed", "Cancelled")
 
@@ -162,7 +163,20 @@ class Target:
 
 
 class ReminderRows(Repository):
-    """Reminders' rows: the operator's writes, the send protocol's claim and outcome, what is due."""
+    """Reminders' rows: the operator's writes, the send protocol's claim and outcome, what is due.
+
+    What is due is looked for in ``scope``'s namespaces only: an operator shard finds the work
+    of the objects it serves, not its neighbours' (docs/ARCHITECTURE.md, "Shards").
+    """
+
+    def __init__(self, source: Source, *, scope: NamespaceScope = EVERY_NAMESPACE) -> None:
+        super().__init__(source)
+        self._scope_parameters: tuple[list[str], ...]
+        if scope.whole_cluster:
+            self._in_scope, self._scope_parameters = "", ()
+        else:
+            self._in_scope = " AND namespace ~ ANY(%s::text[]) AND NOT namespace ~ ANY(%s::text[])"
+            self._scope_parameters = scope.sql_regexes()
 
     async def save(self, row: ReminderWrite, *, events: Sequence[Event] = ()) -> str:
         """Upsert a reminder with its events; return the phase the row holds afterwards.
@@ -316,11 +330,13 @@ class ReminderRows(Repository):
             return await cursor.fetchone()
 
     async def target(self, *, uid: str) -> Target | None:
-        """The live reminder ``uid`` names, with its recorded generation; None if deleted or unknown."""
+        """The live reminder ``uid`` names, with its recorded generation; None if deleted, unknown or
+        out of scope (a job that its namespace's former shard scheduled)."""
         async with self._connection() as connection:
             cursor = await connection.execute(
-                "SELECT namespace, name, generation FROM reminders WHERE uid = %s AND deleted_at IS NULL",
-                (uid,),
+                "SELECT namespace, name, generation FROM reminders WHERE uid = %s AND deleted_at IS NULL"
+                + self._in_scope,
+                (uid, *self._scope_parameters),
             )
             found = await cursor.fetchone()
         return Target(namespace=found[0], name=found[1], generation=found[2]) if found else None
@@ -340,9 +356,10 @@ class ReminderRows(Repository):
             cursor = await connection.execute(
                 "SELECT uid::text, namespace, name FROM reminders WHERE phase = 'Pending' AND"
                 " delivery = 'inline'"
-                " AND deleted_at IS NULL AND fire_at <= %s AND uid <> ALL(%s::uuid[]) ORDER BY"
-                " fire_at LIMIT %s",
-                (now, list(excluding), limit),
+                " AND deleted_at IS NULL AND fire_at <= %s AND uid <> ALL(%s::uuid[])"
+                + self._in_scope
+                + " ORDER BY fire_at LIMIT %s",
+                (now, list(excluding), *self._scope_parameters, limit),
             )
             return [(row[0], row[1], row[2]) for row in await cursor.fetchall()]
 
@@ -351,8 +368,8 @@ class ReminderRows(Repository):
         async with self._connection() as connection:
             cursor = await connection.execute(
                 "SELECT min(fire_at) FROM reminders WHERE phase = 'Pending' AND delivery = 'inline'"
-                " AND deleted_at IS NULL AND uid <> ALL(%s::uuid[])",
-                (list(excluding),),
+                " AND deleted_at IS NULL AND uid <> ALL(%s::uuid[])" + self._in_scope,
+                (list(excluding), *self._scope_parameters),
             )
             found = await cursor.fetchone()
             return found[0] if found else None
@@ -364,8 +381,10 @@ class ReminderRows(Repository):
             cursor = await connection.execute(
                 "SELECT uid::text, namespace, name FROM reminders WHERE phase = 'Scheduled' AND"
                 " delivery IN ('cronjob', 'dapr-jobs')"
-                " AND NOT late AND deleted_at IS NULL AND fire_at <= %s ORDER BY fire_at LIMIT %s",
-                (before, limit),
+                " AND NOT late AND deleted_at IS NULL AND fire_at <= %s"
+                + self._in_scope
+                + " ORDER BY fire_at LIMIT %s",
+                (before, *self._scope_parameters, limit),
             )
             return [(row[0], row[1], row[2]) for row in await cursor.fetchall()]
 
@@ -374,7 +393,8 @@ class ReminderRows(Repository):
             cursor = await connection.execute(
                 "SELECT min(fire_at) FROM reminders WHERE phase = 'Scheduled' AND delivery IN"
                 " ('cronjob', 'dapr-jobs') AND NOT late"
-                " AND deleted_at IS NULL"
+                " AND deleted_at IS NULL" + self._in_scope,
+                self._scope_parameters,
             )
             found = await cursor.fetchone()
             return found[0] if found else None
@@ -388,7 +408,8 @@ class ReminderRows(Repository):
         async with self._connection() as connection:
             cursor = await connection.execute(
                 "SELECT min(due_at) FROM tasks WHERE phase = 'Open' AND due_at IS NOT NULL AND"
-                " deleted_at IS NULL"
+                " deleted_at IS NULL" + self._in_scope,
+                self._scope_parameters,
             )
             found = await cursor.fetchone()
             return found[0] if found else None
@@ -398,8 +419,7 @@ class ReminderRows(Repository):
         async with self._connection() as connection:
             cursor = await connection.execute(
                 "SELECT namespace, name FROM tasks WHERE phase = 'Open' AND due_at <= %s AND"
-                " deleted_at IS NULL"
-                " ORDER BY due_at LIMIT %s",
-                (now, limit),
+                " deleted_at IS NULL" + self._in_scope + " ORDER BY due_at LIMIT %s",
+                (now, *self._scope_parameters, limit),
             )
             return [(row[0], row[1]) for row in await cursor.fetchall()]
