@@ -144,11 +144,26 @@ def missing_probes(objects: Iterable[Json]) -> list[str]:
     return problems
 
 
-def _selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    wanted = selector.get("matchLabels", {})
-    if selector.get("matchExpressions"):
-        return False  # not used by this chart; treat as not matching rather than guess
-    return all(labels.get(key) == value for key, value in wanted.items())
+def selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """Whether a LabelSelector (matchLabels and matchExpressions) selects these labels."""
+    wanted = selector.get("matchLabels") or {}
+    if any(labels.get(key) != value for key, value in wanted.items()):
+        return False
+    for requirement in selector.get("matchExpressions") or ():
+        key, operator, values = requirement["key"], requirement["operator"], requirement.get("values") or []
+        if operator == "In":
+            ok = key in labels and labels[key] in values
+        elif operator == "NotIn":
+            ok = key not in labels or labels[key] not in values
+        elif operator == "Exists":
+            ok = key in labels
+        elif operator == "DoesNotExist":
+            ok = key not in labels
+        else:
+            raise ValueError(f"{operator} is not a LabelSelector operator")
+        if not ok:
+            return False
+    return True
 
 
 def unselective_network_policies(objects: Sequence[Json]) -> list[str]:
@@ -159,7 +174,7 @@ def unselective_network_policies(objects: Sequence[Json]) -> list[str]:
         if obj.get("kind") != "NetworkPolicy":
             continue
         selector = obj["spec"].get("podSelector", {})
-        if not any(_selects(selector, labels) for labels in pods):
+        if not any(selects(selector, labels) for labels in pods):
             problems.append(f"{name_of(obj)}: its podSelector {selector} selects none of the chart's pods")
     return problems
 
@@ -169,7 +184,7 @@ def unprotected_pods(objects: Sequence[Json]) -> list[str]:
     policies = [obj for obj in objects if obj.get("kind") == "NetworkPolicy"]
     problems = []
     for name, labels, _ in pod_templates(with_notify_jobs(objects)):
-        covering = [p for p in policies if _selects(p["spec"].get("podSelector", {}), labels)]
+        covering = [p for p in policies if selects(p["spec"].get("podSelector", {}), labels)]
         types = {t for p in covering for t in p["spec"].get("policyTypes", [])}
         if not {"Ingress", "Egress"} <= types:
             problems.append(f"{name}: not covered by a NetworkPolicy for both Ingress and Egress")

@@ -244,6 +244,7 @@ def render_charts(
     namespaces: Sequence[str] = (),
     release: str = "todo",
     kubernetes_version: str | None = None,
+    chart: pathlib.Path = CHART,
 ) -> dict[str, list[Json] | str]:
     """Render several value sets in one child process: name -> objects, or the error text."""
     jobs = {
@@ -252,6 +253,7 @@ def render_charts(
             "namespaces": list(namespaces),
             "release": release,
             "kubernetesVersion": kubernetes_version,
+            "chart": str(chart),
         }
         for name, values in jobs.items()
     }
@@ -337,6 +339,7 @@ def main(argv: list[str]) -> int:
                 release=values["release"],
                 existing_namespaces=values["namespaces"],
                 kubernetes_version=values.get("kubernetesVersion"),
+                chart=pathlib.Path(values.get("chart", CHART)),
             )
         except RenderError as error:
             answer[name] = str(error)

@@ -59,6 +59,15 @@ app.kubernetes.io/component: {{ .component }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/* The components of the operator's pods, as a JSON list: "operator", then "operator-<shard>" for each of operator.shards. */}}
+{{- define "todo-operator.operatorComponents" -}}
+{{- $components := list "operator" }}
+{{- range .Values.operator.shards }}
+{{- $components = append $components (printf "operator-%s" .name) }}
+{{- end }}
+{{- toJson $components }}
+{{- end }}
+
 {{- define "todo-operator.imageTag" -}}
 {{- default .Chart.AppVersion .Values.image.tag }}
 {{- end }}
