@@ -10,6 +10,9 @@ stall, or stop listening and come back on the same port.
 It serves the Jobs API too (``dapr_jobs``: one-shot jobs, triggered on
 ``job_app``).
 
+Given ``partitions`` it is Kafka for a consumer group of app replicas instead
+(``dapr_partitions``: partitions by key, order per partition, rebalances).
+
 Given an ``app`` it is also the subscriber's sidecar: it reads the app's
 ``/dapr/subscribe`` and delivers every event it accepts to the subscribed
 routes, asynchronously (a publish never waits for a delivery), retrying and
@@ -34,6 +37,7 @@ from aiohttp import web
 from kube_emulator import loopthread
 from todo_devstack.dapr_delivery import App, Deliverer, Delivery, RetryPolicy
 from todo_devstack.dapr_jobs import JobsDouble
+from todo_devstack.dapr_partitions import ConsumerGroup
 
 __all__ = ["App", "DaprDouble", "DaprThread", "Delivery", "Received", "RetryPolicy"]
 
@@ -83,7 +87,10 @@ class DaprDouble:
         retry: RetryPolicy | None = None,
         job_app: App | None = None,
         job_clock: Callable[[], datetime] | None = None,
+        partitions: int | None = None,
     ) -> None:
+        if partitions is not None and app is not None:
+            raise ValueError("one app (app=) or a consumer group of replicas (partitions=), not both")
         self.host = host
         # The Jobs API (dapr_jobs): the app it calls back may differ from the subscriber.
         self.jobs = JobsDouble(app=job_app, now=job_clock)
@@ -102,6 +109,17 @@ class DaprDouble:
         self._deliverer = (
             Deliverer(app, pubsubs=self.pubsubs, retry=retry or RetryPolicy(), dead_letter=self._dead_letter)
             if app is not None
+            else None
+        )
+        # Kafka's side (dapr_partitions): the replicas of one app join the group, and leave it.
+        self.group = (
+            ConsumerGroup(
+                partitions=partitions,
+                pubsubs=self.pubsubs,
+                retry=retry or RetryPolicy(),
+                dead_letter=self._dead_letter,
+            )
+            if partitions is not None
             else None
         )
 
@@ -150,6 +168,8 @@ class DaprDouble:
         await self.jobs.stop()
         if self._deliverer is not None:
             await self._deliverer.stop()
+        if self.group is not None:
+            await self.group.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -236,6 +256,8 @@ class DaprDouble:
             logger.info("CloudEvent on %s: %s", topic, json.dumps(event, sort_keys=True))
         if self._deliverer is not None:
             self._deliverer.accept(pubsub, topic, event)
+        if self.group is not None:
+            self.group.accept(pubsub, topic, event, key=metadata.get("partitionKey"))
 
     def _dead_letter(self, pubsub: str, topic: str, event: Mapping[str, Any]) -> None:
         # daprd publishes an undeliverable message to the dead-letter topic through the component:
@@ -317,9 +339,16 @@ class DaprThread:
         retry: RetryPolicy | None = None,
         job_app: App | None = None,
         job_clock: Callable[[], datetime] | None = None,
+        partitions: int | None = None,
     ) -> None:
         self._double = DaprDouble(
-            host=host, port=port, app=app, retry=retry, job_app=job_app, job_clock=job_clock
+            host=host,
+            port=port,
+            app=app,
+            retry=retry,
+            job_app=job_app,
+            job_clock=job_clock,
+            partitions=partitions,
         )
 
         @contextlib.asynccontextmanager

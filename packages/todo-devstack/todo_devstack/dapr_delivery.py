@@ -165,6 +165,49 @@ def judge(status: int, body: bytes) -> tuple[Answer, str]:
     return "RETRY", f"HTTP {status} unknown status {said!r}"
 
 
+async def read_subscriptions(session: aiohttp.ClientSession, *, headers: Mapping[str, str]) -> Any:
+    """The app's ``/dapr/subscribe`` answer, asked until the app listens (daprd waits for the
+    app's port too)."""
+    wait = 0.05
+    while True:
+        try:
+            async with session.get("dapr/subscribe", headers=headers) as response:
+                body = await response.read()
+                if response.status == 404:
+                    return []  # no programmatic subscriptions
+                if 200 <= response.status < 300:
+                    return orjson.loads(body) if body.strip() else []
+                logger.warning("the app answered /dapr/subscribe with HTTP %d: asking again", response.status)
+        except (aiohttp.ClientError, OSError):
+            pass  # not listening yet
+        except ValueError:
+            logger.error("the app's /dapr/subscribe is not JSON: no subscriptions")
+            return []
+        await asyncio.sleep(wait)  # a poll of the app, not a wait for our own work
+        wait = min(wait * 2, 1.0)
+
+
+async def attempt(
+    session: aiohttp.ClientSession,
+    subscription: Subscription,
+    body: bytes,
+    *,
+    headers: Mapping[str, str],
+    seconds: float,
+) -> tuple[Answer, str]:
+    """One delivery of a CloudEvent (``body``) to the subscription's route, and Dapr's reading of it."""
+    try:
+        async with session.post(
+            subscription.route.lstrip("/"),
+            data=body,
+            headers={**headers, "Content-Type": CLOUDEVENTS},
+            timeout=aiohttp.ClientTimeout(total=seconds),
+        ) as response:
+            return judge(response.status, await response.read())
+    except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        return "RETRY", f"no answer: {type(error).__name__}"
+
+
 class Deliverer:
     """Reads the app's subscriptions once it listens, then delivers each accepted event in a task of its own.
 
@@ -246,45 +289,17 @@ class Deliverer:
             self.accept(pubsub, topic, event)
 
     async def _read_subscriptions(self) -> Any:
-        """The app's answer, asked until the app listens (daprd waits for the app's port too)."""
         assert self._session is not None
-        wait = 0.05
-        while True:
-            try:
-                async with self._session.get("dapr/subscribe", headers=self._headers) as response:
-                    body = await response.read()
-                    if response.status == 404:
-                        return []  # no programmatic subscriptions
-                    if 200 <= response.status < 300:
-                        return orjson.loads(body) if body.strip() else []
-                    logger.warning(
-                        "the app answered /dapr/subscribe with HTTP %d: asking again", response.status
-                    )
-            except (aiohttp.ClientError, OSError):
-                pass  # not listening yet
-            except ValueError:
-                logger.error("the app's /dapr/subscribe is not JSON: no subscriptions")
-                return []
-            await asyncio.sleep(wait)  # a poll of the app, not a wait for our own work
-            wait = min(wait * 2, 1.0)
+        return await read_subscriptions(self._session, headers=self._headers)
 
     # Delivering.
 
     async def _attempt(self, subscription: Subscription, body: bytes) -> tuple[Answer, str]:
         assert self._session is not None
-        try:
-            async with (
-                self._slots,
-                self._session.post(
-                    subscription.route.lstrip("/"),
-                    data=body,
-                    headers={**self._headers, "Content-Type": CLOUDEVENTS},
-                    timeout=aiohttp.ClientTimeout(total=self.retry.timeout),
-                ) as response,
-            ):
-                return judge(response.status, await response.read())
-        except (aiohttp.ClientError, OSError, TimeoutError) as error:
-            return "RETRY", f"no answer: {type(error).__name__}"
+        async with self._slots:
+            return await attempt(
+                self._session, subscription, body, headers=self._headers, seconds=self.retry.timeout
+            )
 
     async def _deliver(self, subscription: Subscription, event: Mapping[str, Any]) -> None:
         body = orjson.dumps(event)
